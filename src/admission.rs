@@ -1,0 +1,166 @@
+//! AdmissionReview (admission.k8s.io/v1) in and out.
+//!
+//! Parsing checks what the API server promises (apiVersion, kind, a request),
+//! so a misconfigured webhook gets a clear error instead of a guess. Responses
+//! are built with kube's `AdmissionResponse`; a denial carries HTTP code 403 and
+//! reason `Forbidden`, which kubectl shows as `Error from server (Forbidden)`.
+
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
+};
+use kube::core::{DynamicObject, Status};
+use serde_json::Value;
+
+use crate::engine::Decision;
+use crate::request::Request;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("failed to parse AdmissionReview: {0}")]
+    Json(String),
+    #[error(
+        "unsupported AdmissionReview apiVersion {0:?}: Defender speaks {META_API_VERSION_V1} \
+         (set admissionReviewVersions: [v1] in the webhook configuration)"
+    )]
+    ApiVersion(String),
+    #[error("expected a document of kind {META_KIND}, got kind {0:?}")]
+    Kind(String),
+    #[error("the AdmissionReview has no request to judge")]
+    MissingRequest,
+    #[error("cannot build an admission request: the object has no {0}")]
+    Synthetic(&'static str),
+}
+
+/// Parses an AdmissionReview body as the API server sends it.
+pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let review: AdmissionReview<DynamicObject> =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|e| ReviewError::Json(e.to_string()))?;
+    into_request(review)
+}
+
+/// Parses an AdmissionReview that is already a JSON value.
+pub fn parse_review_value(value: Value) -> Result<Request, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_path_to_error::deserialize(value).map_err(json_error)?;
+    into_request(review)
+}
+
+fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> ReviewError {
+    let path = error.path().to_string();
+    if path.is_empty() || path == "." {
+        ReviewError::Json(error.inner().to_string())
+    } else {
+        ReviewError::Json(format!("{path}: {}", error.inner()))
+    }
+}
+
+fn into_request(review: AdmissionReview<DynamicObject>) -> Result<Request, ReviewError> {
+    if review.types.kind != META_KIND {
+        return Err(ReviewError::Kind(review.types.kind));
+    }
+    if review.types.api_version != META_API_VERSION_V1 {
+        return Err(ReviewError::ApiVersion(review.types.api_version));
+    }
+    let request: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
+    Ok(Request::from(request))
+}
+
+/// The AdmissionReview response for a decision.
+pub fn respond(request: &Request, decision: &Decision) -> AdmissionReview<DynamicObject> {
+    let mut response = AdmissionResponse::from(request.inner());
+    if let Some(message) = decision.denial_message() {
+        response.allowed = false;
+        response.result = Status::failure(&message, "Forbidden").with_code(403);
+    }
+    let warnings = decision.warnings();
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    // Audit annotations land in the API server's audit log under the webhook's name.
+    let fired = decision.fired_policies();
+    if !fired.is_empty() {
+        response.audit_annotations.insert("policies".to_owned(), fired.join(","));
+    }
+    if decision.break_glass {
+        response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
+    }
+    response.into_review()
+}
+
+/// The response for a review that parsed but cannot be judged. It carries no
+/// uid, so the API server treats it as a webhook error and applies the
+/// webhook's failurePolicy.
+pub fn respond_invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
+    AdmissionResponse::invalid(format!("defender: {error}")).into_review()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELETE_SECRET: &str = r#"{
+      "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+      "request": {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Secret"},
+        "resource": {"group": "", "version": "v1", "resource": "secrets"},
+        "name": "db", "namespace": "prod", "operation": "DELETE",
+        "userInfo": {"username": "alice", "groups": ["devs"], "extra": {"scopes": ["a"]}},
+        "object": null,
+        "oldObject": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod"}},
+        "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+      }
+    }"#;
+
+    #[test]
+    fn parses_a_delete_with_old_object_and_null_object() {
+        let request = parse_review(DELETE_SECRET.as_bytes()).unwrap();
+        assert!(request.is_delete());
+        assert!(request.object().is_none());
+        assert_eq!(request.name(), "db");
+        assert_eq!(request.username(), "alice");
+        assert!(!request.is_collection_delete());
+    }
+
+    #[test]
+    fn rejects_malformed_json() {
+        let error = parse_review(b"{not json").unwrap_err();
+        assert!(matches!(error, ReviewError::Json(_)), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_document_that_is_not_an_admission_review() {
+        let error = parse_review(br#"{"apiVersion": "v1", "kind": "Pod", "metadata": {}}"#).unwrap_err();
+        assert!(error.to_string().contains("AdmissionReview"), "{error}");
+    }
+
+    #[test]
+    fn rejects_the_v1beta1_api_version_with_a_hint() {
+        let body = DELETE_SECRET.replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1");
+        let error = parse_review(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("admissionReviewVersions"), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_review_without_request() {
+        let body = r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}"#;
+        assert!(matches!(parse_review(body.as_bytes()), Err(ReviewError::MissingRequest)));
+    }
+
+    #[test]
+    fn names_the_field_that_has_the_wrong_type() {
+        let body = DELETE_SECRET.replace(r#""dryRun": false"#, r#""dryRun": "yes""#);
+        let error = parse_review(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("request.dryRun"), "{error}");
+    }
+
+    #[test]
+    fn rejects_trailing_garbage() {
+        let body = format!("{DELETE_SECRET} extra");
+        assert!(parse_review(body.as_bytes()).is_err());
+    }
+}

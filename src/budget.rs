@@ -1,0 +1,200 @@
+//! Sliding-window budgets: "at most N events per window", per key.
+//!
+//! Defender's budgets mean exactly what an operator writes: `3 per 10m` allows
+//! at most three deletions in any ten-minute span, and the next slot opens when
+//! the oldest of them ages out. A token bucket (GCRA) would let up to 2N-1
+//! through in one window and cannot answer "would this fit?" without spending,
+//! which dry-run requests and evaluate-then-commit both need. So the budget
+//! keeps the timestamps of recent spends: N is small, memory is N per key.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock;
+
+/// How many events a budget allows, and over how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} per {}", self.limit, clock::human(self.window))
+    }
+}
+
+/// Why a spend did not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exhausted {
+    pub quota: Quota,
+    /// When the next slot opens.
+    pub refills_at: Timestamp,
+}
+
+/// A keyed sliding-window budget. Keys are independent (e.g. one per user and
+/// namespace); the cluster-wide namespace budget uses a single key.
+#[derive(Debug)]
+pub struct Budget {
+    quota: Quota,
+    spends: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+}
+
+/// Sweep idle keys once the map grows past this, so per-user keys can't pile up.
+const SWEEP_ABOVE_KEYS: usize = 1024;
+
+impl Budget {
+    pub fn new(quota: Quota) -> Self {
+        Self { quota, spends: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// Whether one more spend would fit now, without spending.
+    pub fn check(&self, key: &str, now: Timestamp) -> Result<(), Exhausted> {
+        let mut spends = self.lock();
+        match spends.get_mut(key) {
+            Some(recent) => self.fits(recent, now),
+            None => self.fits(&mut VecDeque::new(), now),
+        }
+    }
+
+    /// Spends one slot if it fits; the check and the spend are one atomic step.
+    pub fn try_spend(&self, key: &str, now: Timestamp) -> Result<(), Exhausted> {
+        let mut spends = self.lock();
+        if spends.len() > SWEEP_ABOVE_KEYS {
+            self.sweep(&mut spends, now);
+        }
+        let recent = spends.entry(key.to_owned()).or_default();
+        self.fits(recent, now)?;
+        recent.push_back(now);
+        Ok(())
+    }
+
+    /// Gives back a slot spent at `at`, when a later step of the same decision failed.
+    pub fn refund(&self, key: &str, at: Timestamp) {
+        let mut spends = self.lock();
+        if let Some(recent) = spends.get_mut(key)
+            && let Some(index) = recent.iter().rposition(|spent| *spent == at)
+        {
+            recent.remove(index);
+        }
+    }
+
+    /// Slots left for `key` now.
+    pub fn remaining(&self, key: &str, now: Timestamp) -> u32 {
+        let mut spends = self.lock();
+        let used = spends.get_mut(key).map_or(0, |recent| {
+            self.forget_expired(recent, now);
+            recent.len()
+        });
+        self.quota.limit.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
+    }
+
+    fn fits(&self, recent: &mut VecDeque<Timestamp>, now: Timestamp) -> Result<(), Exhausted> {
+        self.forget_expired(recent, now);
+        if recent.len() < self.quota.limit as usize {
+            return Ok(());
+        }
+        // Full: the slot that opens first is the one the oldest spend holds.
+        let oldest = recent.front().copied().unwrap_or(now);
+        Err(Exhausted { quota: self.quota, refills_at: clock::add(oldest, self.quota.window) })
+    }
+
+    fn forget_expired(&self, recent: &mut VecDeque<Timestamp>, now: Timestamp) {
+        while let Some(oldest) = recent.front() {
+            if clock::add(*oldest, self.quota.window) <= now {
+                recent.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sweep(&self, spends: &mut HashMap<String, VecDeque<Timestamp>>, now: Timestamp) {
+        spends.retain(|_, recent| {
+            self.forget_expired(recent, now);
+            !recent.is_empty()
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Timestamp>>> {
+        // Every mutation leaves the map consistent, so a poisoned lock is still usable.
+        self.spends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn three_per_ten_minutes() -> Budget {
+        Budget::new(Quota { limit: 3, window: Duration::from_secs(600) })
+    }
+
+    #[test]
+    fn allows_exactly_the_limit_within_a_window() {
+        let budget = three_per_ten_minutes();
+        for second in [0, 10, 20] {
+            assert!(budget.try_spend("ns", at(second)).is_ok());
+        }
+        let exhausted = budget.try_spend("ns", at(30)).unwrap_err();
+        assert_eq!(exhausted.refills_at, at(600));
+    }
+
+    #[test]
+    fn the_oldest_spend_ages_out_exactly_one_window_later() {
+        let budget = three_per_ten_minutes();
+        for second in [0, 100, 200] {
+            budget.try_spend("ns", at(second)).unwrap();
+        }
+        assert!(budget.try_spend("ns", at(599)).is_err());
+        assert!(budget.try_spend("ns", at(600)).is_ok());
+        assert_eq!(budget.try_spend("ns", at(650)).unwrap_err().refills_at, at(700));
+    }
+
+    #[test]
+    fn check_does_not_spend() {
+        let budget = three_per_ten_minutes();
+        for _ in 0..10 {
+            assert!(budget.check("ns", at(0)).is_ok());
+        }
+        assert_eq!(budget.remaining("ns", at(0)), 3);
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
+        assert!(budget.try_spend("alice/prod", at(0)).is_ok());
+        assert!(budget.try_spend("alice/prod", at(1)).is_err());
+        assert!(budget.try_spend("bob/prod", at(1)).is_ok());
+    }
+
+    #[test]
+    fn refund_gives_the_slot_back() {
+        let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
+        budget.try_spend("k", at(5)).unwrap();
+        budget.refund("k", at(5));
+        assert!(budget.try_spend("k", at(6)).is_ok());
+    }
+
+    #[test]
+    fn idle_keys_are_swept() {
+        let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
+        for user in 0..=SWEEP_ABOVE_KEYS {
+            budget.try_spend(&format!("user-{user}"), at(0)).unwrap();
+        }
+        budget.try_spend("late", at(120)).unwrap();
+        assert_eq!(budget.lock().len(), 1);
+    }
+}

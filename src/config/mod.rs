@@ -1,0 +1,229 @@
+//! Loads and validates policy documents.
+//!
+//! Policies are Kubernetes-style YAML documents (`apiVersion: defender.io/v1alpha1`,
+//! `kind`, `metadata.name`, `spec`), several per file, read from a directory or
+//! a single file; the default set is embedded in the binary. Every mistake is
+//! reported with the file, the document and the field, and unknown fields are
+//! errors: a typo must never silently turn a protection off.
+
+mod period;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+
+pub use period::Period;
+
+use crate::policy::Policy;
+use crate::policy::core_namespaces::CoreNamespaces;
+use crate::policy::deletion_guard::DeletionGuard;
+use crate::policy::ingress_hosts::IngressHosts;
+use crate::policy::namespace_deletion::NamespaceDeletion;
+use crate::settings::Settings;
+
+pub const API_VERSION: &str = "defender.io/v1alpha1";
+
+const KINDS: &str = "CoreNamespaces, NamespaceDeletion, DeletionGuard, IngressHosts, Settings";
+
+/// The default policy set, compiled into the binary.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("policies/settings.yaml", include_str!("../../policies/settings.yaml")),
+    ("policies/core-namespaces.yaml", include_str!("../../policies/core-namespaces.yaml")),
+    ("policies/namespace-deletion.yaml", include_str!("../../policies/namespace-deletion.yaml")),
+    ("policies/deletion-guard.yaml", include_str!("../../policies/deletion-guard.yaml")),
+    ("policies/ingress-hosts.yaml", include_str!("../../policies/ingress-hosts.yaml")),
+];
+
+/// Settings plus the policies, in the order they were loaded.
+pub struct PolicySet {
+    pub settings: Settings,
+    pub policies: Vec<Box<dyn Policy>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read policies from {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: document {document}{name}: {message}")]
+    Invalid { file: String, document: usize, name: String, message: String },
+    #[error(
+        "{0}: no policy documents found (expected .yaml, .yml or .json files of apiVersion {API_VERSION})"
+    )]
+    Empty(String),
+}
+
+/// Loads the policies at `path` (a directory or one file), or the embedded set.
+pub fn load(path: Option<&Path>) -> Result<PolicySet, ConfigError> {
+    match path {
+        Some(path) => load_path(path),
+        None => load_embedded(),
+    }
+}
+
+pub fn load_embedded() -> Result<PolicySet, ConfigError> {
+    let files: Vec<(String, String)> =
+        EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect();
+    from_files(&files, "the embedded policies")
+}
+
+pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
+    let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
+    let files = if path.is_dir() {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_error)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_policy_file(p))
+            .collect();
+        paths.sort();
+        paths
+    } else {
+        vec![path.to_owned()]
+    };
+    let mut texts = Vec::with_capacity(files.len());
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        texts.push((file.display().to_string(), text));
+    }
+    from_files(&texts, &path.display().to_string())
+}
+
+fn is_policy_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+}
+
+/// Builds a policy set from `(file name, text)` pairs.
+pub fn from_files(files: &[(String, String)], origin: &str) -> Result<PolicySet, ConfigError> {
+    let mut settings: Option<Settings> = None;
+    let mut policies: Vec<Box<dyn Policy>> = Vec::new();
+    let mut names = HashSet::new();
+    for (file, text) in files {
+        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let invalid = |name: &str, message: String| ConfigError::Invalid {
+                file: file.clone(),
+                document: index + 1,
+                name: if name.is_empty() { String::new() } else { format!(" ({name})") },
+                message,
+            };
+            let value =
+                Value::deserialize(document).map_err(|e| invalid("", format!("not valid YAML: {e}")))?;
+            if value.is_null() {
+                continue;
+            }
+            let parsed = Document::parse(value).map_err(|message| invalid("", message))?;
+            let name = parsed.name.clone();
+            if !names.insert(name.clone()) {
+                return Err(invalid(&name, format!("metadata.name: {name:?} is used by two documents")));
+            }
+            match parsed.build().map_err(|message| invalid(&name, message))? {
+                Built::Settings(_) if settings.is_some() => {
+                    return Err(invalid(&name, "only one Settings document is allowed".to_owned()));
+                }
+                Built::Settings(found) => settings = Some(found),
+                Built::Policy(policy) => policies.push(policy),
+            }
+        }
+    }
+    if policies.is_empty() && settings.is_none() {
+        return Err(ConfigError::Empty(origin.to_owned()));
+    }
+    Ok(PolicySet { settings: settings.unwrap_or_default(), policies })
+}
+
+/// One document, checked for its envelope but not yet for its spec.
+struct Document {
+    kind: String,
+    name: String,
+    spec: Value,
+}
+
+enum Built {
+    Settings(Settings),
+    Policy(Box<dyn Policy>),
+}
+
+impl Document {
+    fn parse(value: Value) -> Result<Self, String> {
+        let Value::Mapping(mut map) = value else {
+            return Err("expected a mapping with apiVersion, kind, metadata and spec".to_owned());
+        };
+        for key in map.keys() {
+            let known = matches!(key.as_str(), Some("apiVersion" | "kind" | "metadata" | "spec"));
+            if !known {
+                return Err(format!(
+                    "unknown field {}: expected apiVersion, kind, metadata or spec",
+                    show(key)
+                ));
+            }
+        }
+        match map.get("apiVersion").and_then(Value::as_str) {
+            Some(API_VERSION) => {}
+            Some(other) => return Err(format!("apiVersion: expected {API_VERSION}, got {other:?}")),
+            None => return Err(format!("apiVersion: missing (expected {API_VERSION})")),
+        }
+        let kind = map.get("kind").and_then(Value::as_str).ok_or("kind: missing")?.to_owned();
+        let name = map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or("metadata.name: missing")?
+            .to_owned();
+        let spec = map.remove("spec").unwrap_or(Value::Null);
+        let spec = if spec.is_null() { Value::Mapping(Default::default()) } else { spec };
+        Ok(Self { kind, name, spec })
+    }
+
+    fn build(self) -> Result<Built, String> {
+        let name = self.name;
+        Ok(match self.kind.as_str() {
+            "Settings" => {
+                let settings: Settings = spec(self.spec)?;
+                settings.validate().map_err(|e| format!("spec.{e}"))?;
+                Built::Settings(settings)
+            }
+            "CoreNamespaces" => Built::Policy(Box::new(CoreNamespaces::new(name, spec(self.spec)?))),
+            "NamespaceDeletion" => Built::Policy(Box::new(
+                NamespaceDeletion::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
+            )),
+            "DeletionGuard" => Built::Policy(Box::new(
+                DeletionGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
+            )),
+            "IngressHosts" => Built::Policy(Box::new(IngressHosts::new(name, spec(self.spec)?))),
+            other => {
+                return Err(format!(
+                    "kind: {other:?} is not a Defender policy kind (expected one of {KINDS})"
+                ));
+            }
+        })
+    }
+}
+
+/// Deserializes a spec, naming the offending field on error.
+fn spec<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            format!("spec: {}", error.inner())
+        } else {
+            format!("spec.{path}: {}", error.inner())
+        }
+    })
+}
+
+fn show(key: &Value) -> String {
+    match key.as_str() {
+        Some(text) => format!("{text:?}"),
+        None => format!("{key:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

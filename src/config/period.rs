@@ -1,0 +1,49 @@
+//! Durations written the way operators write them: `30s`, `5m`, `1h 30m`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Period(pub Duration);
+
+impl Period {
+    pub const fn minutes(minutes: u64) -> Self {
+        Self(Duration::from_secs(minutes * 60))
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(text)
+            .map(Period)
+            .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h ({e})"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::clock::human(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_operator_durations() {
+        assert_eq!("10m".parse::<Period>().unwrap(), Period::minutes(10));
+        assert_eq!("1h 30m".parse::<Period>().unwrap(), Period::minutes(90));
+        assert!("ten minutes".parse::<Period>().unwrap_err().contains("not a duration"));
+    }
+}

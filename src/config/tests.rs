@@ -1,0 +1,156 @@
+use super::*;
+
+fn load_text(text: &str) -> Result<PolicySet, ConfigError> {
+    from_files(&[("test.yaml".to_owned(), text.to_owned())], "test.yaml")
+}
+
+fn error(text: &str) -> String {
+    match load_text(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn embedded_policies_load_in_order() {
+    let set = load_embedded().unwrap();
+    let names: Vec<&str> = set.policies.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["core-namespaces", "namespace-deletion", "deletion-guard", "ingress-hosts"]);
+    assert_eq!(set.settings, Settings::default());
+}
+
+#[test]
+fn embedded_policies_match_the_built_in_defaults() {
+    use crate::policy::{core_namespaces, namespace_deletion};
+    let core: core_namespaces::CoreNamespacesSpec = spec(document_spec(EMBEDDED[1].1)).unwrap();
+    let defaults = core_namespaces::CoreNamespacesSpec::default();
+    assert_eq!(core.namespaces, defaults.namespaces);
+    assert_eq!(core.selector, defaults.selector);
+    let deletion: namespace_deletion::NamespaceDeletionSpec = spec(document_spec(EMBEDDED[2].1)).unwrap();
+    let defaults = namespace_deletion::NamespaceDeletionSpec::default();
+    assert_eq!(deletion.budget.deletions, defaults.budget.deletions);
+    assert_eq!(deletion.budget.window, defaults.budget.window);
+    assert_eq!(deletion.confirmation.cooldown, defaults.confirmation.cooldown);
+    assert_eq!(deletion.confirmation.exempt_label, defaults.confirmation.exempt_label);
+}
+
+fn document_spec(text: &str) -> Value {
+    let value: Value = serde_yaml_ng::from_str(text).unwrap();
+    value.get("spec").cloned().unwrap()
+}
+
+#[test]
+fn several_documents_per_file_and_empty_documents_are_fine() {
+    let set = load_text(
+        "---
+apiVersion: defender.io/v1alpha1
+kind: IngressHosts
+metadata: {name: hosts}
+---
+---
+apiVersion: defender.io/v1alpha1
+kind: CoreNamespaces
+metadata: {name: core}
+spec: {namespaces: [prod]}
+",
+    )
+    .unwrap();
+    assert_eq!(set.policies.len(), 2);
+}
+
+#[test]
+fn names_the_file_document_and_field_of_an_unknown_spec_field() {
+    let message = error(
+        "apiVersion: defender.io/v1alpha1
+kind: NamespaceDeletion
+metadata: {name: ns}
+spec:
+  budget: {deletions: 3, windw: 10m}
+",
+    );
+    assert!(message.starts_with("test.yaml: document 1 (ns): spec.budget"), "{message}");
+    assert!(message.contains("unknown field `windw`"), "{message}");
+}
+
+#[test]
+fn names_a_field_of_the_wrong_type() {
+    let message = error(
+        "apiVersion: defender.io/v1alpha1
+kind: NamespaceDeletion
+metadata: {name: ns}
+spec: {budget: {deletions: lots}}
+",
+    );
+    assert!(message.contains("spec.budget.deletions"), "{message}");
+}
+
+#[test]
+fn rejects_a_bad_duration_a_bad_action_and_a_bad_label() {
+    let base = "apiVersion: defender.io/v1alpha1\nmetadata: {name: p}\n";
+    let bad_duration =
+        error(&format!("{base}kind: NamespaceDeletion\nspec: {{confirmation: {{cooldown: soon}}}}"));
+    assert!(
+        bad_duration.contains("spec.confirmation.cooldown") && bad_duration.contains("not a duration"),
+        "{bad_duration}"
+    );
+    let bad_action = error(&format!("{base}kind: IngressHosts\nspec: {{action: block}}"));
+    assert!(bad_action.contains("spec.action") && bad_action.contains("deny"), "{bad_action}");
+    let bad_label = error(&format!("{base}kind: DeletionGuard\nspec: {{exemptLabel: yes-please}}"));
+    assert!(bad_label.contains("spec.exemptLabel") && bad_label.contains("key=value"), "{bad_label}");
+}
+
+#[test]
+fn rejects_unknown_envelope_fields_kinds_and_api_versions() {
+    let unknown_top =
+        error("apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata: {name: a}\nspecs: {}\n");
+    assert!(unknown_top.contains("unknown field \"specs\""), "{unknown_top}");
+    let kind = error("apiVersion: defender.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: a}\n");
+    assert!(kind.contains("not a Defender policy kind"), "{kind}");
+    let version = error("apiVersion: kyverno.io/v1\nkind: IngressHosts\nmetadata: {name: a}\n");
+    assert!(version.contains("apiVersion: expected defender.io/v1alpha1"), "{version}");
+    let no_name = error("apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata: {}\n");
+    assert!(no_name.contains("metadata.name: missing"), "{no_name}");
+}
+
+#[test]
+fn rejects_invalid_yaml_with_its_position() {
+    let message = error("apiVersion: defender.io/v1alpha1\nkind: [unclosed\n");
+    assert!(message.contains("not valid YAML") && message.contains("line"), "{message}");
+}
+
+#[test]
+fn rejects_duplicate_names_and_second_settings() {
+    let doc = "apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata: {name: same}\n";
+    assert!(error(&format!("{doc}---\n{doc}")).contains("used by two documents"));
+    let settings =
+        |n: &str| format!("apiVersion: defender.io/v1alpha1\nkind: Settings\nmetadata: {{name: {n}}}\n");
+    assert!(error(&format!("{}---\n{}", settings("a"), settings("b"))).contains("only one Settings"));
+}
+
+#[test]
+fn rejects_cross_field_mistakes_with_the_field_path() {
+    let message = error(
+        "apiVersion: defender.io/v1alpha1\nkind: DeletionGuard\nmetadata: {name: g}\nspec: {resources: [{kind: Widget, mode: protect}]}\n",
+    );
+    assert!(message.contains("spec.resources[0].group"), "{message}");
+    let settings = error(
+        "apiVersion: defender.io/v1alpha1\nkind: Settings\nmetadata: {name: s}\nspec: {exemptUsers: ['*:admin']}\n",
+    );
+    assert!(settings.contains("spec.exemptUsers[0]"), "{settings}");
+}
+
+#[test]
+fn an_empty_source_is_an_error() {
+    assert!(matches!(load_text("# nothing here\n"), Err(ConfigError::Empty(_))));
+}
+
+#[test]
+fn loads_a_directory_and_skips_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts.yaml"), EMBEDDED[4].1).unwrap();
+    std::fs::write(dir.path().join("README.md"), "# not a policy").unwrap();
+    let set = load_path(dir.path()).unwrap();
+    assert_eq!(set.policies.len(), 1);
+    let missing = load_path(&dir.path().join("missing")).err().unwrap();
+    assert!(missing.to_string().contains("failed to read policies"), "{missing}");
+}

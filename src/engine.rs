@@ -1,0 +1,192 @@
+//! Judges one request against the policy set.
+//!
+//! The engine is a pure function of (request, policies, budgets, clock, namespace
+//! view): the server, the harness and the CLI are thin adapters around it. It
+//! evaluates every applicable policy first and spends budgets last, only when the
+//! overall answer is "allow" and the request is not a dry run.
+
+use crate::config::PolicySet;
+use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
+use crate::request::Request;
+use crate::settings::{Settings, Skip};
+
+/// One policy's finding on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub policy: String,
+    pub action: Action,
+    pub violation: Violation,
+}
+
+impl Finding {
+    /// `defender/<policy>: <reason>. <remedy>`
+    pub fn message(&self) -> String {
+        format!("defender/{}: {}", self.policy, self.violation.message())
+    }
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Every policy that found a violation, whatever its action.
+    pub findings: Vec<Finding>,
+    /// Set when the request was let through without consulting policies.
+    pub skipped: Option<Skip>,
+    /// A break-glass user was let through despite enforced findings.
+    pub break_glass: bool,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.break_glass || !self.findings.iter().any(|f| f.action == Action::Deny)
+    }
+
+    /// The message the user reads in kubectl, when the request is denied. If any
+    /// denial is absolute, procedural ones are left out: they would suggest a
+    /// path that still ends in a denial.
+    pub fn denial_message(&self) -> Option<String> {
+        if self.allowed() {
+            return None;
+        }
+        let denials: Vec<&Finding> = self.findings.iter().filter(|f| f.action == Action::Deny).collect();
+        let any_absolute = denials.iter().any(|f| f.violation.absolute);
+        let shown: Vec<String> = denials
+            .into_iter()
+            .filter(|f| f.violation.absolute || !any_absolute)
+            .map(Finding::message)
+            .collect();
+        Some(shown.join("\n"))
+    }
+
+    /// Warnings for the user: warn-mode findings, and what break-glass overrode.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| f.action == Action::Warn || (self.break_glass && f.action == Action::Deny))
+            .map(Finding::message)
+            .collect();
+        if self.break_glass {
+            warnings.insert(
+                0,
+                "defender: break-glass used; the denials below were overridden and this is audited"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+
+    /// Names of the policies that found something, in evaluation order.
+    pub fn fired_policies(&self) -> Vec<&str> {
+        self.findings.iter().map(|f| f.policy.as_str()).collect()
+    }
+
+    /// `allow`, `warn` or `deny`, as logs and metrics label the outcome.
+    pub fn verdict(&self) -> &'static str {
+        if !self.allowed() {
+            "deny"
+        } else if self.warnings().is_empty() {
+            "allow"
+        } else {
+            "warn"
+        }
+    }
+}
+
+pub struct Engine {
+    settings: Settings,
+    policies: Vec<Box<dyn Policy>>,
+}
+
+impl Engine {
+    pub fn new(set: PolicySet) -> Self {
+        Self { settings: set.settings, policies: set.policies }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn policies(&self) -> &[Box<dyn Policy>] {
+        &self.policies
+    }
+
+    /// A context for `now` over a namespace view, carrying the engine's settings.
+    pub fn context<'a>(
+        &'a self,
+        now: jiff::Timestamp,
+        namespaces: &'a dyn crate::namespaces::NamespaceLookup,
+    ) -> Context<'a> {
+        Context { now, namespaces, break_glass_groups: &self.settings.break_glass_groups }
+    }
+
+    pub fn review(&self, request: &Request, context: &Context) -> Decision {
+        if let Some(skip) = self.skip_reason(request, context) {
+            return Decision { skipped: Some(skip), ..Decision::default() };
+        }
+        let mut findings = Vec::new();
+        let mut charges = Vec::new();
+        for policy in self.policies.iter().filter(|p| p.applies(request)) {
+            match policy.evaluate(request, context) {
+                Verdict::Pass => {}
+                Verdict::Spend(charge) => charges.push((policy.as_ref(), charge)),
+                Verdict::Violation(violation) => findings.push(finding(policy.as_ref(), violation)),
+            }
+        }
+        if !findings.iter().any(|f| f.action == Action::Deny) {
+            self.spend(request, context, charges, &mut findings);
+        }
+        let mut decision = Decision { findings, ..Decision::default() };
+        if !decision.allowed() && self.settings.is_break_glass(request) {
+            decision.break_glass = true;
+        }
+        decision
+    }
+
+    fn skip_reason(&self, request: &Request, context: &Context) -> Option<Skip> {
+        if let Some(skip) = self.settings.skip_reason(request) {
+            return Some(skip);
+        }
+        let terminating = self.settings.allow_in_terminating_namespaces
+            && !request.is_kind("", "Namespace")
+            && request.namespace().and_then(|ns| context.namespace(ns)).is_some_and(|ns| ns.terminating);
+        terminating.then_some(Skip::TerminatingNamespace)
+    }
+
+    /// Spends every charge, or none: if one does not fit, the ones already spent
+    /// are refunded. Dry runs only check that each would fit.
+    fn spend(
+        &self,
+        request: &Request,
+        context: &Context,
+        charges: Vec<(&dyn Policy, Charge)>,
+        findings: &mut Vec<Finding>,
+    ) {
+        let mut spent: Vec<&Charge> = Vec::new();
+        for (policy, charge) in &charges {
+            let fits = if request.dry_run() {
+                charge.budget.check(&charge.key, context.now)
+            } else {
+                charge.budget.try_spend(&charge.key, context.now)
+            };
+            match fits {
+                Ok(()) if !request.dry_run() => spent.push(charge),
+                Ok(()) => {}
+                Err(exhausted) => {
+                    let violation = policy.over_budget(request, &exhausted, context);
+                    findings.push(finding(*policy, violation));
+                    if policy.action() == Action::Deny {
+                        for charge in spent.drain(..) {
+                            charge.budget.refund(&charge.key, context.now);
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn finding(policy: &dyn Policy, violation: Violation) -> Finding {
+    Finding { policy: policy.name().to_owned(), action: policy.action(), violation }
+}

@@ -1,0 +1,23 @@
+//! Defender: a Kubernetes validating admission webhook that stops dangerous
+//! changes (core namespace deletion, namespace deletion sprees, unguarded
+//! deletes of Ingresses, Services, Secrets, ConfigMaps and Pods, wildcard
+//! Ingress hosts) before they are stored.
+//!
+//! The [`engine`] judges one [`request`] against a [`config::PolicySet`]; the
+//! server, the `defender test` harness and the CLI are adapters around it.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod budget;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod namespaces;
+pub mod policy;
+pub mod request;
+pub mod selector;
+pub mod settings;
+pub mod synthetic;
+
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,213 @@
+//! core-namespaces: the namespaces the cluster runs on cannot be deleted, nor
+//! stripped of the label that marks them core.
+
+use serde::Deserialize;
+
+use crate::budget::Exhausted;
+use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::request::{Operation, Request, labels_of};
+use crate::selector::LabelSelector;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CoreNamespacesSpec {
+    #[serde(default)]
+    pub action: Action,
+    /// Namespaces that are core by name.
+    #[serde(default = "default_namespaces")]
+    pub namespaces: Vec<String>,
+    /// Namespaces that are core by label.
+    #[serde(default = "default_selector")]
+    pub selector: LabelSelector,
+}
+
+fn default_namespaces() -> Vec<String> {
+    ["kube-system", "kube-public", "kube-node-lease", "default", "defender-system"].map(String::from).to_vec()
+}
+
+fn default_selector() -> LabelSelector {
+    LabelSelector {
+        match_labels: [("defender.io/core".to_owned(), "true".to_owned())].into(),
+        ..LabelSelector::default()
+    }
+}
+
+impl Default for CoreNamespacesSpec {
+    fn default() -> Self {
+        Self { action: Action::Deny, namespaces: default_namespaces(), selector: default_selector() }
+    }
+}
+
+pub struct CoreNamespaces {
+    name: String,
+    spec: CoreNamespacesSpec,
+}
+
+impl CoreNamespaces {
+    pub fn new(name: impl Into<String>, spec: CoreNamespacesSpec) -> Self {
+        Self { name: name.into(), spec }
+    }
+
+    fn is_listed(&self, namespace: &str) -> bool {
+        self.spec.namespaces.iter().any(|core| core == namespace)
+    }
+
+    fn check_delete(&self, request: &Request, context: &Context) -> Verdict {
+        let name = request.name();
+        if name.is_empty() {
+            return Verdict::Violation(Violation::absolute(
+                "deleting all namespaces as one collection is never allowed: it includes the core namespaces",
+                "Delete namespaces one at a time, by name",
+            ));
+        }
+        let why = if self.is_listed(name) {
+            "is a core namespace".to_owned()
+        } else if self.spec.selector.matches(request.labels()) {
+            format!("is marked core (label {})", self.spec.selector)
+        } else {
+            return Verdict::Pass;
+        };
+        Verdict::Violation(Violation::absolute(
+            format!("namespace {name:?} {why} and cannot be deleted"),
+            context.break_glass_hint(),
+        ))
+    }
+
+    fn check_update(&self, request: &Request, context: &Context) -> Verdict {
+        let was_core = self.spec.selector.matches(labels_of(request.old_object()));
+        let still_core = self.spec.selector.matches(labels_of(request.object()));
+        if !was_core || still_core {
+            return Verdict::Pass;
+        }
+        let name = request.name();
+        Verdict::Violation(Violation::absolute(
+            format!(
+                "namespace {name:?} is a core namespace and must keep its label {}; \
+                 removing it would let the namespace be deleted",
+                self.spec.selector
+            ),
+            context.break_glass_hint(),
+        ))
+    }
+}
+
+impl Policy for CoreNamespaces {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn action(&self) -> Action {
+        self.spec.action
+    }
+
+    fn applies(&self, request: &Request) -> bool {
+        request.is_kind("", "Namespace")
+            && matches!(request.operation(), Operation::Delete | Operation::Update)
+    }
+
+    fn evaluate(&self, request: &Request, context: &Context) -> Verdict {
+        match request.operation() {
+            Operation::Delete => self.check_delete(request, context),
+            _ => self.check_update(request, context),
+        }
+    }
+
+    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
+        unreachable_charge(&self.name)
+    }
+}
+
+/// For policies that never ask for a charge; kept as a real violation rather
+/// than a panic so a future mistake denies loudly instead of crashing.
+pub(crate) fn unreachable_charge(policy: &str) -> Violation {
+    Violation::new(
+        format!("policy {policy:?} reported an internal budget error"),
+        "Report this to the cluster admins",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, namespace, namespace_with_labels};
+
+    fn policy() -> CoreNamespaces {
+        CoreNamespaces::new("core-namespaces", CoreNamespacesSpec::default())
+    }
+
+    #[test]
+    fn rejects_deleting_each_default_core_namespace() {
+        let fixture = Fixture::new();
+        for name in ["kube-system", "kube-public", "kube-node-lease", "default", "defender-system"] {
+            let request = fixture.delete(namespace(name));
+            let violation = fixture.violation(&policy(), &request);
+            assert!(violation.absolute);
+            assert!(violation.reason.contains(&format!("namespace {name:?} is a core namespace")));
+        }
+    }
+
+    #[test]
+    fn rejects_deleting_a_namespace_marked_core_by_label() {
+        let fixture = Fixture::new();
+        let request = fixture.delete(namespace_with_labels("payments", &[("defender.io/core", "true")]));
+        let violation = fixture.violation(&policy(), &request);
+        assert!(violation.reason.contains("label defender.io/core=true"), "{violation:?}");
+    }
+
+    #[test]
+    fn accepts_deleting_an_ordinary_namespace() {
+        let fixture = Fixture::new();
+        let request = fixture.delete(namespace("scratch"));
+        assert!(matches!(policy().evaluate(&request, &fixture.context()), Verdict::Pass));
+    }
+
+    #[test]
+    fn rejects_a_collection_delete_item_of_a_core_namespace() {
+        let fixture = Fixture::new();
+        let request = fixture.delete_collection_item(namespace("kube-system"));
+        assert!(fixture.violation(&policy(), &request).reason.contains("kube-system"));
+    }
+
+    #[test]
+    fn rejects_the_legacy_collection_review_without_an_object() {
+        let fixture = Fixture::new();
+        let request = fixture.legacy_collection_delete("", "v1", "Namespace", None);
+        assert!(fixture.violation(&policy(), &request).reason.contains("all namespaces"));
+    }
+
+    #[test]
+    fn rejects_removing_the_core_label() {
+        let fixture = Fixture::new();
+        let old = namespace_with_labels("payments", &[("defender.io/core", "true")]);
+        let new = namespace_with_labels("payments", &[("team", "pay")]);
+        let violation = fixture.violation(&policy(), &fixture.update(old, new));
+        assert!(violation.reason.contains("must keep its label"));
+    }
+
+    #[test]
+    fn accepts_other_updates_and_adding_the_label() {
+        let fixture = Fixture::new();
+        let core = namespace_with_labels("payments", &[("defender.io/core", "true")]);
+        let relabelled = namespace_with_labels("payments", &[("defender.io/core", "true"), ("team", "pay")]);
+        let plain = namespace("payments");
+        for (old, new) in [(core.clone(), relabelled), (plain, core)] {
+            let request = fixture.update(old, new);
+            assert!(matches!(policy().evaluate(&request, &fixture.context()), Verdict::Pass));
+        }
+    }
+
+    #[test]
+    fn does_not_apply_to_other_kinds_or_creates() {
+        let fixture = Fixture::new();
+        assert!(!policy().applies(&fixture.create(namespace("kube-system"))));
+        let configmap = crate::testing::object("v1", "ConfigMap", "kube-system", "default", &[]);
+        assert!(!policy().applies(&fixture.delete(configmap)));
+    }
+
+    #[test]
+    fn names_the_break_glass_group_as_the_way_out() {
+        let fixture = Fixture::new();
+        let violation = fixture.violation(&policy(), &fixture.delete(namespace("default")));
+        assert!(violation.remedy.contains("defender:break-glass"));
+    }
+}

@@ -1,0 +1,139 @@
+//! The policy contract and the four built-in policies.
+//!
+//! A policy is a pure judgement of one request: it reads the request and the
+//! context and returns a [`Verdict`]. It never spends a budget itself; it asks
+//! for a [`Charge`] and the engine spends it only if the whole decision is
+//! "allow" and the request is not a dry run.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::budget::{Budget, Exhausted};
+use crate::namespaces::{NamespaceInfo, NamespaceLookup};
+use crate::request::Request;
+
+pub mod core_namespaces;
+pub mod deletion_guard;
+pub mod ingress_hosts;
+pub mod namespace_deletion;
+
+/// What a policy does when it finds a violation. One switch per policy, so a
+/// new policy can be rolled out as `dryrun`, then `warn`, then `deny`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Reject the request.
+    #[default]
+    Deny,
+    /// Allow it, and tell the user with a warning.
+    Warn,
+    /// Allow it silently; only logs and metrics record the violation.
+    Dryrun,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::Dryrun => "dryrun",
+        }
+    }
+}
+
+/// Everything a policy may consult besides the request.
+pub struct Context<'a> {
+    pub now: Timestamp,
+    pub namespaces: &'a dyn NamespaceLookup,
+    /// Groups allowed through every policy, named in messages that have no other way out.
+    pub break_glass_groups: &'a [String],
+}
+
+impl Context<'_> {
+    pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+        self.namespaces.namespace(name)
+    }
+
+    /// "ask a cluster admin ..." sentence for violations only break-glass can lift.
+    pub fn break_glass_hint(&self) -> String {
+        match self.break_glass_groups.first() {
+            Some(group) => {
+                format!("If it truly must happen, a cluster admin in group {group:?} can act as break-glass")
+            }
+            None => "Only a change to Defender's policy can allow it".to_owned(),
+        }
+    }
+}
+
+/// Why a request breaks a policy, and how to proceed on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// What is wrong, naming the object: `namespace "kube-system" is a core namespace ...`.
+    pub reason: String,
+    /// The exact way forward: the label to add, when to retry, who to ask.
+    pub remedy: String,
+    /// Nothing the user can do lifts it. When an absolute violation is present,
+    /// procedural ones (confirm first, wait for the budget) are not shown: they
+    /// would send the user down a path that still ends in a denial.
+    pub absolute: bool,
+}
+
+impl Violation {
+    pub fn new(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Self { reason: reason.into(), remedy: remedy.into(), absolute: false }
+    }
+
+    pub fn absolute(reason: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Self { absolute: true, ..Self::new(reason, remedy) }
+    }
+
+    /// `reason. remedy`, the sentence users read.
+    pub fn message(&self) -> String {
+        format!("{}. {}", self.reason, self.remedy)
+    }
+}
+
+/// A request for one slot of a budget, spent only if the request is allowed.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub budget: Arc<Budget>,
+    pub key: String,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Pass,
+    /// Passes if the budget has room.
+    Spend(Charge),
+    Violation(Violation),
+}
+
+/// A budget a policy keeps, as metrics report it.
+pub struct BudgetGauge {
+    pub name: &'static str,
+    pub budget: Arc<Budget>,
+    /// The key to report on, for budgets with a single key (cluster-wide ones).
+    pub key: Option<&'static str>,
+}
+
+pub trait Policy: Send + Sync {
+    /// The policy's `metadata.name`, as denial messages show it.
+    fn name(&self) -> &str;
+
+    fn action(&self) -> Action;
+
+    /// A cheap pre-filter on kind and operation.
+    fn applies(&self, request: &Request) -> bool;
+
+    fn evaluate(&self, request: &Request, context: &Context) -> Verdict;
+
+    /// The violation to report when a [`Charge`] from `evaluate` does not fit.
+    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation;
+
+    /// The budgets this policy keeps, for metrics.
+    fn budgets(&self) -> Vec<BudgetGauge> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,411 @@
+//! namespace-deletion: a "soft delete" for namespaces.
+//!
+//! Two brakes against a script gone wrong. A namespace must first be confirmed
+//! for deletion (an annotation naming a time at least a cooldown away), and all
+//! namespace deletions share one cluster-wide budget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::budget::{Budget, Exhausted, Quota};
+use crate::clock;
+use crate::config::Period;
+use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation};
+use crate::request::{Operation, Request, annotation};
+use crate::selector::Label;
+
+/// The single key of the cluster-wide budget.
+const CLUSTER: &str = "cluster";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamespaceDeletionSpec {
+    #[serde(default)]
+    pub action: Action,
+    #[serde(default)]
+    pub budget: BudgetSpec,
+    #[serde(default)]
+    pub confirmation: ConfirmationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BudgetSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Deletions allowed in any one window.
+    #[serde(default = "default_deletions")]
+    pub deletions: u32,
+    #[serde(default = "default_window")]
+    pub window: Period,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfirmationSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Holds the RFC 3339 time after which the namespace may be deleted.
+    #[serde(default = "default_annotation")]
+    pub annotation: String,
+    /// How far in the future that time must be when it is set.
+    #[serde(default = "default_cooldown")]
+    pub cooldown: Period,
+    /// Namespaces with this label skip the confirmation (they still spend budget).
+    #[serde(default = "default_exempt_label")]
+    pub exempt_label: Option<Label>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_deletions() -> u32 {
+    3
+}
+fn default_window() -> Period {
+    Period::minutes(10)
+}
+fn default_annotation() -> String {
+    "defender.io/delete-after".to_owned()
+}
+fn default_cooldown() -> Period {
+    Period::minutes(5)
+}
+fn default_exempt_label() -> Option<Label> {
+    Some(Label { key: "defender.io/skip-delete-confirmation".to_owned(), value: "true".to_owned() })
+}
+
+impl Default for BudgetSpec {
+    fn default() -> Self {
+        Self { enabled: true, deletions: default_deletions(), window: default_window() }
+    }
+}
+
+impl Default for ConfirmationSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            annotation: default_annotation(),
+            cooldown: default_cooldown(),
+            exempt_label: default_exempt_label(),
+        }
+    }
+}
+
+impl Default for NamespaceDeletionSpec {
+    fn default() -> Self {
+        Self {
+            action: Action::Deny,
+            budget: BudgetSpec::default(),
+            confirmation: ConfirmationSpec::default(),
+        }
+    }
+}
+
+pub struct NamespaceDeletion {
+    name: String,
+    spec: NamespaceDeletionSpec,
+    budget: Option<Arc<Budget>>,
+}
+
+impl NamespaceDeletion {
+    pub fn new(name: impl Into<String>, spec: NamespaceDeletionSpec) -> Result<Self, String> {
+        if spec.budget.enabled && spec.budget.deletions == 0 {
+            return Err(
+                "budget.deletions: must be at least 1 (set budget.enabled: false to turn the budget off)"
+                    .into(),
+            );
+        }
+        if spec.budget.enabled && spec.budget.window.0.is_zero() {
+            return Err("budget.window: must be longer than zero".into());
+        }
+        if spec.confirmation.annotation.is_empty() {
+            return Err("confirmation.annotation: must not be empty".into());
+        }
+        let budget = spec.budget.enabled.then(|| {
+            Arc::new(Budget::new(Quota { limit: spec.budget.deletions, window: spec.budget.window.0 }))
+        });
+        Ok(Self { name: name.into(), spec, budget })
+    }
+
+    fn check_delete(&self, request: &Request, context: &Context) -> Verdict {
+        let Some(namespace) = request.old_object() else {
+            return Verdict::Violation(Violation::new(
+                "deleting namespaces as one collection is not allowed",
+                "Delete each namespace by name",
+            ));
+        };
+        let confirmation = &self.spec.confirmation;
+        let exempt = confirmation.exempt_label.as_ref().is_some_and(|label| label.is_on(request.labels()));
+        if confirmation.enabled && !exempt {
+            let value = annotation(Some(namespace), &confirmation.annotation);
+            if let Some(violation) = self.confirmation_problem(request.name(), value, context.now) {
+                return Verdict::Violation(violation);
+            }
+        }
+        match &self.budget {
+            Some(budget) => Verdict::Spend(Charge { budget: Arc::clone(budget), key: CLUSTER.to_owned() }),
+            None => Verdict::Pass,
+        }
+    }
+
+    /// What stands between this namespace and its deletion, if anything.
+    fn confirmation_problem(&self, name: &str, value: Option<&str>, now: Timestamp) -> Option<Violation> {
+        let key = &self.spec.confirmation.annotation;
+        let cooldown = self.spec.confirmation.cooldown;
+        let confirm = format!(
+            "Confirm the deletion first, then delete it after the cooldown: kubectl annotate namespace {name} {key}={} \
+             (any RFC 3339 time at least {cooldown} from now)",
+            self.suggested_time(now)
+        );
+        let Some(value) = value else {
+            return Some(Violation::new(
+                format!("namespace {name:?} has not been confirmed for deletion"),
+                confirm,
+            ));
+        };
+        let Ok(after) = value.parse::<Timestamp>() else {
+            return Some(Violation::new(
+                format!("namespace {name:?} has annotation {key}={value:?}, which is not an RFC 3339 time"),
+                confirm.replace("kubectl annotate", "kubectl annotate --overwrite"),
+            ));
+        };
+        (after > now).then(|| {
+            Violation::new(
+                format!(
+                    "namespace {name:?} is confirmed for deletion only after {after}, {} from now",
+                    clock::human(clock::until(now, after))
+                ),
+                format!("Try again after {after}"),
+            )
+        })
+    }
+
+    /// A time comfortably past the cooldown, on a whole minute, for copy-paste:
+    /// the extra minute leaves time to run the command before it is too soon.
+    fn suggested_time(&self, now: Timestamp) -> Timestamp {
+        let earliest = clock::add(now, self.spec.confirmation.cooldown.0 + Duration::from_secs(60));
+        let seconds = earliest.as_second();
+        let rounded = seconds + (60 - seconds.rem_euclid(60)) % 60;
+        Timestamp::from_second(rounded).unwrap_or(earliest)
+    }
+
+    /// Setting the confirmation annotation (on create or update) must name a
+    /// time at least the cooldown away; otherwise the cooldown means nothing.
+    fn check_confirmation_change(&self, request: &Request, context: &Context) -> Verdict {
+        let key = &self.spec.confirmation.annotation;
+        let new = annotation(request.object(), key);
+        let old = annotation(request.old_object(), key);
+        let Some(value) = new.filter(|new| Some(*new) != old) else {
+            return Verdict::Pass;
+        };
+        let name = request.name();
+        let cooldown = self.spec.confirmation.cooldown;
+        let earliest = clock::add(context.now, cooldown.0);
+        let fix = format!(
+            "Use a time at least {cooldown} from now: kubectl annotate --overwrite namespace {name} {key}={}",
+            self.suggested_time(context.now)
+        );
+        match value.parse::<Timestamp>() {
+            Err(_) => Verdict::Violation(Violation::new(
+                format!("annotation {key}={value:?} on namespace {name:?} is not an RFC 3339 time"),
+                fix,
+            )),
+            Ok(after) if after < earliest => Verdict::Violation(Violation::new(
+                format!(
+                    "annotation {key}={value} on namespace {name:?} is sooner than the {cooldown} cooldown allows \
+                     (earliest {earliest})"
+                ),
+                fix,
+            )),
+            Ok(_) => Verdict::Pass,
+        }
+    }
+}
+
+impl Policy for NamespaceDeletion {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn action(&self) -> Action {
+        self.spec.action
+    }
+
+    fn applies(&self, request: &Request) -> bool {
+        if !request.is_kind("", "Namespace") || request.sub_resource().is_some() {
+            return false;
+        }
+        match request.operation() {
+            Operation::Delete => true,
+            Operation::Create | Operation::Update => self.spec.confirmation.enabled,
+            Operation::Connect => false,
+        }
+    }
+
+    fn evaluate(&self, request: &Request, context: &Context) -> Verdict {
+        match request.operation() {
+            Operation::Delete => self.check_delete(request, context),
+            _ => self.check_confirmation_change(request, context),
+        }
+    }
+
+    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
+        let wait = clock::human(clock::until(context.now, exhausted.refills_at));
+        Violation::new(
+            format!(
+                "namespace {:?} was not deleted: the cluster-wide namespace deletion budget ({}) is used up",
+                request.name(),
+                exhausted.quota
+            ),
+            format!(
+                "The next deletion is possible at {} (in {wait}). {}",
+                exhausted.refills_at,
+                context.break_glass_hint()
+            ),
+        )
+    }
+
+    fn budgets(&self) -> Vec<BudgetGauge> {
+        self.budget
+            .iter()
+            .map(|budget| BudgetGauge {
+                name: "namespace-deletions",
+                budget: Arc::clone(budget),
+                key: Some(CLUSTER),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, namespace, namespace_with_annotations, namespace_with_labels};
+
+    fn policy() -> NamespaceDeletion {
+        NamespaceDeletion::new("namespace-deletion", NamespaceDeletionSpec::default()).unwrap()
+    }
+
+    fn confirmed(name: &str) -> serde_json::Value {
+        namespace_with_annotations(name, &[("defender.io/delete-after", "2026-01-01T00:00:00Z")])
+    }
+
+    #[test]
+    fn rejects_an_unconfirmed_deletion_with_the_annotate_command() {
+        let fixture = Fixture::new();
+        let violation = fixture.violation(&policy(), &fixture.delete(namespace("scratch")));
+        assert!(violation.reason.contains("has not been confirmed"));
+        // Fixture time is 2026-01-01T00:00:00Z: cooldown 5m + 1m, on the minute.
+        assert!(
+            violation
+                .remedy
+                .contains("kubectl annotate namespace scratch defender.io/delete-after=2026-01-01T00:06:00Z"),
+            "{}",
+            violation.remedy
+        );
+    }
+
+    #[test]
+    fn rejects_a_deletion_before_the_confirmed_time() {
+        let fixture = Fixture::new();
+        let ns =
+            namespace_with_annotations("scratch", &[("defender.io/delete-after", "2026-01-01T00:03:00Z")]);
+        let violation = fixture.violation(&policy(), &fixture.delete(ns));
+        assert!(
+            violation.reason.contains("only after 2026-01-01T00:03:00Z, 3m from now"),
+            "{}",
+            violation.reason
+        );
+    }
+
+    #[test]
+    fn rejects_an_unparseable_confirmation() {
+        let fixture = Fixture::new();
+        let ns = namespace_with_annotations("scratch", &[("defender.io/delete-after", "tomorrow")]);
+        let violation = fixture.violation(&policy(), &fixture.delete(ns));
+        assert!(violation.reason.contains("not an RFC 3339 time"));
+        assert!(violation.remedy.contains("--overwrite"));
+    }
+
+    #[test]
+    fn a_confirmed_deletion_asks_to_spend_the_cluster_budget() {
+        let fixture = Fixture::new();
+        let verdict = policy().evaluate(&fixture.delete(confirmed("scratch")), &fixture.context());
+        assert!(matches!(verdict, Verdict::Spend(Charge { ref key, .. }) if key == CLUSTER));
+    }
+
+    #[test]
+    fn the_exemption_label_skips_confirmation_but_not_the_budget() {
+        let fixture = Fixture::new();
+        let ns = namespace_with_labels("ci-1234", &[("defender.io/skip-delete-confirmation", "true")]);
+        let verdict = policy().evaluate(&fixture.delete(ns), &fixture.context());
+        assert!(matches!(verdict, Verdict::Spend(_)));
+    }
+
+    #[test]
+    fn rejects_setting_the_annotation_sooner_than_the_cooldown() {
+        let fixture = Fixture::new();
+        let old = namespace("scratch");
+        let new =
+            namespace_with_annotations("scratch", &[("defender.io/delete-after", "2026-01-01T00:04:59Z")]);
+        let violation = fixture.violation(&policy(), &fixture.update(old, new));
+        assert!(violation.reason.contains("sooner than the 5m cooldown"), "{}", violation.reason);
+        let created =
+            namespace_with_annotations("fresh", &[("defender.io/delete-after", "2025-01-01T00:00:00Z")]);
+        assert!(fixture.violation(&policy(), &fixture.create(created)).reason.contains("sooner"));
+    }
+
+    #[test]
+    fn accepts_setting_the_annotation_at_or_past_the_cooldown() {
+        let fixture = Fixture::new();
+        let new =
+            namespace_with_annotations("scratch", &[("defender.io/delete-after", "2026-01-01T00:05:00Z")]);
+        let verdict = policy().evaluate(&fixture.update(namespace("scratch"), new), &fixture.context());
+        assert!(matches!(verdict, Verdict::Pass));
+    }
+
+    #[test]
+    fn an_unchanged_old_confirmation_does_not_block_other_updates() {
+        let fixture = Fixture::new();
+        let verdict = policy().evaluate(&fixture.update(confirmed("a"), confirmed("a")), &fixture.context());
+        assert!(matches!(verdict, Verdict::Pass));
+    }
+
+    #[test]
+    fn over_budget_names_the_refill_time() {
+        let fixture = Fixture::new();
+        let request = fixture.delete(confirmed("scratch"));
+        let exhausted = Exhausted {
+            quota: Quota { limit: 3, window: Duration::from_secs(600) },
+            refills_at: "2026-01-01T00:04:12Z".parse().unwrap(),
+        };
+        let violation = policy().over_budget(&request, &exhausted, &fixture.context());
+        assert!(violation.reason.contains("budget (3 per 10m) is used up"), "{}", violation.reason);
+        assert!(violation.remedy.contains("at 2026-01-01T00:04:12Z (in 4m 12s)"), "{}", violation.remedy);
+    }
+
+    #[test]
+    fn rejects_invalid_settings() {
+        let mut spec = NamespaceDeletionSpec::default();
+        spec.budget.deletions = 0;
+        assert!(NamespaceDeletion::new("n", spec).err().unwrap().contains("budget.deletions"));
+    }
+
+    #[test]
+    fn turned_off_parts_do_not_apply() {
+        let mut spec = NamespaceDeletionSpec::default();
+        spec.confirmation.enabled = false;
+        spec.budget.enabled = false;
+        let policy = NamespaceDeletion::new("n", spec).unwrap();
+        let fixture = Fixture::new();
+        assert!(!policy.applies(&fixture.create(namespace("x"))));
+        assert!(matches!(
+            policy.evaluate(&fixture.delete(namespace("x")), &fixture.context()),
+            Verdict::Pass
+        ));
+    }
+}

@@ -1,0 +1,147 @@
+//! The engine's view of one admission request.
+//!
+//! Wraps kube's `AdmissionRequest` and answers the questions every policy asks
+//! (which object, whose labels, is this a collection delete) in one place, so
+//! the API server's quirks are handled once.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionRequest;
+pub use kube::core::admission::Operation;
+
+use crate::selector::Labels;
+
+static NO_LABELS: Labels = Labels::new();
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    inner: AdmissionRequest<DynamicObject>,
+}
+
+impl From<AdmissionRequest<DynamicObject>> for Request {
+    fn from(inner: AdmissionRequest<DynamicObject>) -> Self {
+        Self { inner }
+    }
+}
+
+impl Request {
+    pub fn inner(&self) -> &AdmissionRequest<DynamicObject> {
+        &self.inner
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.inner.uid
+    }
+
+    pub fn operation(&self) -> &Operation {
+        &self.inner.operation
+    }
+
+    pub fn is_delete(&self) -> bool {
+        self.inner.operation == Operation::Delete
+    }
+
+    /// Whether this is a `group` `kind` object (the version does not matter).
+    pub fn is_kind(&self, group: &str, kind: &str) -> bool {
+        self.inner.kind.group == group && self.inner.kind.kind == kind
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.inner.kind.kind
+    }
+
+    pub fn sub_resource(&self) -> Option<&str> {
+        self.inner.sub_resource.as_deref().filter(|s| !s.is_empty())
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.inner.namespace.as_deref().filter(|ns| !ns.is_empty())
+    }
+
+    /// The object's name. A collection delete leaves the request's `name`
+    /// empty, so the name comes from the object itself.
+    pub fn name(&self) -> &str {
+        if !self.inner.name.is_empty() {
+            return &self.inner.name;
+        }
+        self.target().and_then(|o| o.metadata.name.as_deref()).unwrap_or("")
+    }
+
+    /// A DELETE whose request name is empty came from a deletecollection: the
+    /// API server sends one review per item (item in `oldObject`), and older
+    /// servers also one review for the whole collection (no `oldObject`).
+    pub fn is_collection_delete(&self) -> bool {
+        self.is_delete() && self.inner.name.is_empty()
+    }
+
+    pub fn object(&self) -> Option<&DynamicObject> {
+        self.inner.object.as_ref()
+    }
+
+    pub fn old_object(&self) -> Option<&DynamicObject> {
+        self.inner.old_object.as_ref()
+    }
+
+    /// The object the operation acts on: the stored one for DELETE, the new one otherwise.
+    pub fn target(&self) -> Option<&DynamicObject> {
+        if self.is_delete() { self.old_object() } else { self.object() }
+    }
+
+    /// The target's labels (none when there is no object).
+    pub fn labels(&self) -> &Labels {
+        labels_of(self.target())
+    }
+
+    /// The stored object is already being deleted.
+    pub fn deletion_timestamp(&self) -> Option<Timestamp> {
+        let stored = self.old_object()?;
+        stored.metadata.deletion_timestamp.as_ref().map(|time| time.0)
+    }
+
+    pub fn username(&self) -> &str {
+        self.inner.user_info.username.as_deref().unwrap_or("")
+    }
+
+    pub fn groups(&self) -> &[String] {
+        self.inner.user_info.groups.as_deref().unwrap_or(&[])
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.inner.dry_run
+    }
+
+    /// `secret "prod/db"`, the way denial messages name the object.
+    pub fn describe(&self) -> ObjectName<'_> {
+        ObjectName(self)
+    }
+}
+
+pub fn labels_of(object: Option<&DynamicObject>) -> &Labels {
+    object.and_then(|o| o.metadata.labels.as_ref()).unwrap_or(&NO_LABELS)
+}
+
+pub fn annotation<'a>(object: Option<&'a DynamicObject>, key: &str) -> Option<&'a str> {
+    object?.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Display form of the object a request is about.
+pub struct ObjectName<'a>(&'a Request);
+
+impl fmt::Display for ObjectName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let request = self.0;
+        let kind = request.kind().to_lowercase();
+        match (request.namespace(), request.name()) {
+            (_, "") => match request.namespace() {
+                Some(ns) => write!(f, "all {kind} objects in namespace {ns:?}"),
+                None => write!(f, "all {kind} objects"),
+            },
+            (Some(ns), name) if !request.is_kind("", "Namespace") => {
+                write!(f, "{kind} \"{ns}/{name}\"")
+            }
+            (_, name) => write!(f, "{kind} {name:?}"),
+        }
+    }
+}

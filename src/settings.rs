@@ -1,0 +1,144 @@
+//! Rules that apply before any policy: who is never blocked, and who may break glass.
+//!
+//! Blocking the control plane is the classic webhook outage: the namespace
+//! controller cannot empty a deleted namespace, which then hangs in Terminating.
+//! These defaults keep Defender out of its way.
+
+use serde::Deserialize;
+
+use crate::request::Request;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Settings {
+    /// Usernames never blocked; a trailing `*` matches any suffix.
+    #[serde(default = "default_exempt_users")]
+    pub exempt_users: Vec<String>,
+    /// Groups never blocked.
+    #[serde(default = "default_exempt_groups")]
+    pub exempt_groups: Vec<String>,
+    /// Groups allowed through every policy, with a warning and an audit line.
+    #[serde(default = "default_break_glass_groups")]
+    pub break_glass_groups: Vec<String>,
+    /// Let requests on objects that already carry a deletionTimestamp through.
+    #[serde(default = "yes")]
+    pub skip_objects_being_deleted: bool,
+    /// Let requests inside a namespace that is itself being deleted through.
+    #[serde(default = "yes")]
+    pub allow_in_terminating_namespaces: bool,
+}
+
+fn default_exempt_users() -> Vec<String> {
+    ["system:serviceaccount:kube-system:*", "system:kube-controller-manager", "system:kube-scheduler"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_exempt_groups() -> Vec<String> {
+    vec!["system:nodes".to_owned()]
+}
+
+fn default_break_glass_groups() -> Vec<String> {
+    vec!["defender:break-glass".to_owned()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            exempt_users: default_exempt_users(),
+            exempt_groups: default_exempt_groups(),
+            break_glass_groups: default_break_glass_groups(),
+            skip_objects_being_deleted: true,
+            allow_in_terminating_namespaces: true,
+        }
+    }
+}
+
+/// Why a request was let through without consulting the policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    ExemptUser,
+    ExemptGroup,
+    BeingDeleted,
+    TerminatingNamespace,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::ExemptUser => "exempt-user",
+            Skip::ExemptGroup => "exempt-group",
+            Skip::BeingDeleted => "object-being-deleted",
+            Skip::TerminatingNamespace => "namespace-terminating",
+        }
+    }
+}
+
+impl Settings {
+    /// Checks what the loader cannot express in types.
+    pub fn validate(&self) -> Result<(), String> {
+        for (index, pattern) in self.exempt_users.iter().enumerate() {
+            let star = pattern.find('*');
+            if pattern.is_empty() || star.is_some_and(|at| at != pattern.len() - 1) {
+                return Err(format!(
+                    "exemptUsers[{index}]: {pattern:?} must be a username, or a prefix ending in a single '*'"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the request comes from the control plane or touches an object on its way out.
+    /// Namespace termination is checked by the engine, which has the namespace view.
+    pub fn skip_reason(&self, request: &Request) -> Option<Skip> {
+        let username = request.username();
+        if self.exempt_users.iter().any(|pattern| user_matches(pattern, username)) {
+            return Some(Skip::ExemptUser);
+        }
+        if request.groups().iter().any(|group| self.exempt_groups.contains(group)) {
+            return Some(Skip::ExemptGroup);
+        }
+        if self.skip_objects_being_deleted && request.deletion_timestamp().is_some() {
+            return Some(Skip::BeingDeleted);
+        }
+        None
+    }
+
+    pub fn is_break_glass(&self, request: &Request) -> bool {
+        request.groups().iter().any(|group| self.break_glass_groups.contains(group))
+    }
+}
+
+fn user_matches(pattern: &str, username: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => username.starts_with(prefix),
+        None => pattern == username,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_star_matches_a_prefix_only() {
+        assert!(user_matches(
+            "system:serviceaccount:kube-system:*",
+            "system:serviceaccount:kube-system:namespace-controller"
+        ));
+        assert!(!user_matches("system:serviceaccount:kube-system:*", "system:serviceaccount:prod:deployer"));
+        assert!(user_matches("system:kube-scheduler", "system:kube-scheduler"));
+        assert!(!user_matches("system:kube-scheduler", "system:kube-scheduler-evil"));
+    }
+
+    #[test]
+    fn validate_rejects_a_star_in_the_middle() {
+        let settings = Settings { exempt_users: vec!["system:*:admin".into()], ..Settings::default() };
+        assert!(settings.validate().unwrap_err().contains("exemptUsers[0]"));
+        assert!(Settings::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,120 @@
+//! Builders shared by the unit tests: objects, requests and a fixed context.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::namespaces::{NamespaceInfo, StaticNamespaces};
+use crate::policy::{Context, Policy, Verdict, Violation};
+use crate::request::Request;
+use crate::synthetic::{Synthetic, SyntheticOperation};
+
+/// A fixed "now" and namespace view for tests.
+pub struct Fixture {
+    pub now: Timestamp,
+    pub namespaces: StaticNamespaces,
+    pub break_glass_groups: Vec<String>,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self {
+            now: "2026-01-01T00:00:00Z".parse().expect("valid timestamp"),
+            namespaces: StaticNamespaces::default(),
+            break_glass_groups: vec!["defender:break-glass".to_owned()],
+        }
+    }
+
+    pub fn with_namespace(mut self, name: &str, info: NamespaceInfo) -> Self {
+        self.namespaces.0.insert(name.to_owned(), Arc::new(info));
+        self
+    }
+
+    pub fn context(&self) -> Context<'_> {
+        Context { now: self.now, namespaces: &self.namespaces, break_glass_groups: &self.break_glass_groups }
+    }
+
+    pub fn create(&self, object: Value) -> Request {
+        let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+        synthetic.object = Some(object);
+        synthetic.build().expect("buildable request")
+    }
+
+    pub fn update(&self, old: Value, new: Value) -> Request {
+        let mut synthetic = Synthetic::new(SyntheticOperation::Update);
+        synthetic.old_object = Some(old);
+        synthetic.object = Some(new);
+        synthetic.build().expect("buildable request")
+    }
+
+    pub fn synthetic_delete(&self, object: Value) -> Synthetic {
+        let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+        synthetic.old_object = Some(object);
+        synthetic
+    }
+
+    pub fn delete(&self, object: Value) -> Request {
+        self.synthetic_delete(object).build().expect("buildable request")
+    }
+
+    pub fn delete_collection_item(&self, object: Value) -> Request {
+        let mut synthetic = Synthetic::new(SyntheticOperation::DeleteCollectionItem);
+        synthetic.old_object = Some(object);
+        synthetic.build().expect("buildable request")
+    }
+
+    pub fn legacy_collection_delete(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Request {
+        let mut synthetic = Synthetic::new(SyntheticOperation::DeleteCollection);
+        let api_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+        synthetic.api_version_kind = Some((api_version, kind.to_owned()));
+        synthetic.namespace = namespace.map(str::to_owned);
+        synthetic.build().expect("buildable request")
+    }
+
+    /// Asserts the policy applies and finds a violation, and returns it.
+    pub fn violation(&self, policy: &dyn Policy, request: &Request) -> Violation {
+        assert!(policy.applies(request), "policy {} should apply to {}", policy.name(), request.describe());
+        match policy.evaluate(request, &self.context()) {
+            Verdict::Violation(violation) => violation,
+            other => panic!("expected a violation for {}, got {other:?}", request.describe()),
+        }
+    }
+}
+
+fn pairs(entries: &[(&str, &str)]) -> Value {
+    entries.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>().into()
+}
+
+pub fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+pub fn namespace_with_labels(name: &str, labels: &[(&str, &str)]) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": pairs(labels)}})
+}
+
+pub fn namespace_with_annotations(name: &str, annotations: &[(&str, &str)]) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": pairs(annotations)}})
+}
+
+pub fn object(api_version: &str, kind: &str, namespace: &str, name: &str, labels: &[(&str, &str)]) -> Value {
+    json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": pairs(labels)}
+    })
+}
+
+pub fn ingress(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "prod"},
+        "spec": spec
+    })
+}
