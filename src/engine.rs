@@ -190,3 +190,6 @@ impl Engine {
 fn finding(policy: &dyn Policy, violation: Violation) -> Finding {
     Finding { policy: policy.name().to_owned(), action: policy.action(), violation }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway Kubernetes control plane on loopback, for the end-to-end tests:
 # etcd + kube-apiserver + kube-controller-manager (namespace, garbage
-# collector, service account controllers). No nodes, kubelet or scheduler:
-# admission webhooks need none of them.
+# collector, service account and RBAC aggregation controllers). No nodes,
+# kubelet or scheduler: admission webhooks need none of them.
 #
 #   tests/e2e/cluster.sh up   DIR   # start; prints kubeconfig path and URL
 #   tests/e2e/cluster.sh down DIR   # stop everything started by `up DIR`
@@ -26,6 +26,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TIMEOUT=${DEFENDER_E2E_TIMEOUT:-90}
 SERVICE_CIDR=10.0.0.0/24
+# kube-controller-manager controllers (canonical names; the short ones such as
+# "namespace" are aliases). Besides namespace, garbage collector and service
+# accounts: clusterrole-aggregation fills the aggregated ClusterRoles
+# admin/edit/view (empty without it, so a RoleBinding to `edit` grants
+# nothing), and root-ca-certificate-publisher writes the kube-root-ca.crt
+# ConfigMap into every namespace, as a real cluster does.
+CONTROLLERS=${DEFENDER_E2E_CONTROLLERS:-namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,clusterrole-aggregation-controller,root-ca-certificate-publisher-controller}
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -150,30 +157,40 @@ absent() {
   [[ -z "$out" ]]
 }
 
+# has_rules KIND NAME: the (aggregated) role has at least one rule.
+has_rules() {
+  [[ -n "$("$KUBECTL" --kubeconfig="$DIR/kubeconfig" get "$1" "$2" -o jsonpath='{.rules[0]}')" ]]
+}
+
 cmd_down() {
-  local f pid name stopped=()
+  local f pid name deadline stopped=()
   [[ -d "$DIR/pids" ]] || { log "nothing to stop in $DIR"; return 0; }
-  # Reverse start order: controller-manager, apiserver, then etcd.
+  # One at a time, in reverse start order: an API server whose etcd is
+  # already gone hangs in its shutdown instead of exiting.
   for name in kube-controller-manager kube-apiserver etcd; do
     f="$DIR/pids/$name.pid"
     [[ -f "$f" ]] || continue
     pid=$(cat "$f")
     if ours "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 15))
+      while ours "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+      if ours "$pid"; then
+        log "$name (pid $pid) ignored SIGTERM for 15s; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+        while ours "$pid"; do sleep 0.1; done
+      fi
       stopped+=("$pid")
     fi
+    rm -f "$f"
   done
-  # Give them 15s to exit cleanly, then SIGKILL.
-  local deadline=$((SECONDS + 15))
+  # They were orphans: give init a moment to reap them, so no <defunct>
+  # entries outlive `down` (bounded: some inits reap late or never).
+  deadline=$((SECONDS + 5))
   for pid in "${stopped[@]}"; do
-    while ours "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-    if ours "$pid"; then
-      log "pid $pid ignored SIGTERM; killing"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
   done
-  rm -f "$DIR"/pids/*.pid
-  log "stopped (${#stopped[@]} processes) in $DIR"
+  log "stopped ${#stopped[@]} processes in $DIR"
 }
 
 cmd_up() {
@@ -222,10 +239,14 @@ cmd_up() {
     --log-level=warn
   wait_for "etcd at $etcd_url" curl -fsS "$etcd_url/health"
 
+  # The endpoint reconciler (which publishes the advertise address as the
+  # `kubernetes` Service's endpoints) refuses a loopback address and makes the
+  # API server exit; nothing in these tests runs in-cluster, so turn it off.
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="$etcd_url" \
     --bind-address=127.0.0.1 \
     --advertise-address=127.0.0.1 \
+    --endpoint-reconciler-type=none \
     --secure-port="$api_port" \
     --cert-dir="$PKI" \
     --tls-cert-file="$PKI/apiserver.crt" \
@@ -241,18 +262,20 @@ cmd_up() {
     curl -fsS --cacert "$DIR/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz"
   wait_for "namespace default" "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get namespace default
 
-  # Canonical controller names (the short ones, e.g. "namespace", are aliases).
   # With --use-service-account-credentials each controller runs as its own
   # kube-system service account, as in a real cluster.
+  # --authentication-skip-lookup: there is no front proxy (requestheader CA),
+  # and looking it up only fills the log with errors.
   start kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$PKI/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$PKI/controller-manager.kubeconfig" \
     --authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
+    --authentication-skip-lookup=true \
     --bind-address=127.0.0.1 \
     --secure-port="$kcm_port" \
     --cert-dir="$DIR/kcm-certs" \
     --leader-elect=false \
-    --controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --controllers="$CONTROLLERS" \
     --use-service-account-credentials=true \
     --service-account-private-key-file="$PKI/sa.key" \
     --root-ca-file="$DIR/ca.crt" \
@@ -267,6 +290,9 @@ cmd_up() {
   wait_for "serviceaccount default/default" "${k[@]}" get serviceaccount default -n default
   "${k[@]}" create namespace "$probe" >/dev/null
   wait_for "serviceaccount $probe/default" "${k[@]}" get serviceaccount default -n "$probe"
+  if [[ ,$CONTROLLERS, == *,clusterrole-aggregation-controller,* ]]; then
+    wait_for "clusterrole edit aggregated" has_rules clusterrole edit
+  fi
   "${k[@]}" delete namespace "$probe" --wait=false >/dev/null
   wait_for "namespace $probe deleted" absent namespace "$probe"
 

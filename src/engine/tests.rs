@@ -1,0 +1,224 @@
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::*;
+use crate::config::{self, PolicySet};
+use crate::namespaces::NamespaceInfo;
+use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::testing::{Fixture, namespace_with_annotations, object};
+
+fn engine() -> Engine {
+    Engine::new(config::load_embedded().unwrap())
+}
+
+fn engine_with(yaml: &str) -> Engine {
+    let mut set: PolicySet = config::from_files(&[("t.yaml".into(), yaml.into())], "t.yaml").unwrap();
+    set.settings = Settings::default();
+    Engine::new(set)
+}
+
+fn delete_as(object: Value, username: &str, groups: &[&str]) -> Request {
+    let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+    synthetic.old_object = Some(object);
+    synthetic.user =
+        User { username: username.into(), groups: groups.iter().map(|g| g.to_string()).collect() };
+    synthetic.build().unwrap()
+}
+
+fn confirmed_namespace(name: &str) -> Value {
+    namespace_with_annotations(name, &[("defender.io/delete-after", "2025-12-31T00:00:00Z")])
+}
+
+fn pod(name: &str) -> Value {
+    object("v1", "Pod", "prod", name, &[])
+}
+
+#[test]
+fn denial_message_names_policy_object_reason_and_way_forward() {
+    let fixture = Fixture::new();
+    let decision =
+        engine().review(&fixture.delete(crate::testing::namespace("kube-system")), &fixture.context());
+    assert!(!decision.allowed());
+    assert_eq!(
+        decision.denial_message().unwrap(),
+        "defender/core-namespaces: namespace \"kube-system\" is a core namespace and cannot be deleted. \
+         If it truly must happen, a cluster admin in group \"defender:break-glass\" can act as break-glass"
+    );
+}
+
+#[test]
+fn absolute_denials_hide_procedural_ones() {
+    let fixture = Fixture::new();
+    let decision = engine().review(&fixture.delete(crate::testing::namespace("default")), &fixture.context());
+    assert_eq!(decision.fired_policies(), ["core-namespaces", "namespace-deletion"]);
+    let message = decision.denial_message().unwrap();
+    assert!(!message.contains("kubectl annotate"), "{message}");
+}
+
+#[test]
+fn control_plane_identities_are_never_blocked() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    for (user, groups, skip) in [
+        ("system:serviceaccount:kube-system:namespace-controller", vec![], Skip::ExemptUser),
+        ("system:serviceaccount:kube-system:generic-garbage-collector", vec![], Skip::ExemptUser),
+        ("system:kube-controller-manager", vec![], Skip::ExemptUser),
+        ("system:node:worker-1", vec!["system:nodes"], Skip::ExemptGroup),
+    ] {
+        let decision = engine
+            .review(&delete_as(object("v1", "Secret", "prod", "db", &[]), user, &groups), &fixture.context());
+        assert!(decision.allowed(), "{user}");
+        assert_eq!(decision.skipped, Some(skip), "{user}");
+    }
+    let other_sa = delete_as(object("v1", "Secret", "prod", "db", &[]), "system:serviceaccount:prod:ci", &[]);
+    assert!(!engine.review(&other_sa, &fixture.context()).allowed());
+}
+
+#[test]
+fn objects_being_deleted_and_terminating_namespaces_pass() {
+    let engine = engine();
+    let fixture =
+        Fixture::new().with_namespace("gone", NamespaceInfo { terminating: true, ..Default::default() });
+    let mut leaving = object("v1", "Secret", "prod", "db", &[]);
+    leaving["metadata"]["deletionTimestamp"] = "2025-12-31T23:59:00Z".into();
+    assert_eq!(engine.review(&fixture.delete(leaving), &fixture.context()).skipped, Some(Skip::BeingDeleted));
+    let inside = fixture.delete(object("v1", "ConfigMap", "gone", "settings", &[]));
+    assert_eq!(engine.review(&inside, &fixture.context()).skipped, Some(Skip::TerminatingNamespace));
+}
+
+#[test]
+fn break_glass_allows_with_a_warning_listing_what_it_overrode() {
+    let fixture = Fixture::new();
+    let request =
+        delete_as(crate::testing::namespace("kube-public"), "oncall@example.com", &["defender:break-glass"]);
+    let decision = engine().review(&request, &fixture.context());
+    assert!(decision.allowed() && decision.break_glass);
+    let warnings = decision.warnings();
+    assert!(warnings[0].contains("break-glass used"));
+    assert!(warnings.iter().any(|w| w.contains("defender/core-namespaces")));
+    assert_eq!(decision.verdict(), "warn");
+}
+
+#[test]
+fn namespace_budget_is_spent_only_when_allowed() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    for name in ["a", "b", "c"] {
+        assert!(engine.review(&fixture.delete(confirmed_namespace(name)), &fixture.context()).allowed());
+    }
+    let fourth = engine.review(&fixture.delete(confirmed_namespace("d")), &fixture.context());
+    let message = fourth.denial_message().unwrap();
+    assert!(message.contains("budget (3 per 10m) is used up"), "{message}");
+    assert!(message.contains("2026-01-01T00:10:00Z (in 10m)"), "{message}");
+}
+
+#[test]
+fn denied_requests_do_not_spend_budget() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    for _ in 0..5 {
+        // Unconfirmed: denied by the confirmation step, so nothing is spent.
+        assert!(
+            !engine.review(&fixture.delete(crate::testing::namespace("x")), &fixture.context()).allowed()
+        );
+    }
+    for name in ["a", "b", "c"] {
+        assert!(
+            engine.review(&fixture.delete(confirmed_namespace(name)), &fixture.context()).allowed(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn dry_run_requests_never_spend_but_still_tell_the_truth() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let dry = |name: &str| {
+        let mut synthetic = fixture.synthetic_delete(confirmed_namespace(name));
+        synthetic.dry_run = true;
+        synthetic.build().unwrap()
+    };
+    for _ in 0..10 {
+        assert!(engine.review(&dry("a"), &fixture.context()).allowed());
+    }
+    for name in ["a", "b", "c"] {
+        assert!(engine.review(&fixture.delete(confirmed_namespace(name)), &fixture.context()).allowed());
+    }
+    assert!(!engine.review(&dry("d"), &fixture.context()).allowed(), "an over-budget dry run is denied too");
+}
+
+#[test]
+fn pod_bursts_are_denied_after_the_limit_per_user_and_namespace() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let verdicts: Vec<bool> = (0..8)
+        .map(|i| engine.review(&fixture.delete(pod(&format!("web-{i}"))), &fixture.context()).allowed())
+        .collect();
+    assert_eq!(verdicts, [true, true, true, true, true, false, false, false]);
+    let other_user = delete_as(pod("web-9"), "bob@example.com", &[]);
+    assert!(engine.review(&other_user, &fixture.context()).allowed());
+}
+
+#[test]
+fn warn_action_allows_with_a_warning() {
+    let engine = engine_with(
+        "apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata: {name: hosts}\nspec: {action: warn}\n",
+    );
+    let fixture = Fixture::new();
+    let request =
+        fixture.create(crate::testing::ingress("web", serde_json::json!({"rules": [{"host": "*"}]})));
+    let decision = engine.review(&request, &fixture.context());
+    assert!(decision.allowed());
+    assert_eq!(decision.verdict(), "warn");
+    assert!(decision.warnings()[0].starts_with("defender/hosts: ingress \"prod/web\""));
+}
+
+#[test]
+fn dryrun_action_allows_silently_but_records() {
+    let engine = engine_with(
+        "apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata: {name: hosts}\nspec: {action: dryrun}\n",
+    );
+    let fixture = Fixture::new();
+    let request =
+        fixture.create(crate::testing::ingress("web", serde_json::json!({"rules": [{"host": "*"}]})));
+    let decision = engine.review(&request, &fixture.context());
+    assert!(decision.allowed() && decision.warnings().is_empty());
+    assert_eq!(decision.verdict(), "allow");
+    assert_eq!(decision.fired_policies(), ["hosts"]);
+}
+
+#[test]
+fn a_warn_mode_budget_warns_when_exhausted_and_never_blocks() {
+    let engine = engine_with(
+        "apiVersion: defender.io/v1alpha1\nkind: NamespaceDeletion\nmetadata: {name: nsd}\n\
+         spec: {action: warn, budget: {deletions: 1, window: 1m}, confirmation: {enabled: false}}\n",
+    );
+    let fixture = Fixture::new();
+    assert_eq!(
+        engine.review(&fixture.delete(crate::testing::namespace("a")), &fixture.context()).verdict(),
+        "allow"
+    );
+    let second = engine.review(&fixture.delete(crate::testing::namespace("b")), &fixture.context());
+    assert!(second.allowed());
+    assert!(second.warnings()[0].contains("used up"));
+}
+
+#[test]
+fn a_failed_charge_refunds_the_ones_spent_before_it() {
+    // Two guards on pods: the second's budget of 1 runs out first.
+    let engine = engine_with(
+        "apiVersion: defender.io/v1alpha1\nkind: DeletionGuard\nmetadata: {name: wide}\n\
+         spec: {resources: [{kind: Pod, mode: bulk, burst: {deletes: 2, window: 1m}}]}\n---\n\
+         apiVersion: defender.io/v1alpha1\nkind: DeletionGuard\nmetadata: {name: narrow}\n\
+         spec: {resources: [{kind: Pod, mode: bulk, burst: {deletes: 1, window: 1m}}]}\n",
+    );
+    let fixture = Fixture::new();
+    assert!(engine.review(&fixture.delete(pod("a")), &fixture.context()).allowed());
+    assert!(!engine.review(&fixture.delete(pod("b")), &fixture.context()).allowed());
+    let wide = engine.policies()[0].budgets().remove(0).budget;
+    let key = "developer@example.com\u{0}prod\u{0}Pod";
+    assert_eq!(wide.remaining(key, fixture.now), 1, "the denied delete's charge on `wide` was refunded");
+    let _unused: Option<Arc<NamespaceInfo>> = None;
+}
