@@ -9,15 +9,18 @@
 
 pub mod admission;
 pub mod budget;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod harness;
 pub mod namespaces;
 pub mod policy;
 pub mod request;
 pub mod selector;
 pub mod settings;
 pub mod synthetic;
+pub mod yaml;
 
 #[cfg(test)]
 mod testing;

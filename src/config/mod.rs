@@ -68,12 +68,25 @@ pub fn load(path: Option<&Path>) -> Result<PolicySet, ConfigError> {
 }
 
 pub fn load_embedded() -> Result<PolicySet, ConfigError> {
-    let files: Vec<(String, String)> =
-        EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect();
-    from_files(&files, "the embedded policies")
+    from_files(&embedded_files(), EMBEDDED_ORIGIN)
 }
 
 pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
+    from_files(&read_path(path)?, &path.display().to_string())
+}
+
+/// How error messages name the embedded set.
+pub const EMBEDDED_ORIGIN: &str = "the embedded policies";
+
+/// The embedded policy files as `(file name, text)` pairs.
+pub fn embedded_files() -> Vec<(String, String)> {
+    EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()
+}
+
+/// Reads the policy files at `path` (a directory's .yaml, .yml and .json
+/// files in name order, or one file) without building them, so a caller can
+/// build fresh policy sets, with fresh budgets, from the same text.
+pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
     let files = if path.is_dir() {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
@@ -92,7 +105,7 @@ pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
             .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         texts.push((file.display().to_string(), text));
     }
-    from_files(&texts, &path.display().to_string())
+    Ok(texts)
 }
 
 fn is_policy_file(path: &Path) -> bool {
