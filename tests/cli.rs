@@ -216,3 +216,17 @@ fn check_reports_unusable_manifests_with_exit_2() {
         "{text}"
     );
 }
+
+/// deploy/ ships a copy of the default policies for operators to edit (kustomize
+/// cannot read files outside its directory); it must start out identical.
+#[test]
+fn the_deploy_policy_copy_matches_the_embedded_policies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = root.join("deploy/components/custom-policies/policies");
+    for entry in std::fs::read_dir(root.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        let copied = std::fs::read_to_string(copy.join(name)).unwrap_or_default();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), copied, "{name:?} differs in {}", copy.display());
+    }
+}
