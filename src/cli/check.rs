@@ -1,6 +1,7 @@
 //! `defender check`: judges manifests on disk as CREATE (or DELETE) requests,
 //! so a CI pipeline learns before `kubectl apply` what Defender would refuse.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ struct Manifest {
 
 impl CheckArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        let out = &mut std::io::stdout().lock();
         let engine = Engine::new(self.policies.load()?);
         let mut manifests = Vec::new();
         let mut unusable = 0;
@@ -59,7 +61,7 @@ impl CheckArgs {
                     Ok(manifest) => manifests.push(manifest),
                     Err(error) => {
                         unusable += 1;
-                        println!("error  {error}");
+                        writeln!(out, "error  {error}")?;
                     }
                 }
             }
@@ -74,20 +76,24 @@ impl CheckArgs {
                 Ok(request) => request,
                 Err(error) => {
                     unusable += 1;
-                    println!("error  {}: {error}", manifest.origin);
+                    writeln!(out, "error  {}: {error}", manifest.origin)?;
                     continue;
                 }
             };
             let decision = engine.review(&request, &engine.context(now, &namespaces));
             let verdict = decision.verdict();
-            println!("{verdict:<5}  {} ({})", request.describe(), manifest.origin);
+            writeln!(out, "{verdict:<5}  {} ({})", request.describe(), manifest.origin)?;
             let details = decision.denial_message().map(|m| vec![m]).unwrap_or_else(|| decision.warnings());
             for line in details.iter().flat_map(|d| d.lines()) {
-                println!("       {line}");
+                writeln!(out, "       {line}")?;
             }
             if decision.allowed() { allowed += 1 } else { denied += 1 }
         }
-        println!("{} objects: {allowed} allowed, {denied} denied, {unusable} unusable", manifests.len());
+        writeln!(
+            out,
+            "{} objects: {allowed} allowed, {denied} denied, {unusable} unusable",
+            manifests.len()
+        )?;
         Ok(match (unusable, denied) {
             (0, 0) => ExitCode::SUCCESS,
             (0, _) => ExitCode::FAILURE,

@@ -55,7 +55,13 @@ pub fn main() -> ExitCode {
         Command::Check(args) => args.run(),
     };
     result.unwrap_or_else(|error| {
-        eprintln!("defender: {error:#}");
+        // A reader that went away (`defender test ... | head`) is not an error.
+        let broken_pipe = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+        if !broken_pipe {
+            eprintln!("defender: {error:#}");
+        }
         ExitCode::from(USAGE)
     })
 }

@@ -1,4 +1,4 @@
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,7 +28,9 @@ impl ReviewArgs {
         let namespaces = StaticNamespaces::default();
         let decision = engine.review(&request, &engine.context(SystemClock.now(), &namespaces));
         let response = admission::respond(&request, &decision);
-        println!("{}", serde_json::to_string_pretty(&response)?);
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &response)?;
+        writeln!(out)?;
         Ok(ExitCode::SUCCESS)
     }
 }
