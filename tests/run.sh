@@ -19,10 +19,10 @@ cargo test --all-targets
 step "policy suites (defender test tests/policies)"
 cargo run --quiet -- test tests/policies
 
-if [[ -f tests/e2e.rs ]]; then
+if [[ -f tests/e2e/main.rs ]]; then
   step "end-to-end: building (or reusing) the Kubernetes control plane"
   E2E_BIN_DIR="$(bash tests/e2e/build-control-plane.sh | tail -n 1)"
   export E2E_BIN_DIR
   step "end-to-end tests against kube-apiserver $("$E2E_BIN_DIR/kube-apiserver" --version)"
-  cargo test --features e2e --test e2e -- --test-threads=1
+  cargo test --features e2e --test e2e
 fi
