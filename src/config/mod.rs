@@ -43,6 +43,18 @@ pub struct PolicySet {
     pub policies: Vec<Box<dyn Policy>>,
 }
 
+impl PolicySet {
+    /// Carries over the budgets of `previous` (the policies in force) to the
+    /// policies of the same name, so a reload does not reset what was spent.
+    pub fn adopt_budgets(&mut self, previous: &[Box<dyn Policy>]) {
+        for policy in &mut self.policies {
+            if let Some(old) = previous.iter().find(|old| old.name() == policy.name()) {
+                policy.adopt_budgets(&old.budgets());
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read policies from {path}: {source}")]
@@ -74,6 +86,13 @@ pub fn load_embedded() -> Result<PolicySet, ConfigError> {
 }
 
 pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
+    from_files(&read_path(path)?, &path.display().to_string())
+}
+
+/// Reads the policy files at `path` (a directory or one file) as `(file name,
+/// text)` pairs, in name order: what [`from_files`] builds a set from, and what
+/// a reloader compares to notice a change.
+pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
     let files = if path.is_dir() {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
@@ -92,7 +111,7 @@ pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
             .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         texts.push((file.display().to_string(), text));
     }
-    from_files(&texts, &path.display().to_string())
+    Ok(texts)
 }
 
 fn is_policy_file(path: &Path) -> bool {
