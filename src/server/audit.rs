@@ -18,7 +18,7 @@ pub fn decision(request: &Request, decision: &Decision, latency: Duration) {
         verdict = decision.verdict(),
         skipped = decision.skipped.map_or("", |skip| skip.as_str()),
         dry_run = request.dry_run(),
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,
         "review"
     );
     if decision.break_glass {

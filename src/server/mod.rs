@@ -7,6 +7,7 @@
 
 mod args;
 mod audit;
+mod body;
 mod connections;
 mod metrics;
 mod reload;

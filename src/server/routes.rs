@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
 use crate::admission::{self, ReviewError};
 use crate::server::audit;
+use crate::server::body::{self, BodyError};
 use crate::server::metrics::ErrorKind;
 use crate::server::state::AppState;
 
@@ -30,7 +29,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -56,22 +54,14 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 async fn review(state: &AppState, request: Request, started: Instant) -> Response {
-    // A declared length over the limit is refused before reading a byte of it.
-    if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return too_large(state);
-    }
-    let body = match Bytes::from_request(request, &()).await {
+    let declared = declared_length(request.headers());
+    let body = match body::read_limited(request.into_body(), declared, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
-            return too_large(state);
-        }
+        Err(BodyError::TooLarge) => return too_large(state),
         Err(error) => {
             state.metrics.error(ErrorKind::BodyRead);
-            tracing::debug!("cannot read a request body: {error}");
-            return status(
-                StatusCode::BAD_REQUEST,
-                format!("defender: cannot read the request body: {error}"),
-            );
+            tracing::debug!("{error}");
+            return status(StatusCode::BAD_REQUEST, format!("defender: {error}"));
         }
     };
     let request = match admission::parse_review(&body) {

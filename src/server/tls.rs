@@ -89,6 +89,11 @@ pub fn server_config(cert: Arc<CurrentCert>) -> Result<ServerConfig, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No session resumption: a resumed session skips the certificate, so a
+    // client could keep trusting a certificate after it was rotated out. The
+    // API server keeps its connections open, so resumption would save little.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
