@@ -213,6 +213,13 @@ async fn probes_and_metrics_report_the_server_and_its_reviews() {
     let response = client.get(harness.url("/metrics")).send().await.unwrap();
     let content_type = response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+
+    // Draining: not ready for new traffic, still alive and still answering.
+    harness.server.begin_drain();
+    assert_eq!(client.get(harness.url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(client.get(harness.url("/healthz")).send().await.unwrap().status(), 200);
+    let late = harness.review(&delete_namespace("m-2", "kube-system")).await;
+    assert_eq!(late["response"]["allowed"], false);
     harness.server.shutdown().await;
 }
 
@@ -265,7 +272,7 @@ async fn bodies_up_to_8_mib_are_read_and_larger_ones_refused_with_413() {
 
     // Without a declared length the limit holds too.
     let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
-    let head = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
     for _ in 0..9 {
@@ -490,4 +497,26 @@ async fn a_bad_certificate_or_policy_set_stops_startup() {
     config.policies = Some(bad_policies);
     let error = Server::bind(config).await.err().unwrap();
     assert!(error.to_string().contains("bad.yaml"), "{error}");
+}
+
+#[tokio::test]
+async fn the_api_servers_http2_is_spoken() {
+    let harness = Harness::start(|_, _| {}).await;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(harness.ca.as_bytes()).unwrap())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for uid in ["h2-1", "h2-2"] {
+        let response =
+            client.post(harness.url("/validate")).json(&delete_namespace(uid, "kube-system")).send();
+        let response = response.await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        let review: Value = response.json().await.unwrap();
+        assert_eq!(review["response"]["uid"], uid);
+        assert_eq!(review["response"]["allowed"], false);
+    }
+    harness.server.shutdown().await;
 }
