@@ -34,10 +34,11 @@ pub const DEFAULT_NAMESPACE: &str = "defender-system";
 /// Backdate validity so a node whose clock is a little behind still accepts the certificate.
 const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
+/// Messages are complete on their own; no error is chained behind them.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("failed to generate certificates: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
     #[error("certificate validity of {0} days is out of range (1 to 3650)")]
     Validity(u32),
     #[error(
@@ -45,12 +46,8 @@ pub enum CertError {
          starting and ending with a letter or digit, at most 63 characters)"
     )]
     Name { what: &'static str, name: String },
-    #[error("failed to write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("failed to write {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
 }
 
 /// A CA certificate and a serving certificate and key it signed, all PEM.
@@ -124,7 +121,7 @@ impl DevCerts {
     /// creating it (mode 0700) if needed. Each file is replaced atomically, so a
     /// server watching the directory never reads half a file.
     pub fn write(&self, dir: &Path) -> Result<CertFiles, CertError> {
-        create_private_dir(dir).map_err(|source| CertError::Write { path: dir.to_owned(), source })?;
+        create_private_dir(dir).map_err(|error| CertError::Write { path: dir.to_owned(), error })?;
         let bundle = format!("{}\n", self.ca_bundle());
         Ok(CertFiles {
             ca_cert: write_file(dir, CA_CERT, self.ca_pem.as_bytes(), 0o644)?,
@@ -144,6 +141,12 @@ fn check_label(what: &'static str, name: &str) -> Result<(), CertError> {
         && !name.starts_with('-')
         && !name.ends_with('-');
     if valid { Ok(()) } else { Err(CertError::Name { what, name: name.to_owned() }) }
+}
+
+impl From<rcgen::Error> for CertError {
+    fn from(error: rcgen::Error) -> Self {
+        Self::Generate(error)
+    }
 }
 
 fn common_name(name: &str) -> DistinguishedName {
@@ -182,9 +185,9 @@ fn write_file(dir: &Path, name: &str, contents: &[u8], mode: u32) -> Result<Path
         file.sync_all()?;
         fs::rename(&temp, &path)
     };
-    attempt().map_err(|source| {
+    attempt().map_err(|error| {
         let _ = fs::remove_file(&temp);
-        CertError::Write { path: path.clone(), source }
+        CertError::Write { path: path.clone(), error }
     })?;
     Ok(path)
 }

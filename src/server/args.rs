@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use crate::clock::human;
 use crate::logging::{self, LogFormat};
 use crate::server::{Config, Server, TlsSource};
@@ -75,7 +73,7 @@ impl ServeArgs {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .context("cannot start the async runtime")?;
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
         runtime.block_on(self.serve())
     }
 
@@ -137,8 +135,10 @@ impl Signals {
         {
             use tokio::signal::unix::{SignalKind, signal};
             Ok(Self {
-                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+                terminate: signal(SignalKind::terminate())
+                    .map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?,
+                interrupt: signal(SignalKind::interrupt())
+                    .map_err(|e| anyhow::anyhow!("cannot listen for SIGINT: {e}"))?,
             })
         }
         #[cfg(not(unix))]

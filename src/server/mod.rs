@@ -83,33 +83,40 @@ impl Config {
     }
 }
 
+/// Why the server could not start. Each message is complete on its own (it
+/// names the file or address and the reason), so it reads well however it is printed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(transparent)]
-    GenerateCerts(#[from] CertError),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot use the serving certificate {cert} with key {key}: {source}")]
-    Certificate {
-        cert: PathBuf,
-        key: PathBuf,
-        #[source]
-        source: TlsError,
-    },
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error(transparent)]
-    Policies(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    GenerateCerts(CertError),
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("cannot use the serving certificate {cert} with key {key}: {error}")]
+    Certificate { cert: PathBuf, key: PathBuf, error: TlsError },
+    #[error("{0}")]
+    Tls(TlsError),
+    #[error("{0}")]
+    Policies(ConfigError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
+}
+
+impl From<CertError> for ServerError {
+    fn from(error: CertError) -> Self {
+        Self::GenerateCerts(error)
+    }
+}
+
+impl From<TlsError> for ServerError {
+    fn from(error: TlsError) -> Self {
+        Self::Tls(error)
+    }
+}
+
+impl From<ConfigError> for ServerError {
+    fn from(error: ConfigError) -> Self {
+        Self::Policies(error)
+    }
 }
 
 /// A running server.
@@ -138,8 +145,8 @@ impl Server {
             TlsSource::Generate { dir } => generate_dev_certs(dir)?,
         };
         let cert_pair = (read(&cert_path)?, read(&key_path)?);
-        let certified = tls::certified_key(&cert_pair.0, &cert_pair.1).map_err(|source| {
-            ServerError::Certificate { cert: cert_path.clone(), key: key_path.clone(), source }
+        let certified = tls::certified_key(&cert_pair.0, &cert_pair.1).map_err(|error| {
+            ServerError::Certificate { cert: cert_path.clone(), key: key_path.clone(), error }
         })?;
         let current_cert = Arc::new(CurrentCert::new(certified));
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(Arc::clone(&current_cert))?));
@@ -158,9 +165,8 @@ impl Server {
 
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-        let addr =
-            listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+            .map_err(|error| ServerError::Bind { addr: config.listen, error })?;
+        let addr = listener.local_addr().map_err(|error| ServerError::Bind { addr: config.listen, error })?;
 
         let state = Arc::new(AppState {
             engine: Arc::clone(&engine),
@@ -219,7 +225,7 @@ impl Server {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|source| ServerError::Read { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|error| ServerError::Read { path: path.to_owned(), error })
 }
 
 fn generate_dev_certs(dir: &Path) -> Result<(PathBuf, PathBuf), ServerError> {
