@@ -68,7 +68,8 @@ pub fn parse_review_value(value: Value) -> Result<Request, ReviewError> {
 
 fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> ReviewError {
     let path = error.path().to_string();
-    if path.is_empty() || path == "." {
+    // "." is the document itself, "?" a position serde could not name.
+    if path.is_empty() || path == "." || path == "?" {
         ReviewError::Json(error.inner().to_string())
     } else {
         ReviewError::Json(format!("{path}: {}", error.inner()))

@@ -97,6 +97,21 @@ impl Budget {
         self.quota.limit.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
     }
 
+    /// The fewest slots any key has left now: for a per-user budget, how close
+    /// the busiest user is to the limit.
+    pub fn lowest_remaining(&self, now: Timestamp) -> u32 {
+        let mut spends = self.lock();
+        let most_used = spends
+            .values_mut()
+            .map(|recent| {
+                self.forget_expired(recent, now);
+                recent.len()
+            })
+            .max()
+            .unwrap_or(0);
+        self.quota.limit.saturating_sub(u32::try_from(most_used).unwrap_or(u32::MAX))
+    }
+
     fn fits(&self, recent: &mut VecDeque<Timestamp>, now: Timestamp) -> Result<(), Exhausted> {
         self.forget_expired(recent, now);
         if recent.len() < self.quota.limit as usize {
@@ -186,6 +201,18 @@ mod tests {
         budget.try_spend("k", at(5)).unwrap();
         budget.refund("k", at(5));
         assert!(budget.try_spend("k", at(6)).is_ok());
+    }
+
+    #[test]
+    fn lowest_remaining_follows_the_busiest_key_until_its_spends_expire() {
+        let budget = three_per_ten_minutes();
+        assert_eq!(budget.lowest_remaining(at(0)), 3);
+        budget.try_spend("alice", at(0)).unwrap();
+        budget.try_spend("alice", at(1)).unwrap();
+        budget.try_spend("bob", at(2)).unwrap();
+        assert_eq!(budget.lowest_remaining(at(3)), 1);
+        assert_eq!(budget.lowest_remaining(at(601)), 2);
+        assert_eq!(budget.lowest_remaining(at(700)), 3);
     }
 
     #[test]

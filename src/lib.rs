@@ -4,20 +4,23 @@
 //! Ingress hosts) before they are stored.
 //!
 //! The [`engine`] judges one [`request`] against a [`config::PolicySet`]; the
-//! server, the `defender test` harness and the CLI are adapters around it.
+//! [`server`], the `defender test` harness and the CLI are adapters around it.
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod budget;
+pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod harness;
+pub mod logging;
 pub mod namespaces;
 pub mod policy;
 pub mod request;
 pub mod selector;
+pub mod server;
 pub mod settings;
 pub mod synthetic;
 pub mod yaml;

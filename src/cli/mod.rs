@@ -22,6 +22,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the admission webhook over HTTPS.
+    Serve(crate::server::ServeArgs),
+    /// Write a development CA and serving certificate for the webhook.
+    Certs(crate::certs::CertsArgs),
     /// Run policy test suites (YAML, kind TestSuite) without a cluster.
     Test(test::TestArgs),
     /// Judge one AdmissionReview (a file, or - for stdin) and print the response.
@@ -50,6 +54,8 @@ const USAGE: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => args.run(),
+        Command::Certs(args) => args.run(),
         Command::Test(args) => args.run(),
         Command::Review(args) => args.run(),
         Command::Check(args) => args.run(),

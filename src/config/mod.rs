@@ -43,6 +43,18 @@ pub struct PolicySet {
     pub policies: Vec<Box<dyn Policy>>,
 }
 
+impl PolicySet {
+    /// Carries over the budgets of `previous` (the policies in force) to the
+    /// policies of the same name, so a reload does not reset what was spent.
+    pub fn adopt_budgets(&mut self, previous: &[Box<dyn Policy>]) {
+        for policy in &mut self.policies {
+            if let Some(old) = previous.iter().find(|old| old.name() == policy.name()) {
+                policy.adopt_budgets(&old.budgets());
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read policies from {path}: {source}")]
@@ -84,8 +96,9 @@ pub fn embedded_files() -> Vec<(String, String)> {
 }
 
 /// Reads the policy files at `path` (a directory's .yaml, .yml and .json
-/// files in name order, or one file) without building them, so a caller can
-/// build fresh policy sets, with fresh budgets, from the same text.
+/// files in name order, or one file) as `(file name, text)` pairs: what
+/// [`from_files`] builds a set from (fresh budgets each time), and what a
+/// reloader compares to notice a change.
 pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
     let files = if path.is_dir() {

@@ -154,3 +154,44 @@ fn loads_a_directory_and_skips_other_files() {
     let missing = load_path(&dir.path().join("missing")).err().unwrap();
     assert!(missing.to_string().contains("failed to read policies"), "{missing}");
 }
+
+#[test]
+fn a_reload_keeps_what_unchanged_budgets_have_spent() {
+    let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let policies = |namespace_deletions: u32| {
+        format!(
+            "apiVersion: defender.io/v1alpha1\nkind: NamespaceDeletion\nmetadata: {{name: ns}}\n\
+             spec: {{budget: {{deletions: {namespace_deletions}, window: 10m}}}}\n---\n\
+             apiVersion: defender.io/v1alpha1\nkind: DeletionGuard\nmetadata: {{name: guard}}\n\
+             spec: {{resources: [{{kind: Pod, mode: bulk, burst: {{deletes: 5, window: 1m}}}},\n\
+             {{kind: Deployment, mode: bulk, burst: {{deletes: 5, window: 1m}}}}]}}\n"
+        )
+    };
+    let remaining = |set: &PolicySet| -> Vec<(String, u32)> {
+        set.policies
+            .iter()
+            .flat_map(|p| p.budgets())
+            .map(|g| (g.subject.clone(), g.budget.remaining("k", now)))
+            .collect()
+    };
+    let old = load_text(&policies(3)).unwrap();
+    for gauge in old.policies.iter().flat_map(|p| p.budgets()) {
+        let spends = if gauge.subject == "apps/Deployment" { 1 } else { 2 };
+        for _ in 0..spends {
+            gauge.budget.try_spend("k", now).unwrap();
+        }
+    }
+
+    let mut same = load_text(&policies(3)).unwrap();
+    same.adopt_budgets(&old.policies);
+    let expected = [("Namespace", 1), ("Pod", 3), ("apps/Deployment", 4)];
+    assert_eq!(remaining(&same), expected.map(|(s, n)| (s.to_owned(), n)));
+    // Shared, not copied: a spend through either is seen by both.
+    same.policies[0].budgets()[0].budget.try_spend("k", now).unwrap();
+    assert_eq!(old.policies[0].budgets()[0].budget.remaining("k", now), 0);
+
+    let mut new_quota = load_text(&policies(4)).unwrap();
+    new_quota.adopt_budgets(&old.policies);
+    let expected = [("Namespace", 4), ("Pod", 3), ("apps/Deployment", 4)];
+    assert_eq!(remaining(&new_quota), expected.map(|(s, n)| (s.to_owned(), n)));
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::config::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::Request;
 use crate::selector::{Label, LabelSelector};
 
@@ -58,6 +58,9 @@ pub struct BurstSpec {
     pub deletes: u32,
     pub window: Period,
 }
+
+/// The name of every burst budget, as metrics report it.
+const BURST: &str = "bulk-deletions";
 
 const DEFAULT_BURST: BurstSpec = BurstSpec { deletes: 5, window: Period::minutes(1) };
 
@@ -105,6 +108,13 @@ struct Guarded {
     mode: Mode,
     burst: Option<Arc<Budget>>,
     exempt_selectors: Vec<LabelSelector>,
+}
+
+impl Guarded {
+    /// `Pod`, or `apps/Deployment` for kinds outside the core group.
+    fn subject(&self) -> String {
+        if self.group.is_empty() { self.kind.clone() } else { format!("{}/{}", self.group, self.kind) }
+    }
 }
 
 pub struct DeletionGuard {
@@ -281,9 +291,22 @@ impl Policy for DeletionGuard {
     fn budgets(&self) -> Vec<BudgetGauge> {
         self.guarded
             .iter()
-            .filter_map(|g| g.burst.as_ref())
-            .map(|budget| BudgetGauge { name: "bulk-deletions", budget: Arc::clone(budget), key: None })
+            .filter_map(|g| {
+                let budget = g.burst.as_ref()?;
+                Some(BudgetGauge { name: BURST, subject: g.subject(), budget: Arc::clone(budget), key: None })
+            })
             .collect()
+    }
+
+    fn adopt_budgets(&mut self, previous: &[BudgetGauge]) {
+        for guarded in &mut self.guarded {
+            let subject = guarded.subject();
+            if let Some(budget) = &mut guarded.burst
+                && let Some(old) = continued_budget(previous, BURST, &subject, budget.quota())
+            {
+                *budget = old;
+            }
+        }
     }
 }
 

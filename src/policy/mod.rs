@@ -113,9 +113,27 @@ pub enum Verdict {
 /// A budget a policy keeps, as metrics report it.
 pub struct BudgetGauge {
     pub name: &'static str,
+    /// What the budget counts, unique among the policy's budgets of one name:
+    /// `Namespace`, or a guarded kind such as `Pod` or `apps/Deployment`.
+    pub subject: String,
     pub budget: Arc<Budget>,
     /// The key to report on, for budgets with a single key (cluster-wide ones).
     pub key: Option<&'static str>,
+}
+
+/// The budget among `previous` that a new budget `name`/`subject` with `quota`
+/// continues: same name, same subject, same quota. A changed quota starts afresh,
+/// since the old spends were counted against a different promise.
+pub fn continued_budget(
+    previous: &[BudgetGauge],
+    name: &str,
+    subject: &str,
+    quota: crate::budget::Quota,
+) -> Option<Arc<Budget>> {
+    previous
+        .iter()
+        .find(|gauge| gauge.name == name && gauge.subject == subject && gauge.budget.quota() == quota)
+        .map(|gauge| Arc::clone(&gauge.budget))
 }
 
 pub trait Policy: Send + Sync {
@@ -136,4 +154,9 @@ pub trait Policy: Send + Sync {
     fn budgets(&self) -> Vec<BudgetGauge> {
         Vec::new()
     }
+
+    /// Shares the budgets of this policy's previous version (`previous` is its
+    /// [`Policy::budgets`]) wherever [`continued_budget`] finds one, so reloading
+    /// the policies does not hand out a fresh allowance.
+    fn adopt_budgets(&mut self, _previous: &[BudgetGauge]) {}
 }

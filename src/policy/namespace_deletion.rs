@@ -13,12 +13,14 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::config::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::{Operation, Request, annotation};
 use crate::selector::Label;
 
 /// The single key of the cluster-wide budget.
 const CLUSTER: &str = "cluster";
+const BUDGET: &str = "namespace-deletions";
+const SUBJECT: &str = "Namespace";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -273,11 +275,20 @@ impl Policy for NamespaceDeletion {
         self.budget
             .iter()
             .map(|budget| BudgetGauge {
-                name: "namespace-deletions",
+                name: BUDGET,
+                subject: SUBJECT.to_owned(),
                 budget: Arc::clone(budget),
                 key: Some(CLUSTER),
             })
             .collect()
+    }
+
+    fn adopt_budgets(&mut self, previous: &[BudgetGauge]) {
+        if let Some(budget) = &mut self.budget
+            && let Some(old) = continued_budget(previous, BUDGET, SUBJECT, budget.quota())
+        {
+            *budget = old;
+        }
     }
 }
 

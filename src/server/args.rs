@@ -1,0 +1,166 @@
+//! `defender serve`: flags, logging, the runtime, and signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::clock::human;
+use crate::logging::{self, LogFormat};
+use crate::server::{Config, Server, TlsSource};
+
+/// Serve AdmissionReviews over HTTPS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// Serving certificate chain (PEM, leaf first); reloaded when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Without --tls-cert, a development CA and certificate are generated here
+    /// [default: defender-dev-certs in the system temp directory].
+    #[arg(long, value_name = "DIR", conflicts_with = "tls_cert")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// Policy file or directory, reloaded when it changes [default: the embedded policies].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// How often certificate and policy files are checked for changes.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub reload_interval: Duration,
+
+    /// The most one review may take, body upload included. Keep it below the
+    /// webhook's timeoutSeconds, so the API server gets an answer, not a timeout.
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = positive_duration)]
+    pub request_timeout: Duration,
+
+    /// On shutdown, how long requests in progress may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+
+    /// On SIGTERM, how long to keep serving (with /readyz failing) before
+    /// closing the listener, while the Service stops routing here. SIGINT skips it.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m)"))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        zero if zero.is_zero() => Err("must be longer than zero".to_owned()),
+        positive => Ok(positive),
+    }
+}
+
+impl ServeArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        logging::init(self.log_format)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(self.serve())
+    }
+
+    /// The server configuration these flags describe.
+    pub fn config(&self) -> Config {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
+            _ => TlsSource::Generate {
+                dir: self.cert_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("defender-dev-certs")),
+            },
+        };
+        let mut config = Config::new(self.listen, tls);
+        config.policies = self.policies.clone();
+        config.reload_interval = self.reload_interval;
+        config.request_timeout = self.request_timeout;
+        config.limits.shutdown_grace = self.shutdown_grace;
+        config
+    }
+
+    async fn serve(self) -> anyhow::Result<ExitCode> {
+        // Listen for signals before serving, so an early SIGTERM still shuts down cleanly.
+        let mut signals = Signals::new()?;
+        let server = Server::bind(self.config()).await?;
+        let terminated = signals.wait().await;
+        if terminated && !self.shutdown_delay.is_zero() {
+            tracing::info!(
+                "SIGTERM: draining for {} before closing the listener",
+                human(self.shutdown_delay)
+            );
+            server.begin_drain();
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
+        tracing::info!("shutting down: finishing requests in progress");
+        let outcome = server.shutdown().await;
+        if outcome.cut_off > 0 {
+            tracing::warn!(
+                connections = outcome.cut_off,
+                "closed connections still busy after the {} shutdown grace",
+                human(self.shutdown_grace)
+            );
+        } else {
+            tracing::info!("shut down cleanly");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// SIGTERM (how Kubernetes stops a pod) and SIGINT (Ctrl-C).
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())
+                    .map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?,
+                interrupt: signal(SignalKind::interrupt())
+                    .map_err(|e| anyhow::anyhow!("cannot listen for SIGINT: {e}"))?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for either; true for SIGTERM.
+    async fn wait(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => true,
+                _ = self.interrupt.recv() => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // Without a handler there is no clean way to stop: wait forever.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            false
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Prometheus metrics: the four golden signals of a webhook (traffic by verdict,
+//! latency, errors, saturation) plus the state an operator asks about when
+//! something is denied: budgets left, and whether reloads are failing.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::clock::Clock;
+use crate::engine::Decision;
+use crate::request::Request;
+use crate::server::audit::operation;
+use crate::server::state::CurrentEngine;
+
+/// The ways handling a request or a connection can go wrong, as `errors_total` labels them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The body is not an AdmissionReview at all (HTTP 400).
+    MalformedReview,
+    /// An AdmissionReview that cannot be judged (wrong version, no request).
+    InvalidReview,
+    /// The body is over the size limit (HTTP 413).
+    BodyTooLarge,
+    /// The client stopped sending the body, or it could not be read.
+    BodyRead,
+    /// The request took longer than the request timeout.
+    Timeout,
+    /// A TLS handshake failed or did not finish in time.
+    TlsHandshake,
+    /// Accepting a TCP connection failed (e.g. out of file descriptors).
+    Accept,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::MalformedReview => "malformed_review",
+            ErrorKind::InvalidReview => "invalid_review",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::BodyRead => "body_read",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::Accept => "accept",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    operation: &'static str,
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    policy: String,
+    action: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkipLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reviews: Family<ReviewLabels, Counter>,
+    findings: Family<FindingLabels, Counter>,
+    skipped: Family<SkipLabels, Counter>,
+    break_glass: Counter,
+    latency: Histogram,
+    errors: Family<ErrorLabels, Counter>,
+    in_flight: Gauge,
+    policy_reloads: Counter,
+    policy_reload_failures: Counter,
+    policy_last_reload_successful: Gauge,
+    policy_last_reload_success_time: Gauge<f64, AtomicU64>,
+    cert_reloads: Counter,
+    cert_reload_failures: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric; budgets are read from `engine` at each scrape.
+    pub fn new(engine: Arc<CurrentEngine>, clock: Arc<dyn Clock>) -> Self {
+        let mut metrics = Self {
+            registry: Registry::default(),
+            reviews: Family::default(),
+            findings: Family::default(),
+            skipped: Family::default(),
+            break_glass: Counter::default(),
+            // 100µs to ~3.3s: reviews take microseconds, the API server gives up at 10s.
+            latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            errors: Family::default(),
+            in_flight: Gauge::default(),
+            policy_reloads: Counter::default(),
+            policy_reload_failures: Counter::default(),
+            policy_last_reload_successful: Gauge::default(),
+            policy_last_reload_success_time: Gauge::default(),
+            cert_reloads: Counter::default(),
+            cert_reload_failures: Counter::default(),
+        };
+        let registry = &mut metrics.registry;
+        registry.register(
+            "defender_reviews",
+            "AdmissionReviews answered, by operation and verdict (allow, warn, deny)",
+            metrics.reviews.clone(),
+        );
+        registry.register(
+            "defender_policy_findings",
+            "Violations found, by policy and the policy's action (deny, warn, dryrun)",
+            metrics.findings.clone(),
+        );
+        registry.register(
+            "defender_skipped_reviews",
+            "Reviews let through without consulting policies, by reason",
+            metrics.skipped.clone(),
+        );
+        registry.register(
+            "defender_break_glass",
+            "Denials overridden by a break-glass user",
+            metrics.break_glass.clone(),
+        );
+        registry.register(
+            "defender_review_duration_seconds",
+            "Time from request received to response ready, body read included",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "defender_errors",
+            "Failed requests and connections, by kind",
+            metrics.errors.clone(),
+        );
+        registry.register(
+            "defender_in_flight_requests",
+            "AdmissionReviews being handled now",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "defender_policy_reloads",
+            "Policy sets loaded after a change on disk",
+            metrics.policy_reloads.clone(),
+        );
+        registry.register(
+            "defender_policy_reload_failures",
+            "Changed policy files that could not be loaded; the last good set stays in force",
+            metrics.policy_reload_failures.clone(),
+        );
+        registry.register(
+            "defender_policy_last_reload_successful",
+            "1 if the policies on disk are the ones in force, 0 if the last change was refused",
+            metrics.policy_last_reload_successful.clone(),
+        );
+        registry.register(
+            "defender_policy_last_reload_success_timestamp_seconds",
+            "When the policies in force were loaded (Unix time)",
+            metrics.policy_last_reload_success_time.clone(),
+        );
+        registry.register(
+            "defender_cert_reloads",
+            "Serving certificates loaded after a change on disk",
+            metrics.cert_reloads.clone(),
+        );
+        registry.register(
+            "defender_cert_reload_failures",
+            "Changed certificate or key files that were refused; the previous pair keeps serving",
+            metrics.cert_reload_failures.clone(),
+        );
+        registry.register_collector(Box::new(BudgetCollector { engine, clock }));
+        metrics.policies_loaded();
+        metrics
+    }
+
+    /// Counts one answered review.
+    pub fn review(&self, request: &Request, decision: &Decision, latency: Duration) {
+        let labels = ReviewLabels { operation: operation(request.operation()), verdict: decision.verdict() };
+        self.reviews.get_or_create(&labels).inc();
+        for finding in &decision.findings {
+            let labels = FindingLabels { policy: finding.policy.clone(), action: finding.action.as_str() };
+            self.findings.get_or_create(&labels).inc();
+        }
+        if let Some(skip) = decision.skipped {
+            self.skipped.get_or_create(&SkipLabels { reason: skip.as_str() }).inc();
+        }
+        if decision.break_glass {
+            self.break_glass.inc();
+        }
+        self.latency.observe(latency.as_secs_f64());
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors.get_or_create(&ErrorLabels { kind: kind.as_str() }).inc();
+    }
+
+    /// Counts a request in flight until the returned guard is dropped, however the handler ends.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// The policies on disk were loaded (at startup or after a change).
+    pub fn policies_loaded(&self) {
+        self.policy_last_reload_successful.set(1);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.policy_last_reload_success_time.set(now.as_secs_f64());
+    }
+
+    /// The policies on disk are readable again and are the ones in force.
+    pub fn policies_in_sync(&self) {
+        self.policy_last_reload_successful.set(1);
+    }
+
+    pub fn policy_reloaded(&self) {
+        self.policy_reloads.inc();
+        self.policies_loaded();
+    }
+
+    pub fn policy_reload_failed(&self) {
+        self.policy_reload_failures.inc();
+        self.policy_last_reload_successful.set(0);
+    }
+
+    pub fn cert_reloaded(&self) {
+        self.cert_reloads.inc();
+    }
+
+    pub fn cert_reload_failed(&self) {
+        self.cert_reload_failures.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    policy: String,
+    budget: &'static str,
+    subject: String,
+}
+
+/// Reads every budget of the policies in force at scrape time, so a policy
+/// reload shows up without re-registering anything.
+struct BudgetCollector {
+    engine: Arc<CurrentEngine>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for BudgetCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BudgetCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for BudgetCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let engine = self.engine.get();
+        let now = self.clock.now();
+        let remaining: Family<BudgetLabels, Gauge> = Family::default();
+        for policy in engine.policies() {
+            for gauge in policy.budgets() {
+                let left = match gauge.key {
+                    Some(key) => gauge.budget.remaining(key, now),
+                    None => gauge.budget.lowest_remaining(now),
+                };
+                let labels = BudgetLabels {
+                    policy: policy.name().to_owned(),
+                    budget: gauge.name,
+                    subject: gauge.subject,
+                };
+                remaining.get_or_create(&labels).set(i64::from(left));
+            }
+        }
+        let metric = encoder.encode_descriptor(
+            "defender_budget_remaining",
+            "Slots left in each budget now; for per-user budgets, the fewest any user has left",
+            None,
+            remaining.metric_type(),
+        )?;
+        remaining.encode(metric)
+    }
+}

@@ -1,0 +1,240 @@
+//! The HTTPS webhook server: AdmissionReviews in, decisions out.
+//!
+//! [`Server::bind`] loads the certificate and the policies, starts listening
+//! and returns; the server then runs on the current tokio runtime until
+//! [`Server::shutdown`]. `defender serve` ([`ServeArgs`]) wraps it with signal
+//! handling and logging.
+
+mod args;
+mod audit;
+mod body;
+mod connections;
+mod metrics;
+mod reload;
+mod routes;
+mod state;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use args::ServeArgs;
+pub use connections::Limits;
+pub use routes::MAX_BODY_BYTES;
+pub use tls::TlsError;
+
+use crate::certs::{self, CertError, DevCerts};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, ConfigError};
+use crate::engine::Engine;
+use crate::namespaces::{NamespaceLookup, StaticNamespaces};
+use metrics::Metrics;
+use reload::{CertWatch, PolicyWatch};
+use state::{AppState, CurrentEngine};
+use tls::CurrentCert;
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM files, watched for changes.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A development CA and serving certificate, generated into this directory.
+    Generate { dir: PathBuf },
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub tls: TlsSource,
+    /// A policy file or directory, watched for changes; `None` for the embedded set.
+    pub policies: Option<PathBuf>,
+    /// How often certificate and policy files are checked for changes.
+    pub reload_interval: Duration,
+    /// The most one review may take, body upload included; below the webhook's timeoutSeconds.
+    pub request_timeout: Duration,
+    pub limits: Limits,
+    /// What Defender knows about namespaces beyond the request.
+    pub namespaces: Arc<dyn NamespaceLookup>,
+}
+
+impl Config {
+    /// Defaults for everything but the address and the certificate.
+    pub fn new(listen: SocketAddr, tls: TlsSource) -> Self {
+        Self {
+            listen,
+            tls,
+            policies: None,
+            reload_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(8),
+            limits: Limits {
+                handshake_timeout: Duration::from_secs(10),
+                header_read_timeout: Duration::from_secs(10),
+                max_connections: 4096,
+                shutdown_grace: Duration::from_secs(25),
+            },
+            namespaces: Arc::new(StaticNamespaces::default()),
+        }
+    }
+}
+
+/// Why the server could not start. Each message is complete on its own (it
+/// names the file or address and the reason), so it reads well however it is printed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    GenerateCerts(CertError),
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("cannot use the serving certificate {cert} with key {key}: {error}")]
+    Certificate { cert: PathBuf, key: PathBuf, error: TlsError },
+    #[error("{0}")]
+    Tls(TlsError),
+    #[error("{0}")]
+    Policies(ConfigError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
+}
+
+impl From<CertError> for ServerError {
+    fn from(error: CertError) -> Self {
+        Self::GenerateCerts(error)
+    }
+}
+
+impl From<TlsError> for ServerError {
+    fn from(error: TlsError) -> Self {
+        Self::Tls(error)
+    }
+}
+
+impl From<ConfigError> for ServerError {
+    fn from(error: ConfigError) -> Self {
+        Self::Policies(error)
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<usize>,
+    reload: JoinHandle<()>,
+}
+
+/// How shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Connections still open when the grace period ran out, then closed.
+    pub cut_off: usize,
+}
+
+impl Server {
+    /// Loads the certificate and policies, binds `config.listen` and starts
+    /// serving on the current tokio runtime. Fails, without listening, if the
+    /// certificate or the policies do not load.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let (cert_path, key_path) = match &config.tls {
+            TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+            TlsSource::Generate { dir } => generate_dev_certs(dir)?,
+        };
+        let cert_pair = (read(&cert_path)?, read(&key_path)?);
+        let certified = tls::certified_key(&cert_pair.0, &cert_pair.1).map_err(|error| {
+            ServerError::Certificate { cert: cert_path.clone(), key: key_path.clone(), error }
+        })?;
+        let current_cert = Arc::new(CurrentCert::new(certified));
+        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(Arc::clone(&current_cert))?));
+
+        let (set, policy_files) = match &config.policies {
+            Some(path) => {
+                let files = config::read_path(path)?;
+                (config::from_files(&files, &path.display().to_string())?, Some(files))
+            }
+            None => (config::load_embedded()?, None),
+        };
+        let policy_count = set.policies.len();
+        let engine = Arc::new(CurrentEngine::new(Engine::new(set)));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let metrics = Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock)));
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|error| ServerError::Bind { addr: config.listen, error })?;
+        let addr = listener.local_addr().map_err(|error| ServerError::Bind { addr: config.listen, error })?;
+
+        let state = Arc::new(AppState {
+            engine: Arc::clone(&engine),
+            metrics: Arc::clone(&metrics),
+            namespaces: config.namespaces,
+            clock,
+            request_timeout: config.request_timeout,
+            ready: false.into(),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let cert_watch = CertWatch::new(cert_path, key_path, cert_pair, current_cert, Arc::clone(&metrics));
+        let policy_watch = config
+            .policies
+            .zip(policy_files)
+            .map(|(path, files)| PolicyWatch::new(path, files, Arc::clone(&engine), Arc::clone(&metrics)));
+        let reload = reload::spawn(cert_watch, policy_watch, config.reload_interval, shutdown_rx.clone());
+        let accept = tokio::spawn(connections::serve(
+            listener,
+            acceptor,
+            routes::router(Arc::clone(&state)),
+            config.limits,
+            metrics,
+            shutdown_rx,
+        ));
+        state.set_ready(true);
+        tracing::info!(%addr, policies = policy_count, "Defender is serving");
+        Ok(Self { addr, state, shutdown, accept, reload })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Answers `/readyz` with 503 from now on while still serving, so the
+    /// Service stops sending new connections here before shutdown.
+    pub fn begin_drain(&self) {
+        self.state.set_ready(false);
+    }
+
+    /// Stops accepting connections, lets requests in progress finish within the
+    /// grace period, and closes the rest.
+    pub async fn shutdown(self) -> Shutdown {
+        self.state.set_ready(false);
+        // Receivers live in the tasks; if they are gone, there is nothing to stop.
+        let _ = self.shutdown.send(true);
+        let cut_off = self.accept.await.unwrap_or_else(|error| {
+            tracing::error!("the accept loop failed: {error}");
+            0
+        });
+        if let Err(error) = self.reload.await {
+            tracing::error!("the reload task failed: {error}");
+        }
+        Shutdown { cut_off }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|error| ServerError::Read { path: path.to_owned(), error })
+}
+
+fn generate_dev_certs(dir: &Path) -> Result<(PathBuf, PathBuf), ServerError> {
+    let files = DevCerts::generate(certs::DEFAULT_SERVICE, certs::DEFAULT_NAMESPACE, 365)?.write(dir)?;
+    tracing::info!(
+        dir = %dir.display(),
+        "no --tls-cert given: generated a development CA and serving certificate in {} \
+         (ca.crt, tls.crt, tls.key; the webhook caBundle is in ca-bundle.b64)",
+        dir.display()
+    );
+    Ok((files.cert, files.key))
+}

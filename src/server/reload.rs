@@ -1,0 +1,199 @@
+//! Hot reload of the serving certificate and the policies, by polling.
+//!
+//! Files are compared by content, not by modification time or inotify events:
+//! Kubernetes updates Secret and ConfigMap volumes by swapping a `..data`
+//! symlink, which changes neither the watched path nor its mtime reliably. A
+//! change that does not load is refused: the previous certificate or policy set
+//! stays in force, the reason is logged once, and a metric counts it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::config;
+use crate::engine::Engine;
+use crate::server::connections::stopped;
+use crate::server::metrics::Metrics;
+use crate::server::state::CurrentEngine;
+use crate::server::tls::{self, CurrentCert};
+
+/// The bytes of a certificate file and its key file.
+type CertPair = (Vec<u8>, Vec<u8>);
+
+/// The certificate and key files behind the serving certificate.
+pub struct CertWatch {
+    cert: PathBuf,
+    key: PathBuf,
+    current: Arc<CurrentCert>,
+    metrics: Arc<Metrics>,
+    /// The contents last acted on, loaded or refused.
+    seen: CertPair,
+    /// The last read error, so a missing file is reported once, not every poll.
+    read_error: Option<String>,
+}
+
+impl CertWatch {
+    /// Watches `cert` and `key`, whose contents `loaded` are already serving.
+    pub fn new(
+        cert: PathBuf,
+        key: PathBuf,
+        loaded: CertPair,
+        current: Arc<CurrentCert>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { cert, key, current, metrics, seen: loaded, read_error: None }
+    }
+
+    pub fn poll(&mut self) {
+        let pair = match self.read() {
+            Ok(Some(pair)) => pair,
+            // Mid-update: the next poll sees the finished pair.
+            Ok(None) => return,
+            Err(error) => {
+                if self.read_error.as_ref() != Some(&error) {
+                    tracing::error!("cannot read the serving certificate, keeping the one in use: {error}");
+                    self.metrics.cert_reload_failed();
+                    self.read_error = Some(error);
+                }
+                return;
+            }
+        };
+        self.read_error = None;
+        if self.seen == pair {
+            return;
+        }
+        match tls::certified_key(&pair.0, &pair.1) {
+            Ok(key) => {
+                self.current.replace(key);
+                self.metrics.cert_reloaded();
+                tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
+            }
+            Err(error) => {
+                self.metrics.cert_reload_failed();
+                tracing::error!(
+                    cert = %self.cert.display(),
+                    key = %self.key.display(),
+                    "refused the changed serving certificate, keeping the one in use: {error}"
+                );
+            }
+        }
+        self.seen = pair;
+    }
+
+    /// Reads the certificate on both sides of the key: if it changed in between,
+    /// the files are being replaced and this read is not a pair.
+    fn read(&self) -> Result<Option<CertPair>, String> {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+        let before = read(&self.cert)?;
+        let key = read(&self.key)?;
+        let after = read(&self.cert)?;
+        Ok((before == after).then_some((after, key)))
+    }
+}
+
+/// The policy file or directory given with `--policies`.
+pub struct PolicyWatch {
+    path: PathBuf,
+    engine: Arc<CurrentEngine>,
+    metrics: Arc<Metrics>,
+    /// The `(file, text)` pairs last acted on, loaded or refused.
+    seen: Vec<(String, String)>,
+    /// Whether `seen` is the set in force (it was loaded, not refused).
+    seen_loaded: bool,
+    read_error: Option<String>,
+}
+
+impl PolicyWatch {
+    /// Watches `path`, whose files `loaded` are the policies in force.
+    pub fn new(
+        path: PathBuf,
+        loaded: Vec<(String, String)>,
+        engine: Arc<CurrentEngine>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self { path, engine, metrics, seen: loaded, seen_loaded: true, read_error: None }
+    }
+
+    pub fn poll(&mut self) {
+        let files = match config::read_path(&self.path) {
+            Ok(files) => files,
+            Err(error) => {
+                let error = error.to_string();
+                if self.read_error.as_ref() != Some(&error) {
+                    tracing::error!("cannot read the policies, keeping the ones in force: {error}");
+                    self.metrics.policy_reload_failed();
+                    self.read_error = Some(error);
+                }
+                return;
+            }
+        };
+        let recovered = self.read_error.take().is_some();
+        if self.seen == files {
+            if recovered && self.seen_loaded {
+                // Readable again and unchanged: the disk matches the set in force again.
+                self.metrics.policies_in_sync();
+            }
+            return;
+        }
+        match config::from_files(&files, &self.path.display().to_string()) {
+            Ok(mut set) => {
+                let previous = self.engine.get();
+                set.adopt_budgets(previous.policies());
+                let count = set.policies.len();
+                self.engine.replace(Engine::new(set));
+                self.metrics.policy_reloaded();
+                self.seen_loaded = true;
+                tracing::info!(path = %self.path.display(), policies = count, "policies reloaded");
+            }
+            Err(error) => {
+                self.metrics.policy_reload_failed();
+                self.seen_loaded = false;
+                tracing::error!(
+                    path = %self.path.display(),
+                    "refused the changed policies, keeping the ones in force: {error}"
+                );
+            }
+        }
+        self.seen = files;
+    }
+}
+
+/// Polls every `interval` until `shutdown` turns true. File reads and policy
+/// parsing run on the blocking pool, away from request handling.
+pub fn spawn(
+    mut cert: CertWatch,
+    mut policies: Option<PolicyWatch>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticker.tick().await; // The first tick is immediate; everything was just loaded.
+        loop {
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                _ = ticker.tick() => {}
+            }
+            let polled = tokio::task::spawn_blocking(move || {
+                cert.poll();
+                if let Some(policies) = policies.as_mut() {
+                    policies.poll();
+                }
+                (cert, policies)
+            })
+            .await;
+            match polled {
+                Ok(watches) => (cert, policies) = watches,
+                Err(error) => {
+                    tracing::error!("hot reload stopped: {error}");
+                    return;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,146 @@
+//! TLS: the rustls configuration and the serving certificate that can be swapped
+//! while connections are open.
+//!
+//! The certificate is picked per handshake by [`CurrentCert`], so a rotated
+//! certificate is used by the next connection without a restart; connections
+//! already open keep the one they were made with.
+
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{InconsistentKeys, ServerConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the certificate file holds no PEM certificate")]
+    NoCertificate,
+    #[error("the certificate file is not valid PEM: {0}")]
+    CertificatePem(pem::Error),
+    #[error("the key file is not a PEM private key (PKCS#8, PKCS#1 or SEC1): {0}")]
+    KeyPem(pem::Error),
+    #[error("the private key cannot be used: {0}")]
+    Key(rustls::Error),
+    #[error("the private key does not belong to the certificate")]
+    Mismatch,
+    #[error("the certificate cannot be used: {0}")]
+    Certificate(rustls::Error),
+    #[error("cannot build the TLS configuration: {0}")]
+    Config(rustls::Error),
+}
+
+/// The crypto Defender uses, named explicitly so no process-wide default is needed.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Parses a PEM certificate chain (leaf first) and its private key, and checks
+/// that the key belongs to the leaf.
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TlsError::CertificatePem)?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate);
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsError::KeyPem)?;
+    let key = provider().key_provider.load_private_key(key).map_err(TlsError::Key)?;
+    let certified = CertifiedKey::new(chain, key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(TlsError::Mismatch),
+        Err(other) => Err(TlsError::Certificate(other)),
+    }
+}
+
+/// The serving certificate in force.
+#[derive(Debug)]
+pub struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl CurrentCert {
+    pub fn new(key: CertifiedKey) -> Self {
+        Self(RwLock::new(Arc::new(key)))
+    }
+
+    pub fn get(&self) -> Arc<CertifiedKey> {
+        // The lock only guards an Arc swap, which cannot leave it half-written.
+        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+/// TLS 1.2 and 1.3 only, no client certificates, HTTP/2 or HTTP/1.1.
+pub fn server_config(cert: Arc<CurrentCert>) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No session resumption: a resumed session skips the certificate, so a
+    // client could keep trusting a certificate after it was rotated out. The
+    // API server keeps its connections open, so resumption would save little.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::DevCerts;
+
+    #[test]
+    fn accepts_a_matching_pair() {
+        let certs = DevCerts::generate("a", "b", 1).unwrap();
+        let key = certified_key(certs.cert_pem.as_bytes(), certs.key_pem.as_bytes()).unwrap();
+        assert_eq!(key.cert.len(), 1);
+    }
+
+    #[test]
+    fn refuses_a_key_from_another_pair() {
+        let one = DevCerts::generate("a", "b", 1).unwrap();
+        let other = DevCerts::generate("a", "b", 1).unwrap();
+        let error = certified_key(one.cert_pem.as_bytes(), other.key_pem.as_bytes()).unwrap_err();
+        assert!(matches!(error, TlsError::Mismatch), "{error}");
+    }
+
+    #[test]
+    fn refuses_garbage_with_a_reason() {
+        let certs = DevCerts::generate("a", "b", 1).unwrap();
+        let key = certs.key_pem.as_bytes();
+        assert!(matches!(certified_key(b"", key), Err(TlsError::NoCertificate)));
+        assert!(matches!(certified_key(b"not a certificate", key), Err(TlsError::NoCertificate)));
+        let cut = &certs.cert_pem.as_bytes()[..certs.cert_pem.len() / 2];
+        assert!(matches!(certified_key(cut, key), Err(TlsError::CertificatePem(_))));
+        let error = certified_key(certs.cert_pem.as_bytes(), b"garbage").unwrap_err();
+        assert!(matches!(error, TlsError::KeyPem(_)), "{error}");
+        let bogus = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let error = certified_key(bogus.as_bytes(), key).unwrap_err();
+        assert!(matches!(error, TlsError::Certificate(_)), "{error}");
+    }
+
+    #[test]
+    fn the_resolver_hands_out_the_latest_certificate() {
+        let one = DevCerts::generate("a", "b", 1).unwrap();
+        let two = DevCerts::generate("a", "b", 1).unwrap();
+        let current =
+            CurrentCert::new(certified_key(one.cert_pem.as_bytes(), one.key_pem.as_bytes()).unwrap());
+        let first = current.get().cert[0].clone();
+        current.replace(certified_key(two.cert_pem.as_bytes(), two.key_pem.as_bytes()).unwrap());
+        assert_ne!(current.get().cert[0], first);
+        assert!(server_config(Arc::new(current)).is_ok());
+    }
+}

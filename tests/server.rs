@@ -1,0 +1,522 @@
+//! The webhook server over real TLS on 127.0.0.1: reviews, probes, metrics,
+//! limits, hot reload and shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use defender::certs::{self, DevCerts};
+use defender::server::{Config, Server, TlsSource};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A bound on every wait, so a broken server fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Harness {
+    server: Server,
+    dir: TempDir,
+    /// The CA that signed the certificate the server started with.
+    ca: String,
+}
+
+impl Harness {
+    /// A server on 127.0.0.1:0 with a certificate in a temporary directory.
+    async fn start(configure: impl FnOnce(&mut Config, &Path)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
+        let files = certs.write(&dir.path().join("tls")).unwrap();
+        let tls = TlsSource::Files { cert: files.cert, key: files.key };
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), tls);
+        config.reload_interval = Duration::from_millis(50);
+        configure(&mut config, dir.path());
+        let server = Server::bind(config).await.unwrap();
+        Self { server, dir, ca: certs.ca_pem }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.server.local_addr().port())
+    }
+
+    fn client(&self) -> reqwest::Client {
+        client(&self.ca)
+    }
+
+    async fn review(&self, review: &Value) -> Value {
+        let response = self.client().post(self.url("/validate")).json(review).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn metrics(&self) -> String {
+        self.client().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Waits until `series` (name and labels, as exposed) has at least `at_least`.
+    async fn wait_for_metric(&self, series: &str, at_least: f64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let text = self.metrics().await;
+            if metric(&text, series).is_some_and(|value| value >= at_least) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} never reached {at_least}:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn tls_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("tls").join(name)
+    }
+}
+
+/// A client that trusts only `ca`, and opens a new connection per request.
+fn client(ca: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
+}
+
+/// The value of one exposed series, e.g. `defender_reviews_total{operation="DELETE",verdict="deny"}`.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn admission_review(request: Value) -> Value {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+fn delete_namespace(uid: &str, name: &str) -> Value {
+    admission_review(json!({
+        "uid": uid,
+        "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+        "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+        "name": name,
+        "operation": "DELETE",
+        "userInfo": {"username": "alice", "groups": ["devs"]},
+        "object": null,
+        "oldObject": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        "dryRun": false
+    }))
+}
+
+fn create_config_map(uid: &str, data: &str) -> Value {
+    admission_review(json!({
+        "uid": uid,
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "name": "settings",
+        "namespace": "prod",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice", "groups": ["devs"]},
+        "object": {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "prod"},
+            "data": {"value": data}
+        },
+        "oldObject": null,
+        "dryRun": false
+    }))
+}
+
+/// A TLS connection by hand, for requests reqwest cannot send (slow bodies).
+async fn tls_connect(
+    harness: &Harness,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::pem::PemObject::from_pem_slice(harness.ca.as_bytes()).unwrap();
+    roots.add(ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(harness.server.local_addr()).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_until_closed(stream: &mut (impl AsyncReadExt + Unpin)) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the server never closed the connection; got so far: {received:?}"),
+        }
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+fn request_head(length: usize) -> String {
+    format!(
+        "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn denies_deleting_kube_system_and_allows_an_ordinary_change() {
+    let harness = Harness::start(|_, _| {}).await;
+
+    let denied = harness.review(&delete_namespace("d-1", "kube-system")).await;
+    assert_eq!(denied["response"]["uid"], "d-1");
+    assert_eq!(denied["response"]["allowed"], false);
+    assert_eq!(denied["response"]["status"]["code"], 403);
+    let message = denied["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("core-namespaces") && message.contains("kube-system"), "{message}");
+
+    let allowed = harness.review(&create_config_map("a-1", "x")).await;
+    assert_eq!(allowed["response"]["uid"], "a-1");
+    assert_eq!(allowed["response"]["allowed"], true);
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn probes_and_metrics_report_the_server_and_its_reviews() {
+    let harness = Harness::start(|_, _| {}).await;
+    let client = harness.client();
+    let health = client.get(harness.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    assert_eq!(client.get(harness.url("/readyz")).send().await.unwrap().status(), 200);
+
+    let denials = r#"defender_reviews_total{operation="DELETE",verdict="deny"}"#;
+    let findings = r#"defender_policy_findings_total{policy="core-namespaces",action="deny"}"#;
+    let before = harness.metrics().await;
+    assert_eq!(metric(&before, denials), None);
+    assert_eq!(metric(&before, "defender_review_duration_seconds_count"), Some(0.0));
+    let budget = r#"defender_budget_remaining{policy="namespace-deletion",budget="namespace-deletions",subject="Namespace"}"#;
+    assert_eq!(metric(&before, budget), Some(3.0));
+    assert_eq!(metric(&before, "defender_in_flight_requests"), Some(0.0));
+    assert_eq!(metric(&before, "defender_policy_last_reload_successful"), Some(1.0));
+
+    harness.review(&delete_namespace("m-1", "kube-system")).await;
+    let after = harness.metrics().await;
+    assert_eq!(metric(&after, denials), Some(1.0));
+    assert_eq!(metric(&after, findings), Some(1.0));
+    assert_eq!(metric(&after, "defender_review_duration_seconds_count"), Some(1.0));
+    // A denied deletion spends no budget.
+    assert_eq!(metric(&after, budget), Some(3.0));
+
+    let response = client.get(harness.url("/metrics")).send().await.unwrap();
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+
+    // Draining: not ready for new traffic, still alive and still answering.
+    harness.server.begin_drain();
+    assert_eq!(client.get(harness.url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(client.get(harness.url("/healthz")).send().await.unwrap().status(), 200);
+    let late = harness.review(&delete_namespace("m-2", "kube-system")).await;
+    assert_eq!(late["response"]["allowed"], false);
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_a_400_and_the_server_keeps_answering() {
+    let harness = Harness::start(|_, _| {}).await;
+    let client = harness.client();
+    for body in [
+        "{not json",
+        "",
+        "[]",
+        r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 7}}"#,
+    ] {
+        let response = client.post(harness.url("/validate")).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{body:?}");
+        let status: Value = response.json().await.unwrap();
+        assert_eq!(status["kind"], "Status");
+        assert!(status["message"].as_str().unwrap().contains("AdmissionReview"), "{status}");
+    }
+
+    // Parsed, but not something Defender can judge: an answer without a uid,
+    // which the API server treats per the webhook's failurePolicy.
+    let mut old_version = delete_namespace("v-1", "prod");
+    old_version["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let answer = harness.review(&old_version).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["uid"], "");
+    assert!(answer["response"]["status"]["message"].as_str().unwrap().contains("admissionReviewVersions"));
+
+    let still = harness.review(&delete_namespace("k-1", "kube-system")).await;
+    assert_eq!(still["response"]["allowed"], false);
+    let text = harness.metrics().await;
+    assert_eq!(metric(&text, r#"defender_errors_total{kind="malformed_review"}"#), Some(4.0));
+    assert_eq!(metric(&text, r#"defender_errors_total{kind="invalid_review"}"#), Some(1.0));
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_up_to_8_mib_are_read_and_larger_ones_refused_with_413() {
+    let harness = Harness::start(|_, _| {}).await;
+    // Larger than the API server's object limit, and than axum's 2 MB default.
+    let big = harness.review(&create_config_map("big", &"x".repeat(4 << 20))).await;
+    assert_eq!(big["response"]["allowed"], true);
+
+    let response =
+        harness.client().post(harness.url("/validate")).body(vec![b' '; 9 << 20]).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let status: Value = response.json().await.unwrap();
+    assert!(status["message"].as_str().unwrap().contains("8 MiB"), "{status}");
+
+    // Without a declared length the limit holds too.
+    let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
+    let head = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
+    for _ in 0..9 {
+        stream.write_all(chunk.as_bytes()).await.unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let text = harness.metrics().await;
+    assert_eq!(metric(&text, r#"defender_errors_total{kind="body_too_large"}"#), Some(2.0));
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_are_spoken() {
+    let harness = Harness::start(|_, _| {}).await;
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut stream = tls_connect(&harness, &[version]).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        assert!(read_until_closed(&mut stream).await.starts_with("HTTP/1.1 200"));
+    }
+
+    // A TLS 1.1 ClientHello (no supported_versions extension), written by hand
+    // because no client here speaks 1.1.
+    let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
+    hello.extend([0x5a; 32]); // random
+    hello.push(0); // no session id
+    hello.extend([0x00, 0x04, 0xc0, 0x2b, 0xc0, 0x13]); // ECDHE-ECDSA-AES128-GCM, ECDHE-RSA-AES128-CBC
+    hello.extend([0x01, 0x00]); // null compression
+    hello.extend([0x00, 0x08, 0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03]); // signature_algorithms
+    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
+    handshake.extend(hello);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend(handshake);
+    let mut tcp = TcpStream::connect(harness.server.local_addr()).await.unwrap();
+    tcp.write_all(&record).await.unwrap();
+    let mut alert = [0u8; 7];
+    tokio::time::timeout(PATIENCE, tcp.read_exact(&mut alert)).await.unwrap().unwrap();
+    assert_eq!(alert[0], 0x15, "expected an alert record, got {alert:?}");
+    assert_eq!(alert[5..], [2, 70], "expected a fatal protocol_version alert, got {alert:?}");
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_served_and_a_bad_one_is_refused() {
+    let harness = Harness::start(|_, _| {}).await;
+    let first = harness.client();
+    first.get(harness.url("/healthz")).send().await.unwrap();
+    let rotated = DevCerts::generate("defender", "defender-system", 1).unwrap();
+    let second = client(&rotated.ca_pem);
+    assert!(second.get(harness.url("/healthz")).send().await.is_err(), "not trusted before the rotation");
+
+    rotated.write(&harness.dir.path().join("tls")).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while second.get(harness.url("/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the rotated certificate was never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(first.get(harness.url("/healthz")).send().await.is_err(), "the old certificate is gone");
+    let metrics =
+        || async { second.get(harness.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    assert_eq!(metric(&metrics().await, "defender_cert_reloads_total"), Some(1.0));
+
+    // Garbage, then a key that belongs to another certificate: both refused.
+    std::fs::write(harness.tls_path(certs::TLS_CERT), "garbage").unwrap();
+    let other = DevCerts::generate("defender", "defender-system", 1).unwrap();
+    for failures in [1.0, 2.0] {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while metric(&metrics().await, "defender_cert_reload_failures_total") != Some(failures) {
+            assert!(tokio::time::Instant::now() < deadline, "refusal {failures} never counted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let health = second.get(harness.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "the last good certificate keeps serving");
+        std::fs::write(harness.tls_path(certs::TLS_CERT), &other.cert_pem).unwrap();
+    }
+    assert_eq!(metric(&metrics().await, "defender_cert_reloads_total"), Some(1.0));
+    harness.server.shutdown().await;
+}
+
+const CORE: &str = "apiVersion: defender.io/v1alpha1\nkind: CoreNamespaces\nmetadata: {name: core}\n\
+                    spec: {action: deny, namespaces: [kube-system]}\n";
+
+#[tokio::test]
+async fn a_bad_policy_change_keeps_the_last_good_set() {
+    let harness = Harness::start(|config, dir| {
+        let policies = dir.join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        std::fs::write(policies.join("core.yaml"), CORE).unwrap();
+        config.policies = Some(policies);
+    })
+    .await;
+    let policy_file = harness.dir.path().join("policies/core.yaml");
+    let denied = harness.review(&delete_namespace("p-1", "kube-system")).await;
+    assert_eq!(denied["response"]["allowed"], false);
+
+    // A typo must not turn the protection off.
+    std::fs::write(&policy_file, CORE.replace("action: deny", "acton: warn")).unwrap();
+    harness.wait_for_metric("defender_policy_reload_failures_total", 1.0).await;
+    let text = harness.metrics().await;
+    assert_eq!(metric(&text, "defender_policy_last_reload_successful"), Some(0.0));
+    let still = harness.review(&delete_namespace("p-2", "kube-system")).await;
+    assert_eq!(still["response"]["allowed"], false, "the last good set stays in force");
+
+    std::fs::write(&policy_file, CORE.replace("action: deny", "action: warn")).unwrap();
+    harness.wait_for_metric("defender_policy_reloads_total", 1.0).await;
+    let text = harness.metrics().await;
+    assert_eq!(metric(&text, "defender_policy_last_reload_successful"), Some(1.0));
+    let warned = harness.review(&delete_namespace("p-3", "kube-system")).await;
+    assert_eq!(warned["response"]["allowed"], true);
+    let warnings = warned["response"]["warnings"].to_string();
+    assert!(warnings.contains("defender/core"), "{warnings}");
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_finishes_the_review_in_flight() {
+    let harness = Harness::start(|_, _| {}).await;
+    let body = serde_json::to_vec(&delete_namespace("s-1", "kube-system")).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
+    stream.write_all(request_head(body.len()).as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    stream.flush().await.unwrap();
+    harness.wait_for_metric("defender_in_flight_requests", 1.0).await;
+
+    let addr = harness.server.local_addr();
+    let shutdown = tokio::spawn(harness.server.shutdown());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    stream.write_all(rest).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""uid":"s-1""#) && answer.contains(r#""allowed":false"#), "{answer}");
+    let outcome = tokio::time::timeout(PATIENCE, shutdown).await.unwrap().unwrap();
+    assert_eq!(outcome.cut_off, 0);
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_too_slowly_times_out_with_503() {
+    let harness = Harness::start(|config, _| config.request_timeout = Duration::from_millis(300)).await;
+    let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
+    stream.write_all(request_head(100).as_bytes()).await.unwrap();
+    stream.write_all(b"{\"apiVersion\"").await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("request timeout"), "{answer}");
+    harness.wait_for_metric(r#"defender_errors_total{kind="timeout"}"#, 1.0).await;
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_clients_are_disconnected() {
+    let harness = Harness::start(|config, _| {
+        config.limits.handshake_timeout = Duration::from_millis(200);
+        config.limits.header_read_timeout = Duration::from_millis(200);
+    })
+    .await;
+    // Connected, but never starts the TLS handshake.
+    let mut tcp = TcpStream::connect(harness.server.local_addr()).await.unwrap();
+    assert_eq!(read_until_closed(&mut tcp).await, "");
+    harness.wait_for_metric(r#"defender_errors_total{kind="tls_handshake"}"#, 1.0).await;
+
+    // Finished the handshake, then sends half a request line.
+    let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
+    stream.write_all(b"GET /healthz HT").await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    let harness = Harness::start(|config, _| config.limits.max_connections = 1).await;
+    // Holds the only slot: connected, handshake not started.
+    let holder = TcpStream::connect(harness.server.local_addr()).await.unwrap();
+    let waiting =
+        tokio::time::timeout(Duration::from_secs(1), harness.client().get(harness.url("/healthz")).send());
+    assert!(!matches!(waiting.await, Ok(Ok(_))), "a second connection was served while the cap was reached");
+
+    drop(holder);
+    let health = harness.client().get(harness.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_certificate_a_development_one_is_generated_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert_dir = dir.path().join("dev-certs");
+    let tls = TlsSource::Generate { dir: cert_dir.clone() };
+    let server = Server::bind(Config::new("127.0.0.1:0".parse().unwrap(), tls)).await.unwrap();
+    let ca = std::fs::read_to_string(cert_dir.join(certs::CA_CERT)).unwrap();
+    for name in [certs::TLS_CERT, certs::TLS_KEY, certs::CA_BUNDLE] {
+        assert!(cert_dir.join(name).is_file(), "{name} was not written");
+    }
+    let url = format!("https://127.0.0.1:{}/readyz", server.local_addr().port());
+    let ready = client(&ca).get(url).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_certificate_or_policy_set_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = DevCerts::generate("a", "b", 1).unwrap().write(&dir.path().join("one")).unwrap();
+    let two = DevCerts::generate("a", "b", 1).unwrap().write(&dir.path().join("two")).unwrap();
+    let mismatched = TlsSource::Files { cert: one.cert.clone(), key: two.key };
+    let error = Server::bind(Config::new("127.0.0.1:0".parse().unwrap(), mismatched)).await.err().unwrap();
+    assert!(error.to_string().contains("does not belong"), "{error}");
+
+    let bad_policies = dir.path().join("bad.yaml");
+    std::fs::write(&bad_policies, "kind: Nonsense\n").unwrap();
+    let mut config =
+        Config::new("127.0.0.1:0".parse().unwrap(), TlsSource::Files { cert: one.cert, key: one.key });
+    config.policies = Some(bad_policies);
+    let error = Server::bind(config).await.err().unwrap();
+    assert!(error.to_string().contains("bad.yaml"), "{error}");
+}
+
+#[tokio::test]
+async fn the_api_servers_http2_is_spoken() {
+    let harness = Harness::start(|_, _| {}).await;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(harness.ca.as_bytes()).unwrap())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for uid in ["h2-1", "h2-2"] {
+        let response =
+            client.post(harness.url("/validate")).json(&delete_namespace(uid, "kube-system")).send();
+        let response = response.await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        let review: Value = response.json().await.unwrap();
+        assert_eq!(review["response"]["uid"], uid);
+        assert_eq!(review["response"]["allowed"], false);
+    }
+    harness.server.shutdown().await;
+}
