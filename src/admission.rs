@@ -34,10 +34,29 @@ pub enum ReviewError {
 /// Parses an AdmissionReview body as the API server sends it.
 pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let review: AdmissionReview<DynamicObject> =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    let review: AdmissionReview<DynamicObject> = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(review) => review,
+        Err(error) => return Err(envelope_error(body).unwrap_or_else(|| json_error(error))),
+    };
     deserializer.end().map_err(|e| ReviewError::Json(e.to_string()))?;
     into_request(review)
+}
+
+/// When a body fails to parse, a wrong apiVersion or kind explains it better
+/// than the first field that did not fit (v1beta1 reviews differ in shape).
+fn envelope_error(body: &[u8]) -> Option<ReviewError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Envelope {
+        api_version: Option<String>,
+        kind: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    match (envelope.kind, envelope.api_version) {
+        (Some(kind), _) if kind != META_KIND => Some(ReviewError::Kind(kind)),
+        (_, Some(version)) if version != META_API_VERSION_V1 => Some(ReviewError::ApiVersion(version)),
+        _ => None,
+    }
 }
 
 /// Parses an AdmissionReview that is already a JSON value.
@@ -143,6 +162,13 @@ mod tests {
     fn rejects_the_v1beta1_api_version_with_a_hint() {
         let body = DELETE_SECRET.replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1");
         let error = parse_review(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("admissionReviewVersions"), "{error}");
+    }
+
+    #[test]
+    fn explains_a_v1beta1_review_by_its_api_version_not_its_shape() {
+        let body = br#"{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}"#;
+        let error = parse_review(body).unwrap_err();
         assert!(error.to_string().contains("admissionReviewVersions"), "{error}");
     }
 

@@ -10,9 +10,11 @@
 pub mod admission;
 pub mod budget;
 pub mod certs;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod harness;
 pub mod logging;
 pub mod namespaces;
 pub mod policy;
@@ -21,6 +23,7 @@ pub mod selector;
 pub mod server;
 pub mod settings;
 pub mod synthetic;
+pub mod yaml;
 
 #[cfg(test)]
 mod testing;

@@ -80,18 +80,24 @@ pub fn load(path: Option<&Path>) -> Result<PolicySet, ConfigError> {
 }
 
 pub fn load_embedded() -> Result<PolicySet, ConfigError> {
-    let files: Vec<(String, String)> =
-        EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect();
-    from_files(&files, "the embedded policies")
+    from_files(&embedded_files(), EMBEDDED_ORIGIN)
 }
 
 pub fn load_path(path: &Path) -> Result<PolicySet, ConfigError> {
     from_files(&read_path(path)?, &path.display().to_string())
 }
 
-/// Reads the policy files at `path` (a directory or one file) as `(file name,
-/// text)` pairs, in name order: what [`from_files`] builds a set from, and what
-/// a reloader compares to notice a change.
+/// How error messages name the embedded set.
+pub const EMBEDDED_ORIGIN: &str = "the embedded policies";
+
+/// The embedded policy files as `(file name, text)` pairs.
+pub fn embedded_files() -> Vec<(String, String)> {
+    EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()
+}
+
+/// Reads the policy files at `path` (a directory's .yaml, .yml and .json
+/// files in name order, or one file) without building them, so a caller can
+/// build fresh policy sets, with fresh budgets, from the same text.
 pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
     let files = if path.is_dir() {

@@ -39,9 +39,10 @@ pub struct GuardedResourceSpec {
     /// For `bulk`: more than `deletes` by one user in one namespace per `window` are denied.
     #[serde(default)]
     pub burst: Option<BurstSpec>,
-    /// Objects matching this selector are not guarded (e.g. Helm's release Secrets).
+    /// Objects matching any of these selectors are not guarded (e.g. Helm's
+    /// release Secrets, cert-manager's temporary private keys).
     #[serde(default)]
-    pub exempt_selector: Option<LabelSelector>,
+    pub exempt_selectors: Vec<LabelSelector>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -73,7 +74,7 @@ fn default_resources() -> Vec<GuardedResourceSpec> {
         group: None,
         mode,
         burst: (mode == Mode::Bulk).then_some(DEFAULT_BURST),
-        exempt_selector: None,
+        exempt_selectors: Vec::new(),
     };
     vec![
         guarded("Ingress", Mode::Protect),
@@ -106,7 +107,7 @@ struct Guarded {
     group: String,
     mode: Mode,
     burst: Option<Arc<Budget>>,
-    exempt_selector: Option<LabelSelector>,
+    exempt_selectors: Vec<LabelSelector>,
 }
 
 impl Guarded {
@@ -157,7 +158,7 @@ impl DeletionGuard {
                 group,
                 mode: resource.mode,
                 burst,
-                exempt_selector: resource.exempt_selector,
+                exempt_selectors: resource.exempt_selectors,
             });
         }
         Ok(Self { name: name.into(), action: spec.action, exempt_label: spec.exempt_label, guarded })
@@ -176,7 +177,7 @@ impl DeletionGuard {
 
     fn object_exempt(&self, request: &Request, guarded: &Guarded) -> bool {
         let labels = request.labels();
-        self.exempt_label.is_on(labels) || guarded.exempt_selector.as_ref().is_some_and(|s| s.matches(labels))
+        self.exempt_label.is_on(labels) || guarded.exempt_selectors.iter().any(|s| s.matches(labels))
     }
 
     fn label_object_command(&self, request: &Request) -> String {
@@ -410,7 +411,7 @@ mod tests {
     #[test]
     fn exempt_selector_lets_matching_objects_through() {
         let spec: DeletionGuardSpec = serde_yaml_ng::from_str(
-            "resources: [{kind: Secret, mode: protect, exemptSelector: {matchLabels: {owner: helm}}}]",
+            "resources: [{kind: Secret, mode: protect, exemptSelectors: [{matchLabels: {owner: helm}}]}]",
         )
         .unwrap();
         let guard = DeletionGuard::new("g", spec).unwrap();

@@ -1,0 +1,109 @@
+//! Per-review cost of the engine: evaluation alone, and the whole path a
+//! server request takes (parse the AdmissionReview, evaluate, serialize the
+//! response). Run with `cargo bench --bench engine`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use defender::admission;
+use defender::config;
+use defender::engine::Engine;
+use defender::namespaces::StaticNamespaces;
+use defender::synthetic::{Synthetic, SyntheticOperation};
+use serde_json::{Value, json};
+
+fn review(operation: SyntheticOperation, object: Value) -> Vec<u8> {
+    let mut synthetic = Synthetic::new(operation);
+    match operation {
+        SyntheticOperation::Create => synthetic.object = Some(object),
+        _ => {
+            synthetic.old_object = Some(object);
+            // Dry runs only check budgets, so repeated deletes measure the same
+            // decision on every iteration instead of filling the pod burst budget.
+            synthetic.dry_run = true;
+        }
+    }
+    serde_json::to_vec(&synthetic.to_review().expect("buildable review")).expect("serializable")
+}
+
+/// An Ingress of about 2 KB: 12 hosts with paths and TLS.
+fn ingress() -> Value {
+    let rules: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"host": format!("app-{i}.shop.example.com"), "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": format!("web-{i}"), "port": {"number": 80}}}}
+            ]}})
+        })
+        .collect();
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+           "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["app-0.shop.example.com"], "secretName": "tls"}], "rules": rules}})
+}
+
+/// A Pod of about 20 KB, as kubectl get -o json shows a busy one.
+fn pod() -> Value {
+    let env: Vec<Value> = (0..300)
+        .map(|i| json!({"name": format!("SETTING_{i}"), "value": format!("value-{i}-xxxxxxxx")}))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web-7d9f", "namespace": "shop", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1.2.3", "env": env}]}})
+}
+
+/// A ConfigMap of about 1 MB.
+fn config_map() -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bundle", "namespace": "shop"},
+           "data": {"bundle.js": "x".repeat(1 << 20)}})
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let engine = Engine::new(config::load_embedded().expect("embedded policies load"));
+    let namespaces = StaticNamespaces::default();
+    let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let cases = [
+        (
+            "namespace-delete-core",
+            review(
+                SyntheticOperation::Delete,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}),
+            ),
+        ),
+        ("ingress-create-2kb", review(SyntheticOperation::Create, ingress())),
+        ("pod-delete-20kb", review(SyntheticOperation::Delete, pod())),
+        (
+            "secret-delete",
+            review(
+                SyntheticOperation::Delete,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}}),
+            ),
+        ),
+        ("configmap-delete-1mb", review(SyntheticOperation::Delete, config_map())),
+    ];
+    let mut evaluate = c.benchmark_group("evaluate");
+    for (name, body) in &cases {
+        let request = admission::parse_review(body).expect("valid review");
+        evaluate.bench_function(*name, |b| {
+            b.iter(|| black_box(engine.review(black_box(&request), &engine.context(now, &namespaces))))
+        });
+    }
+    evaluate.finish();
+    let mut full = c.benchmark_group("parse-evaluate-respond");
+    for (name, body) in &cases {
+        full.bench_function(*name, |b| {
+            b.iter(|| {
+                let request = admission::parse_review(black_box(body)).expect("valid review");
+                let decision = engine.review(&request, &engine.context(now, &namespaces));
+                black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"))
+            })
+        });
+    }
+    full.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = engine_benches
+}
+criterion_main!(benches);

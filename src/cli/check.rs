@@ -1,0 +1,190 @@
+//! `defender check`: judges manifests on disk as CREATE (or DELETE) requests,
+//! so a CI pipeline learns before `kubectl apply` what Defender would refuse.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{PolicyArgs, USAGE};
+use crate::clock::{Clock, SystemClock};
+use crate::engine::Engine;
+use crate::namespaces::{NamespaceInfo, StaticNamespaces};
+use crate::request::labels_of;
+use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::yaml;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Operation {
+    Create,
+    Delete,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    policies: PolicyArgs,
+    /// Manifest files or directories (.yaml, .yml, .json; `kind: List` is unpacked).
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE_OR_DIR")]
+    files: Vec<PathBuf>,
+    /// Judge the manifests as creations or as deletions.
+    #[arg(long, value_enum, default_value = "create", ignore_case = true)]
+    operation: Operation,
+    /// Namespace for objects that name none, as kubectl would default it.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// The user the requests come from.
+    #[arg(long, default_value = "developer@example.com")]
+    user: String,
+    /// The user's groups (repeatable).
+    #[arg(long = "group", default_value = "system:authenticated")]
+    groups: Vec<String>,
+}
+
+/// One manifest and where it came from.
+struct Manifest {
+    origin: String,
+    object: Value,
+}
+
+impl CheckArgs {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let out = &mut std::io::stdout().lock();
+        let engine = Engine::new(self.policies.load()?);
+        let mut manifests = Vec::new();
+        let mut unusable = 0;
+        for path in &self.files {
+            for manifest in read_manifests(path) {
+                match manifest {
+                    Ok(manifest) => manifests.push(manifest),
+                    Err(error) => {
+                        unusable += 1;
+                        writeln!(out, "error  {error}")?;
+                    }
+                }
+            }
+        }
+        // Namespaces in the input stand for the cluster's: their labels count
+        // for the objects inside them, as they would once applied.
+        let namespaces = namespace_view(&manifests);
+        let now = SystemClock.now();
+        let (mut allowed, mut denied) = (0, 0);
+        for manifest in &manifests {
+            let request = match self.request_for(&manifest.object) {
+                Ok(request) => request,
+                Err(error) => {
+                    unusable += 1;
+                    writeln!(out, "error  {}: {error}", manifest.origin)?;
+                    continue;
+                }
+            };
+            let decision = engine.review(&request, &engine.context(now, &namespaces));
+            let verdict = decision.verdict();
+            writeln!(out, "{verdict:<5}  {} ({})", request.describe(), manifest.origin)?;
+            let details = decision.denial_message().map(|m| vec![m]).unwrap_or_else(|| decision.warnings());
+            for line in details.iter().flat_map(|d| d.lines()) {
+                writeln!(out, "       {line}")?;
+            }
+            if decision.allowed() { allowed += 1 } else { denied += 1 }
+        }
+        writeln!(
+            out,
+            "{} objects: {allowed} allowed, {denied} denied, {unusable} unusable",
+            manifests.len()
+        )?;
+        Ok(match (unusable, denied) {
+            (0, 0) => ExitCode::SUCCESS,
+            (0, _) => ExitCode::FAILURE,
+            _ => ExitCode::from(USAGE),
+        })
+    }
+
+    fn request_for(&self, object: &Value) -> Result<crate::request::Request, String> {
+        let mut object = object.clone();
+        let cluster_scoped = object.get("kind").and_then(Value::as_str) == Some("Namespace");
+        if !cluster_scoped && object.pointer("/metadata/namespace").is_none() {
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("namespace".to_owned(), Value::String(self.namespace.clone()));
+            }
+        }
+        let mut synthetic = match self.operation {
+            Operation::Create => {
+                let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+                synthetic.object = Some(object);
+                synthetic
+            }
+            Operation::Delete => {
+                let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+                synthetic.old_object = Some(object);
+                synthetic
+            }
+        };
+        synthetic.user = User { username: self.user.clone(), groups: self.groups.clone() };
+        synthetic.build().map_err(|e| e.to_string())
+    }
+}
+
+fn namespace_view(manifests: &[Manifest]) -> StaticNamespaces {
+    let mut view = StaticNamespaces::default();
+    for manifest in manifests {
+        let object = &manifest.object;
+        if object.get("kind").and_then(Value::as_str) != Some("Namespace") {
+            continue;
+        }
+        let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str) else { continue };
+        let parsed = serde_json::from_value(object.clone()).ok();
+        let info = NamespaceInfo { labels: labels_of(parsed.as_ref()).clone(), terminating: false };
+        view.0.insert(name.to_owned(), Arc::new(info));
+    }
+    view
+}
+
+/// Every document under `path`, with `kind: List` unpacked.
+fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(error) => return vec![Err(format!("{}: {error}", path.display()))],
+        };
+        entries.sort();
+        return entries
+            .iter()
+            .filter(|p| {
+                p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+            })
+            .flat_map(|p| read_manifests(p))
+            .collect();
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => return vec![Err(format!("{}: {error}", path.display()))],
+    };
+    let mut manifests = Vec::new();
+    for (index, document) in yaml::documents(&text) {
+        let origin = format!("{} document {index}", path.display());
+        match document {
+            Ok(value) => unpack(value, &origin, &mut manifests),
+            Err(error) => manifests.push(Err(format!("{origin}: {error}"))),
+        }
+    }
+    manifests
+}
+
+fn unpack(value: Value, origin: &str, manifests: &mut Vec<Result<Manifest, String>>) {
+    let is_list =
+        value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"));
+    match value {
+        Value::Object(mut fields) if is_list => match fields.remove("items") {
+            Some(Value::Array(items)) => {
+                for (index, item) in items.into_iter().enumerate() {
+                    unpack(item, &format!("{origin} item {}", index + 1), manifests);
+                }
+            }
+            _ => manifests.push(Err(format!("{origin}: a List needs items"))),
+        },
+        object @ Value::Object(_) => manifests.push(Ok(Manifest { origin: origin.to_owned(), object })),
+        _ => manifests.push(Err(format!("{origin}: expected a Kubernetes object (a mapping)"))),
+    }
+}

@@ -1,0 +1,54 @@
+//! Multi-document YAML, read the way kubectl reads manifests: merge keys
+//! (`<<: *anchor`) applied, empty documents skipped, every document turned
+//! into JSON values the rest of Defender works with.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Each non-empty document of `text`, in order, with its 1-based position.
+/// A document that is not valid YAML, or has keys JSON cannot hold, is an error.
+/// Reading stops at the first syntax error: the parser cannot resynchronise
+/// after one, and would otherwise report it forever.
+pub fn documents(text: &str) -> Vec<(usize, Result<Value, String>)> {
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let document = to_json(document);
+        let failed = document.is_err();
+        if !matches!(document, Ok(Value::Null)) {
+            documents.push((index + 1, document));
+        }
+        if failed {
+            break;
+        }
+    }
+    documents
+}
+
+fn to_json(document: serde_yaml_ng::Deserializer<'_>) -> Result<Value, String> {
+    let mut value =
+        serde_yaml_ng::Value::deserialize(document).map_err(|e| format!("not valid YAML: {e}"))?;
+    value.apply_merge().map_err(|e| format!("not valid YAML: {e}"))?;
+    serde_json::to_value(value).map_err(|e| format!("cannot be read as JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_merge_keys_and_skips_empty_documents() {
+        let text = "a: &base {x: 1, y: 2}\nb: {<<: *base, y: 3}\n---\n---\nc: 1\n";
+        let documents = documents(text);
+        assert_eq!(documents.len(), 2);
+        let first = documents[0].1.as_ref().unwrap();
+        assert_eq!(first["b"], serde_json::json!({"x": 1, "y": 3}));
+        assert_eq!(documents[1].0, 3);
+    }
+
+    #[test]
+    fn reports_invalid_yaml_and_non_string_keys() {
+        assert!(documents("a: [").iter().any(|(_, d)| d.as_ref().unwrap_err().contains("not valid YAML")));
+        assert!(documents("{[1, 2]: x}").iter().any(|(_, d)| d.is_err()));
+        assert_eq!(documents("a: 1\n---\nkind: [unclosed\n---\nb: 2\n").len(), 2, "stops at the error");
+    }
+}

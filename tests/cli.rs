@@ -1,0 +1,232 @@
+//! The `defender` binary as operators and CI pipelines run it: exit codes,
+//! what lands on stdout and stderr.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn defender(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defender"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("defender runs")
+}
+
+fn defender_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defender"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("defender starts");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("stdin written");
+    child.wait_with_output().expect("defender finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The suites under tests/policies are the policy set's specification.
+#[test]
+fn policy_suites_pass() {
+    let output = defender(&["test", "tests/policies"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    let summary = text.lines().last().expect("a summary line");
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    let passed: usize = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 60, "{summary}");
+    for suite in
+        ["core-namespaces", "namespace-deletion", "deletion-guard", "ingress-hosts", "custom-policies"]
+    {
+        assert!(text.contains(&format!(": {suite} (")), "suite {suite} did not run:\n{text}");
+    }
+}
+
+#[test]
+fn failing_cases_are_reported_with_their_reasons_and_exit_1() {
+    let output = defender(&["test", "tests/fixtures/failing-suite.yaml"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    for expected in [
+        "  ok    right",
+        "  FAIL  wrong verdict\n        expected allow, got deny: defender/core-namespaces:",
+        "expected the message to contain \"no such text\"",
+        "expected policy ingress-hosts to fire",
+        "step 2 (at 1s): expected deny, got allow",
+        "goes back in time",
+        "unknown field `expected`",
+        "no-such-file.yaml",
+        "UPDATE needs object and oldObject",
+        "1 passed, 8 failed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_bad_policy_file_fails_the_suite_naming_file_document_and_field() {
+    let output = defender(&["test", "tests/fixtures/bad-policies-suite.yaml"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text.contains("bad-policies/core.yaml: document 1 (core): spec.namespace: unknown field"),
+        "{text}"
+    );
+}
+
+#[test]
+fn test_without_suites_fails() {
+    let output = defender(&["test", "tests/fixtures/manifests-ok"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("no test suites found"));
+    let missing = defender(&["test", "no/such/dir"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stdout(&missing).contains("no/such/dir: no such file or directory"));
+}
+
+#[test]
+fn review_prints_a_denial_and_exits_0() {
+    let output = defender(&["review", "tests/fixtures/review-delete-kube-system.json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(response["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(response["response"]["uid"], "3f1c2f5e-1d4b-4a8e-9d55-0c1f0f3b8a11");
+    assert_eq!(response["response"]["allowed"], false);
+    assert_eq!(response["response"]["status"]["code"], 403);
+    assert_eq!(response["response"]["status"]["reason"], "Forbidden");
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("defender/core-namespaces: namespace \"kube-system\" is a core namespace"));
+}
+
+#[test]
+fn review_reads_stdin_and_allows_what_no_policy_covers() {
+    let review = std::fs::read_to_string("tests/fixtures/review-delete-kube-system.json")
+        .unwrap()
+        .replace("\"Namespace\"", "\"ServiceAccount\"")
+        .replace("\"namespaces\"", "\"serviceaccounts\"");
+    let output = defender_with_stdin(&["review"], review.as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["response"]["allowed"], true);
+}
+
+#[test]
+fn review_rejects_unusable_input_with_a_clear_error() {
+    let cases: [(&[u8], &str); 6] = [
+        (b"{\"apiVersion\":", "failed to parse AdmissionReview"),
+        (b"not json at all", "failed to parse AdmissionReview"),
+        (br#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}"#, "expected a document of kind AdmissionReview"),
+        (br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}"#, "has no request to judge"),
+        (
+            br#"{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "u"}}"#,
+            "admissionReviewVersions: [v1]",
+        ),
+        (
+            br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 7}}"#,
+            "request.uid",
+        ),
+    ];
+    for (input, expected) in cases {
+        let output = defender_with_stdin(&["review"], input);
+        assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(input));
+        assert!(output.stdout.is_empty());
+        let error = stderr(&output);
+        assert!(error.starts_with("defender: stdin: ") && error.contains(expected), "{error}");
+    }
+    let missing = defender(&["review", "no-such.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("failed to read no-such.json"));
+}
+
+#[test]
+fn review_with_a_bad_policy_directory_names_the_problem() {
+    let output = defender(&[
+        "review",
+        "--policies",
+        "tests/fixtures/bad-policies",
+        "tests/fixtures/review-delete-kube-system.json",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("core.yaml: document 1 (core): spec.namespace: unknown field"));
+    let empty = tempfile::tempdir().unwrap();
+    let output = defender(&["review", "--policies", empty.path().to_str().unwrap(), "x.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no policy documents found"));
+}
+
+#[test]
+fn check_passes_clean_manifests() {
+    let output = defender(&["check", "-f", "tests/fixtures/manifests-ok"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("allow  ingress \"shop/web\""));
+    assert!(
+        text.contains("allow  configmap \"default/settings\""),
+        "List items are unpacked, namespace defaulted"
+    );
+    assert!(text.ends_with("3 objects: 3 allowed, 0 denied, 0 unusable\n"));
+}
+
+#[test]
+fn check_fails_on_a_denied_manifest_and_says_why() {
+    let output =
+        defender(&["check", "-f", "tests/fixtures/manifests-bad", "-f", "tests/fixtures/manifests-ok"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("deny   ingress \"shop/catch-all\""));
+    assert!(text.contains("spec.rules[0].host \"*\" matches every host"));
+}
+
+#[test]
+fn check_judges_deletions_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ns.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n").unwrap();
+    let file = file.to_str().unwrap();
+    let created = defender(&["check", "-f", file]);
+    assert!(created.status.success());
+    let deleted = defender(&["check", "--operation", "delete", "-f", file]);
+    assert_eq!(deleted.status.code(), Some(1));
+    assert!(stdout(&deleted).contains("is a core namespace and cannot be deleted"));
+}
+
+#[test]
+fn check_reports_unusable_manifests_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed\n").unwrap();
+    std::fs::write(dir.path().join("scalar.yaml"), "just a string\n").unwrap();
+    std::fs::write(dir.path().join("nokind.yaml"), "metadata: {name: x}\n").unwrap();
+    let output = defender(&["check", "-f", dir.path().to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("broken.yaml document 1: not valid YAML"), "{text}");
+    assert!(text.contains("scalar.yaml document 1: expected a Kubernetes object"), "{text}");
+    assert!(
+        text.contains(
+            "nokind.yaml document 1: cannot build an admission request: the object has no apiVersion"
+        ),
+        "{text}"
+    );
+}
+
+/// deploy/ ships a copy of the default policies for operators to edit (kustomize
+/// cannot read files outside its directory); it must start out identical.
+#[test]
+fn the_deploy_policy_copy_matches_the_embedded_policies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = root.join("deploy/components/custom-policies/policies");
+    for entry in std::fs::read_dir(root.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        let copied = std::fs::read_to_string(copy.join(name)).unwrap_or_default();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), copied, "{name:?} differs in {}", copy.display());
+    }
+}

@@ -1,0 +1,275 @@
+//! The world the end-to-end scenarios act on: a real control plane from
+//! cluster.sh, Defender running on the host, and kubectl.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub type Check = Result<(), String>;
+
+/// What a kubectl invocation returned.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    command: String,
+}
+
+impl Outcome {
+    fn from(command: String, output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            command,
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "`{}` exited {}\nstdout: {}\nstderr: {}",
+            self.command,
+            self.code,
+            self.stdout.trim(),
+            self.stderr.trim()
+        )
+    }
+
+    /// kubectl succeeded.
+    pub fn accepted(&self) -> Check {
+        if self.code == 0 { Ok(()) } else { Err(format!("expected success: {}", self.show())) }
+    }
+
+    /// kubectl failed, and stderr says `text`.
+    pub fn rejected_with(&self, text: &str) -> Check {
+        if self.code != 0 && self.stderr.contains(text) {
+            Ok(())
+        } else {
+            Err(format!("expected a rejection saying {text:?}: {}", self.show()))
+        }
+    }
+
+    /// kubectl succeeded, and stderr (where kubectl prints warnings) says `text`.
+    pub fn accepted_with_warning(&self, text: &str) -> Check {
+        if self.code == 0 && self.stderr.contains(text) {
+            Ok(())
+        } else {
+            Err(format!("expected success with a warning saying {text:?}: {}", self.show()))
+        }
+    }
+}
+
+pub struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Outcome {
+        let command = format!("kubectl {}", args.join(" "));
+        let mut child = Command::new(&self.binary)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        let mut pipe = child.stdin.take().expect("stdin");
+        if let Some(stdin) = stdin {
+            pipe.write_all(stdin.as_bytes()).expect("stdin written");
+        }
+        drop(pipe);
+        Outcome::from(command, child.wait_with_output().expect("kubectl finishes"))
+    }
+
+    /// Runs a command that must succeed (setup steps).
+    pub fn ok(&self, args: &[&str]) -> Result<String, String> {
+        let outcome = self.run(args);
+        outcome.accepted().map(|()| outcome.stdout)
+    }
+
+    pub fn apply(&self, manifest: &str) -> Outcome {
+        self.run_with_stdin(&["apply", "-f", "-"], Some(manifest))
+    }
+}
+
+/// The control plane, stopped when dropped, even if a scenario panicked.
+pub struct Cluster {
+    script: PathBuf,
+    pub dir: PathBuf,
+    pub kubectl: Kubectl,
+    pub bin_dir: PathBuf,
+}
+
+impl Cluster {
+    pub fn up(repo: &Path, dir: &Path) -> Result<Self, String> {
+        let script = repo.join("tests/e2e/cluster.sh");
+        let status = Command::new("bash").arg(&script).arg("up").arg(dir).stdout(Stdio::null()).status();
+        if !status.is_ok_and(|s| s.success()) {
+            let _ = Command::new("bash").arg(&script).arg("down").arg(dir).status();
+            return Err(format!("cluster.sh up failed; logs in {}/logs", dir.display()));
+        }
+        let bin_dir = PathBuf::from(std::env::var("E2E_BIN_DIR").map_err(|_| "E2E_BIN_DIR is not set")?);
+        let kubectl = Kubectl { binary: bin_dir.join("kubectl"), kubeconfig: dir.join("kubeconfig") };
+        Ok(Self { script, dir: dir.to_owned(), kubectl, bin_dir })
+    }
+
+    pub fn admin_curl_args(&self) -> Vec<String> {
+        let pki = self.dir.join("pki");
+        vec![
+            "--cacert".into(),
+            self.dir.join("ca.crt").display().to_string(),
+            "--cert".into(),
+            pki.join("admin.crt").display().to_string(),
+            "--key".into(),
+            pki.join("admin.key").display().to_string(),
+        ]
+    }
+
+    pub fn url(&self) -> String {
+        std::fs::read_to_string(self.dir.join("apiserver-url")).unwrap_or_default().trim().to_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("bash").arg(&self.script).arg("down").arg(&self.dir).stdout(Stdio::null()).status();
+    }
+}
+
+/// Defender running on the host, as `defender serve`.
+pub struct Defender {
+    binary: PathBuf,
+    pub port: u16,
+    pub certs: PathBuf,
+    pub policies: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Defender {
+    pub fn new(work: &Path, policies: PathBuf) -> Result<Self, String> {
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_defender"));
+        let certs = work.join("defender-certs");
+        let status = Command::new(&binary)
+            .args(["certs", "--service", "defender", "--namespace", "defender-system", "--out"])
+            .arg(&certs)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("defender certs failed".to_owned());
+        }
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        Ok(Self { binary, port, certs, policies, log: work.join("defender.log"), child: None })
+    }
+
+    pub fn start(&mut self) -> Check {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(&self.binary)
+            .arg("serve")
+            .arg(format!("--listen=127.0.0.1:{}", self.port))
+            .arg(format!("--tls-cert={}", self.certs.join("tls.crt").display()))
+            .arg(format!("--tls-key={}", self.certs.join("tls.key").display()))
+            .arg(format!("--policies={}", self.policies.display()))
+            .arg("--log-format=json")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("defender serve: {e}"))?;
+        self.child = Some(child);
+        let ready = wait_until(Duration::from_secs(20), || {
+            Command::new("curl")
+                .args(["-fsS", "-o", "/dev/null", "--cacert"])
+                .arg(self.certs.join("ca.crt"))
+                .arg(format!("https://127.0.0.1:{}/readyz", self.port))
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if ready { Ok(()) } else { Err(format!("defender did not become ready; see {}", self.log.display())) }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> Check {
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("defender exited with {status} on SIGTERM")),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = child.kill();
+                    return Err("defender did not exit within 30s of SIGTERM".to_owned());
+                }
+            }
+        }
+    }
+
+    pub fn ca_bundle(&self) -> Result<String, String> {
+        let output = Command::new("base64")
+            .arg("-w0")
+            .arg(self.certs.join("ca.crt"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Defender {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    condition()
+}
+
+/// deploy/base's ValidatingWebhookConfiguration, pointed at Defender on the host.
+pub fn webhook_configuration(kubectl: &Kubectl, repo: &Path, defender: &Defender) -> Result<Value, String> {
+    let rendered = kubectl.ok(&["kustomize", &repo.join("deploy/base").display().to_string()])?;
+    let mut configuration = rendered
+        .split("\n---\n")
+        .filter_map(|document| serde_yaml_ng::from_str::<Value>(document).ok())
+        .find(|document| document["kind"] == "ValidatingWebhookConfiguration")
+        .ok_or("deploy/base renders no ValidatingWebhookConfiguration")?;
+    let url = format!("https://127.0.0.1:{}/validate", defender.port);
+    let ca_bundle = defender.ca_bundle()?;
+    for webhook in configuration["webhooks"].as_array_mut().ok_or("no webhooks")? {
+        webhook["clientConfig"] = serde_json::json!({"url": url, "caBundle": ca_bundle});
+    }
+    Ok(configuration)
+}

@@ -1,0 +1,331 @@
+//! The scenarios, in the order they run. Namespace deletions share one
+//! cluster-wide budget (3 per 10 minutes), so the order matters: the
+//! confirmation and teardown scenarios spend two, the budget scenario the third.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::World;
+use crate::env::{Check, wait_until};
+
+type Scenario = fn(&mut World) -> Check;
+
+pub const ALL: &[(&str, Scenario)] = &[
+    ("deploy/ renders with kubectl kustomize and passes apply --dry-run=server", deploy_manifests_are_valid),
+    ("core namespaces cannot be deleted nor stripped of their label", core_namespaces),
+    ("deleting a namespace takes a confirmation and waits out the cooldown", namespace_confirmation),
+    ("a namespace Defender lets go finishes deleting, with everything inside", namespace_teardown_finishes),
+    (
+        "namespace deletions over budget are rejected with the refill time; dry runs spend nothing",
+        namespace_budget,
+    ),
+    (
+        "ingresses, services, secrets and configmaps are deleted only with the exemption label",
+        protected_deletes,
+    ),
+    ("kubectl delete pods --all stops at the burst limit; a deletecollection is rejected", pod_bulk_deletes),
+    ("kubectl apply of wildcard and hostless Ingresses gets the configured verdicts", ingress_hosts),
+    (
+        "Defender stopped: Fail webhooks refuse, Ignore webhooks pass; restarted, it serves again",
+        defender_outage,
+    ),
+    ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
+];
+
+/// The cooldown the e2e policy set uses instead of 5 minutes, so the soft
+/// delete can be walked through in real time.
+const COOLDOWN_SECONDS: i64 = 10;
+
+/// The embedded defaults, with a short cooldown, subdomain wildcards moved
+/// from deny to a separate warn-mode policy.
+pub fn write_policies(repo: &Path, dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(repo.join("policies")).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let text = text
+            .replace("cooldown: 5m", &format!("cooldown: {COOLDOWN_SECONDS}s"))
+            .replace("allowWildcardSubdomains: false", "allowWildcardSubdomains: true");
+        std::fs::write(dir.join(path.file_name().expect("a file name")), text).map_err(|e| e.to_string())?;
+    }
+    let warn = "apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata:\n  name: ingress-wildcards\n\
+                spec:\n  action: warn\n  allowWildcardSubdomains: false\n  allowDefaultBackend: true\n";
+    std::fs::write(dir.join("ingress-wildcards.yaml"), warn).map_err(|e| e.to_string())?;
+    Ok(dir.to_owned())
+}
+
+fn deploy_manifests_are_valid(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    for overlay in ["base", "overlays/cert-manager", "overlays/manual-certs"] {
+        let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
+        if !copy.exists() {
+            copy_dir(&world.repo.join("deploy"), &copy)?;
+            let certs = copy.join("overlays/manual-certs/certs");
+            run(Command::new(env!("CARGO_BIN_EXE_defender"))
+                .args(["certs", "--service", "defender", "--namespace", "defender-system", "--out"])
+                .arg(&certs))?;
+        }
+        k.ok(&["kustomize", &copy.join(overlay).display().to_string()])?;
+    }
+    let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
+    k.ok(&["apply", "-f", &copy.join("base/namespace.yaml").display().to_string()])?;
+    k.run(&["apply", "--dry-run=server", "-k", &copy.join("overlays/manual-certs").display().to_string()])
+        .accepted()
+}
+
+fn core_namespaces(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    // The API server itself refuses to delete these three (its NamespaceLifecycle
+    // admission runs before webhooks); Defender guards them should that change.
+    for name in ["kube-system", "default"] {
+        let outcome = k.run(&["delete", "namespace", name]);
+        outcome.rejected_with(&format!("\"{name}\""))?;
+        if !(outcome.stderr.contains("defender/core-namespaces")
+            || outcome.stderr.contains("may not be deleted"))
+        {
+            return Err(format!("unexpected rejection: {}", outcome.stderr));
+        }
+    }
+    for name in ["kube-node-lease", "defender-system"] {
+        let message = format!(
+            "defender/core-namespaces: namespace \"{name}\" is a core namespace and cannot be deleted"
+        );
+        k.run(&["delete", "namespace", name, "--dry-run=server"]).rejected_with(&message)?;
+        k.run(&["delete", "namespace", name]).rejected_with(&message)?;
+    }
+    create_namespace(k, "e2e-payments", &["defender.io/core=true"])?;
+    k.run(&["delete", "namespace", "e2e-payments"])
+        .rejected_with("is marked core (label defender.io/core=true)")?;
+    k.run(&["label", "namespace", "e2e-payments", "defender.io/core-"]).rejected_with("defender.io/core")?;
+    k.run(&["label", "namespace", "e2e-payments", "team=payments"]).accepted()
+}
+
+fn namespace_confirmation(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    create_namespace(k, "e2e-soft", &[])?;
+    k.run(&["delete", "namespace", "e2e-soft"])
+        .rejected_with("kubectl annotate namespace e2e-soft defender.io/delete-after=")?;
+    let too_soon = format!("defender.io/delete-after={}", rfc3339_in(2));
+    k.run(&["annotate", "namespace", "e2e-soft", &too_soon])
+        .rejected_with(&format!("sooner than the {COOLDOWN_SECONDS}s cooldown allows"))?;
+    let after = rfc3339_in(COOLDOWN_SECONDS + 2);
+    k.run(&["annotate", "namespace", "e2e-soft", &format!("defender.io/delete-after={after}")]).accepted()?;
+    k.run(&["delete", "namespace", "e2e-soft", "--wait=false"])
+        .rejected_with("is confirmed for deletion only after")?;
+    let deadline: jiff::Timestamp = after.parse().map_err(|e| format!("{e}"))?;
+    while jiff::Timestamp::now() <= deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    k.run(&["delete", "namespace", "e2e-soft", "--wait=false"]).accepted()
+}
+
+fn namespace_teardown_finishes(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-teardown";
+    create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
+    k.apply(&workloads(ns, 2)).accepted()?;
+    k.run(&["delete", "namespace", ns, "--wait=false"]).accepted()?;
+    let gone =
+        wait_until(Duration::from_secs(90), || k.run(&["get", "namespace", ns]).stderr.contains("NotFound"));
+    if gone {
+        Ok(())
+    } else {
+        let left = k.run(&["get", "namespace", ns, "-o", "jsonpath={.status}"]).stdout;
+        Err(format!("namespace {ns} still exists after 90s: {left}"))
+    }
+}
+
+fn namespace_budget(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    for ns in ["e2e-budget-1", "e2e-budget-2"] {
+        create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
+    }
+    // Dry runs are judged but spend nothing: five of them leave the third
+    // deletion of this run (two were spent above) available.
+    for _ in 0..5 {
+        k.run(&["delete", "namespace", "e2e-budget-1", "--dry-run=server"]).accepted()?;
+    }
+    k.run(&["delete", "namespace", "e2e-budget-1", "--wait=false"]).accepted()?;
+    let outcome = k.run(&["delete", "namespace", "e2e-budget-2", "--wait=false"]);
+    outcome.rejected_with("the cluster-wide namespace deletion budget (3 per 10m) is used up")?;
+    outcome.rejected_with("The next deletion is possible at")
+}
+
+fn protected_deletes(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-guard";
+    create_namespace(k, ns, &[])?;
+    k.apply(&workloads(ns, 0)).accepted()?;
+    for (kind, name) in [("ingress", "web"), ("service", "web"), ("secret", "db"), ("configmap", "settings")]
+    {
+        k.run(&["delete", kind, name, "-n", ns]).rejected_with(&format!(
+            "defender/deletion-guard: {kind} \"{ns}/{name}\" is protected against deletion. To delete it on purpose, \
+             label it first, then delete it again: kubectl label {kind} {name} -n {ns} defender.io/deletion-allowed=true"
+        ))?;
+        k.run(&["label", kind, name, "-n", ns, "defender.io/deletion-allowed=true"]).accepted()?;
+        k.run(&["delete", kind, name, "-n", ns]).accepted()?;
+    }
+    // Recreated for the outage scenario.
+    k.apply(&workloads(ns, 0)).accepted()
+}
+
+fn pod_bulk_deletes(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-pods";
+    create_namespace(k, ns, &[])?;
+    k.apply(&pods(ns, 8)).accepted()?;
+    let outcome = k.run(&["delete", "pods", "--all", "-n", ns, "--wait=false"]);
+    outcome.rejected_with("has reached the limit of 5 pods deleted in namespace \"e2e-pods\" within 1m")?;
+    let left = k.ok(&["get", "pods", "-n", ns, "-o", "name"])?.lines().count();
+    if left != 3 {
+        return Err(format!("expected 5 of 8 pods deleted and 3 left, {left} are left"));
+    }
+    let ns = "e2e-pods-collection";
+    create_namespace(k, ns, &[])?;
+    k.apply(&pods(ns, 2)).accepted()?;
+    k.run(&["delete", "--raw", &format!("/api/v1/namespaces/{ns}/pods")])
+        .rejected_with("deletecollection")?;
+    let left = k.ok(&["get", "pods", "-n", ns, "-o", "name"])?.lines().count();
+    if left != 2 { Err(format!("the deletecollection removed pods: {left} of 2 left")) } else { Ok(()) }
+}
+
+fn ingress_hosts(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-web";
+    create_namespace(k, ns, &[])?;
+    k.apply(&ingress(ns, "catch-all", Some("*")))
+        .rejected_with("spec.rules[0].host \"*\" matches every host")?;
+    k.apply(&ingress(ns, "hostless", None))
+        .rejected_with("spec.rules[0] has no host, so it matches every host")?;
+    k.apply(&ingress(ns, "too-broad", Some("*.com"))).rejected_with("\"*.com\"")?;
+    // Configured as a warning (a warn-mode policy): kubectl prints `Warning:`.
+    k.apply(&ingress(ns, "wildcard", Some("*.shop.example.com")))
+        .accepted_with_warning("Warning: defender/ingress-wildcards:")?;
+    k.apply(&ingress(ns, "shop", Some("shop.example.com"))).accepted()
+}
+
+fn defender_outage(world: &mut World) -> Check {
+    world.defender.stop()?;
+    let k = &world.cluster.kubectl;
+    // deletions.defender.io has failurePolicy Fail, pod-deletions Ignore.
+    k.run(&["delete", "secret", "db", "-n", "e2e-guard"]).rejected_with("failed calling webhook")?;
+    k.run(&["delete", "namespace", "e2e-budget-2", "--wait=false"])
+        .rejected_with("failed calling webhook")?;
+    k.run(&["delete", "pod", "pod-0", "-n", "e2e-pods-collection", "--wait=false"]).accepted()?;
+    world.defender.start()?;
+    let k = &world.cluster.kubectl;
+    let serving = wait_until(Duration::from_secs(20), || {
+        k.run(&["delete", "secret", "db", "-n", "e2e-guard"]).stderr.contains("defender/deletion-guard")
+    });
+    if serving { Ok(()) } else { Err("Defender did not judge requests again after the restart".to_owned()) }
+}
+
+/// Median API server time for a dry-run namespace DELETE (judged by the
+/// webhook, changes nothing), with Defender registered and then without.
+fn namespace_delete_latency(world: &mut World) -> Check {
+    const SAMPLES: usize = 60;
+    let k = &world.cluster.kubectl;
+    create_namespace(k, "e2e-latency", &["defender.io/skip-delete-confirmation=true"])?;
+    let url = format!("{}/api/v1/namespaces/e2e-latency?dryRun=All", world.cluster.url());
+    let curl_args = world.cluster.admin_curl_args();
+    let sample = || -> Result<f64, String> {
+        let output = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "DELETE"])
+            .args(&curl_args)
+            .arg(&url)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        match text.split_once(' ') {
+            Some(("200", seconds)) => seconds.parse::<f64>().map_err(|e| e.to_string()),
+            _ => Err(format!("dry-run DELETE failed: {text} {}", String::from_utf8_lossy(&output.stderr))),
+        }
+    };
+    let median = |samples: &mut Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2] * 1000.0
+    };
+    let mut with = (0..SAMPLES).map(|_| sample()).collect::<Result<Vec<_>, _>>()?;
+    k.ok(&["delete", "validatingwebhookconfiguration", "defender"])?;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut without = (0..SAMPLES).map(|_| sample()).collect::<Result<Vec<_>, _>>()?;
+    let (with, without) = (median(&mut with), median(&mut without));
+    println!(
+        "      namespace DELETE (dry run), median of {SAMPLES}: {with:.2} ms with Defender, {without:.2} ms without \
+         (+{:.2} ms)",
+        with - without
+    );
+    Ok(())
+}
+
+fn create_namespace(k: &crate::env::Kubectl, name: &str, labels: &[&str]) -> Check {
+    let labels: String = labels
+        .iter()
+        .filter_map(|label| label.split_once('='))
+        .map(|(key, value)| format!("\n    {key}: \"{value}\""))
+        .collect();
+    let labels = if labels.is_empty() { String::new() } else { format!("\n  labels:{labels}") };
+    k.apply(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}{labels}\n")).accepted()?;
+    // Pods need the namespace's default ServiceAccount, made by a controller.
+    if wait_until(Duration::from_secs(30), || {
+        k.run(&["get", "serviceaccount", "default", "-n", name]).code == 0
+    }) {
+        Ok(())
+    } else {
+        Err(format!("namespace {name} got no default ServiceAccount"))
+    }
+}
+
+fn workloads(ns: &str, pod_count: usize) -> String {
+    let mut manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {ns}}}\nstringData: {{password: x}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{mode: e2e}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {ns}}}\n\
+         spec: {{ports: [{{port: 80}}], selector: {{app: web}}}}\n---\n{}",
+        ingress(ns, "web", Some("web.example.com"))
+    );
+    if pod_count > 0 {
+        manifest.push_str("---\n");
+        manifest.push_str(&pods(ns, pod_count));
+    }
+    manifest
+}
+
+fn pods(ns: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: pod-{i}, namespace: {ns}, labels: {{app: web}}}}\n\
+                 spec: {{containers: [{{name: app, image: registry.example.com/app:1}}]}}\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn ingress(ns: &str, name: &str, host: Option<&str>) -> String {
+    let host = host.map(|h| format!("host: \"{h}\"\n      ")).unwrap_or_default();
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules:\n    - \
+         {host}http:\n        paths:\n          - path: /\n            pathType: Prefix\n            \
+         backend: {{service: {{name: web, port: {{number: 80}}}}}}\n"
+    )
+}
+
+fn rfc3339_in(seconds: i64) -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    jiff::Timestamp::from_second(at.as_second()).expect("a valid time").to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Check {
+    run(Command::new("cp").arg("-r").arg(from).arg(to))
+}
+
+fn run(command: &mut Command) -> Check {
+    match command.output() {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr))),
+        Err(error) => Err(format!("{command:?}: {error}")),
+    }
+}
