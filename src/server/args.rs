@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::clock::human;
+use humantime::format_duration;
+
 use crate::logging::{self, LogFormat};
 use crate::server::{Config, Server, TlsSource};
 
@@ -101,7 +102,7 @@ impl ServeArgs {
         if terminated && !self.shutdown_delay.is_zero() {
             tracing::info!(
                 "SIGTERM: draining for {} before closing the listener",
-                human(self.shutdown_delay)
+                format_duration(self.shutdown_delay)
             );
             server.begin_drain();
             tokio::time::sleep(self.shutdown_delay).await;
@@ -112,7 +113,7 @@ impl ServeArgs {
             tracing::warn!(
                 connections = outcome.cut_off,
                 "closed connections still busy after the {} shutdown grace",
-                human(self.shutdown_grace)
+                format_duration(self.shutdown_grace)
             );
         } else {
             tracing::info!("shut down cleanly");

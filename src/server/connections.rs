@@ -44,6 +44,7 @@ pub async fn serve(
     let http = Arc::new(http_builder(limits));
     let service = TowerToHyperService::new(router);
     let mut connections = JoinSet::new();
+    let max_connections = limits.max_connections.max(1);
     loop {
         tokio::select! {
             () = stopped(&mut shutdown) => break,
@@ -52,7 +53,7 @@ pub async fn serve(
                     tracing::error!("a connection task panicked: {error}");
                 }
             }
-            accepted = listener.accept(), if connections.len() < limits.max_connections => match accepted {
+            accepted = listener.accept(), if connections.len() < max_connections => match accepted {
                 Ok((tcp, peer)) => {
                     let connection = Connection {
                         acceptor: acceptor.clone(),

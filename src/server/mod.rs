@@ -119,7 +119,8 @@ impl From<ConfigError> for ServerError {
     }
 }
 
-/// A running server.
+/// A running server. Dropping it stops it too, without waiting for requests
+/// in progress; [`Server::shutdown`] waits.
 pub struct Server {
     addr: SocketAddr,
     state: Arc<AppState>,

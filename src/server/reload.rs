@@ -170,6 +170,8 @@ pub fn spawn(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    // A zero period would make the timer panic; a few milliseconds is as fast as is useful.
+    let interval = interval.max(Duration::from_millis(10));
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -40,7 +40,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(response) => response,
         Err(_) => {
             state.metrics.error(ErrorKind::Timeout);
-            let limit = crate::clock::human(state.request_timeout);
+            let limit = humantime::format_duration(state.request_timeout);
             tracing::warn!("a review did not finish within the {limit} request timeout");
             status(
                 StatusCode::SERVICE_UNAVAILABLE,
