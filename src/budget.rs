@@ -6,6 +6,13 @@
 //! through in one window and cannot answer "would this fit?" without spending,
 //! which dry-run requests and evaluate-then-commit both need. So the budget
 //! keeps the timestamps of recent spends: N is small, memory is N per key.
+//! (This is why Defender does not use a GCRA rate limiter such as governor:
+//! its answers would not be the budget the operator configured.)
+//!
+//! Each spend names the object it is for. The API server may run admission
+//! more than once for one deletion (graceful deletion retries its update on
+//! a conflict), so a second review of an object already counted in the
+//! window passes without spending again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -41,7 +48,23 @@ pub struct Exhausted {
 #[derive(Debug)]
 pub struct Budget {
     quota: Quota,
-    spends: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+    spends: Mutex<HashMap<String, VecDeque<Spend>>>,
+}
+
+/// One counted event: when, and for which object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spend {
+    at: Timestamp,
+    object: String,
+}
+
+/// What a successful spend did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    /// A slot was taken.
+    New,
+    /// The object was already counted in this window; nothing was taken.
+    AlreadyCounted,
 }
 
 /// Sweep idle keys once the map grows past this, so per-user keys can't pile up.
@@ -56,32 +79,36 @@ impl Budget {
         self.quota
     }
 
-    /// Whether one more spend would fit now, without spending.
-    pub fn check(&self, key: &str, now: Timestamp) -> Result<(), Exhausted> {
+    /// Whether a spend for `object` would fit now, without spending.
+    pub fn check(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
         let mut spends = self.lock();
         match spends.get_mut(key) {
-            Some(recent) => self.fits(recent, now),
-            None => self.fits(&mut VecDeque::new(), now),
+            Some(recent) => self.fits(recent, object, now),
+            None => self.fits(&mut VecDeque::new(), object, now),
         }
     }
 
-    /// Spends one slot if it fits; the check and the spend are one atomic step.
-    pub fn try_spend(&self, key: &str, now: Timestamp) -> Result<(), Exhausted> {
+    /// Spends one slot for `object` if it fits; the check and the spend are
+    /// one atomic step.
+    pub fn try_spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
         let mut spends = self.lock();
         if spends.len() > SWEEP_ABOVE_KEYS {
             self.sweep(&mut spends, now);
         }
         let recent = spends.entry(key.to_owned()).or_default();
-        self.fits(recent, now)?;
-        recent.push_back(now);
-        Ok(())
+        let spent = self.fits(recent, object, now)?;
+        if spent == Spent::New {
+            recent.push_back(Spend { at: now, object: object.to_owned() });
+        }
+        Ok(spent)
     }
 
-    /// Gives back a slot spent at `at`, when a later step of the same decision failed.
-    pub fn refund(&self, key: &str, at: Timestamp) {
+    /// Gives back the slot `object` took at `at`, when a later step of the
+    /// same decision failed.
+    pub fn refund(&self, key: &str, object: &str, at: Timestamp) {
         let mut spends = self.lock();
         if let Some(recent) = spends.get_mut(key)
-            && let Some(index) = recent.iter().rposition(|spent| *spent == at)
+            && let Some(index) = recent.iter().rposition(|spend| spend.at == at && spend.object == object)
         {
             recent.remove(index);
         }
@@ -112,19 +139,22 @@ impl Budget {
         self.quota.limit.saturating_sub(u32::try_from(most_used).unwrap_or(u32::MAX))
     }
 
-    fn fits(&self, recent: &mut VecDeque<Timestamp>, now: Timestamp) -> Result<(), Exhausted> {
+    fn fits(&self, recent: &mut VecDeque<Spend>, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
         self.forget_expired(recent, now);
+        if recent.iter().any(|spend| spend.object == object) {
+            return Ok(Spent::AlreadyCounted);
+        }
         if recent.len() < self.quota.limit as usize {
-            return Ok(());
+            return Ok(Spent::New);
         }
         // Full: the slot that opens first is the one the oldest spend holds.
-        let oldest = recent.front().copied().unwrap_or(now);
+        let oldest = recent.front().map_or(now, |spend| spend.at);
         Err(Exhausted { quota: self.quota, refills_at: clock::add(oldest, self.quota.window) })
     }
 
-    fn forget_expired(&self, recent: &mut VecDeque<Timestamp>, now: Timestamp) {
+    fn forget_expired(&self, recent: &mut VecDeque<Spend>, now: Timestamp) {
         while let Some(oldest) = recent.front() {
-            if clock::add(*oldest, self.quota.window) <= now {
+            if clock::add(oldest.at, self.quota.window) <= now {
                 recent.pop_front();
             } else {
                 break;
@@ -132,14 +162,14 @@ impl Budget {
         }
     }
 
-    fn sweep(&self, spends: &mut HashMap<String, VecDeque<Timestamp>>, now: Timestamp) {
+    fn sweep(&self, spends: &mut HashMap<String, VecDeque<Spend>>, now: Timestamp) {
         spends.retain(|_, recent| {
             self.forget_expired(recent, now);
             !recent.is_empty()
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Timestamp>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Spend>>> {
         // Every mutation leaves the map consistent, so a poisoned lock is still usable.
         self.spends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -153,6 +183,11 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + seconds).unwrap()
     }
 
+    /// A distinct object per spend time, as distinct deletions would be.
+    fn object(seconds: i64) -> String {
+        format!("object-{seconds}")
+    }
+
     fn three_per_ten_minutes() -> Budget {
         Budget::new(Quota { limit: 3, window: Duration::from_secs(600) })
     }
@@ -161,9 +196,9 @@ mod tests {
     fn allows_exactly_the_limit_within_a_window() {
         let budget = three_per_ten_minutes();
         for second in [0, 10, 20] {
-            assert!(budget.try_spend("ns", at(second)).is_ok());
+            assert!(budget.try_spend("ns", &object(second), at(second)).is_ok());
         }
-        let exhausted = budget.try_spend("ns", at(30)).unwrap_err();
+        let exhausted = budget.try_spend("ns", &object(30), at(30)).unwrap_err();
         assert_eq!(exhausted.refills_at, at(600));
     }
 
@@ -171,18 +206,18 @@ mod tests {
     fn the_oldest_spend_ages_out_exactly_one_window_later() {
         let budget = three_per_ten_minutes();
         for second in [0, 100, 200] {
-            budget.try_spend("ns", at(second)).unwrap();
+            budget.try_spend("ns", &object(second), at(second)).unwrap();
         }
-        assert!(budget.try_spend("ns", at(599)).is_err());
-        assert!(budget.try_spend("ns", at(600)).is_ok());
-        assert_eq!(budget.try_spend("ns", at(650)).unwrap_err().refills_at, at(700));
+        assert!(budget.try_spend("ns", &object(599), at(599)).is_err());
+        assert!(budget.try_spend("ns", &object(600), at(600)).is_ok());
+        assert_eq!(budget.try_spend("ns", &object(650), at(650)).unwrap_err().refills_at, at(700));
     }
 
     #[test]
     fn check_does_not_spend() {
         let budget = three_per_ten_minutes();
         for _ in 0..10 {
-            assert!(budget.check("ns", at(0)).is_ok());
+            assert!(budget.check("ns", "pod", at(0)).is_ok());
         }
         assert_eq!(budget.remaining("ns", at(0)), 3);
     }
@@ -190,26 +225,26 @@ mod tests {
     #[test]
     fn keys_are_independent() {
         let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
-        assert!(budget.try_spend("alice/prod", at(0)).is_ok());
-        assert!(budget.try_spend("alice/prod", at(1)).is_err());
-        assert!(budget.try_spend("bob/prod", at(1)).is_ok());
+        assert!(budget.try_spend("alice/prod", &object(0), at(0)).is_ok());
+        assert!(budget.try_spend("alice/prod", &object(1), at(1)).is_err());
+        assert!(budget.try_spend("bob/prod", &object(1), at(1)).is_ok());
     }
 
     #[test]
     fn refund_gives_the_slot_back() {
         let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
-        budget.try_spend("k", at(5)).unwrap();
-        budget.refund("k", at(5));
-        assert!(budget.try_spend("k", at(6)).is_ok());
+        budget.try_spend("k", &object(5), at(5)).unwrap();
+        budget.refund("k", &object(5), at(5));
+        assert!(budget.try_spend("k", &object(6), at(6)).is_ok());
     }
 
     #[test]
     fn lowest_remaining_follows_the_busiest_key_until_its_spends_expire() {
         let budget = three_per_ten_minutes();
         assert_eq!(budget.lowest_remaining(at(0)), 3);
-        budget.try_spend("alice", at(0)).unwrap();
-        budget.try_spend("alice", at(1)).unwrap();
-        budget.try_spend("bob", at(2)).unwrap();
+        budget.try_spend("alice", &object(0), at(0)).unwrap();
+        budget.try_spend("alice", &object(1), at(1)).unwrap();
+        budget.try_spend("bob", &object(2), at(2)).unwrap();
         assert_eq!(budget.lowest_remaining(at(3)), 1);
         assert_eq!(budget.lowest_remaining(at(601)), 2);
         assert_eq!(budget.lowest_remaining(at(700)), 3);
@@ -219,9 +254,25 @@ mod tests {
     fn idle_keys_are_swept() {
         let budget = Budget::new(Quota { limit: 1, window: Duration::from_secs(60) });
         for user in 0..=SWEEP_ABOVE_KEYS {
-            budget.try_spend(&format!("user-{user}"), at(0)).unwrap();
+            budget.try_spend(&format!("user-{user}"), &object(0), at(0)).unwrap();
         }
-        budget.try_spend("late", at(120)).unwrap();
+        budget.try_spend("late", &object(120), at(120)).unwrap();
         assert_eq!(budget.lock().len(), 1);
+    }
+
+    #[test]
+    fn the_same_object_is_counted_once_per_window() {
+        let budget = Budget::new(Quota { limit: 2, window: Duration::from_secs(60) });
+        assert_eq!(budget.try_spend("k", "uid-a", at(0)), Ok(Spent::New));
+        assert_eq!(budget.try_spend("k", "uid-a", at(1)), Ok(Spent::AlreadyCounted));
+        assert_eq!(budget.check("k", "uid-a", at(2)), Ok(Spent::AlreadyCounted));
+        assert_eq!(budget.try_spend("k", "uid-b", at(2)), Ok(Spent::New));
+        assert!(budget.try_spend("k", "uid-c", at(3)).is_err());
+        assert_eq!(
+            budget.try_spend("k", "uid-a", at(4)),
+            Ok(Spent::AlreadyCounted),
+            "already inside the budget"
+        );
+        assert_eq!(budget.try_spend("k", "uid-a", at(60)), Ok(Spent::New), "a new window counts it again");
     }
 }

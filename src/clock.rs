@@ -63,7 +63,7 @@ pub fn add(at: Timestamp, by: Duration) -> Timestamp {
 
 /// Formats a duration for people: `4m 12s`, rounded to whole seconds.
 pub fn human(duration: Duration) -> String {
-    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    let seconds = duration.as_secs().saturating_add(u64::from(duration.subsec_nanos() > 0));
     humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 

@@ -5,6 +5,7 @@
 //! evaluates every applicable policy first and spends budgets last, only when the
 //! overall answer is "allow" and the request is not a dry run.
 
+use crate::budget::Spent;
 use crate::config::PolicySet;
 use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
 use crate::request::Request;
@@ -165,19 +166,19 @@ impl Engine {
         let mut spent: Vec<&Charge> = Vec::new();
         for (policy, charge) in &charges {
             let fits = if request.dry_run() {
-                charge.budget.check(&charge.key, context.now)
+                charge.budget.check(&charge.key, &charge.object, context.now)
             } else {
-                charge.budget.try_spend(&charge.key, context.now)
+                charge.budget.try_spend(&charge.key, &charge.object, context.now)
             };
             match fits {
-                Ok(()) if !request.dry_run() => spent.push(charge),
-                Ok(()) => {}
+                Ok(Spent::New) if !request.dry_run() => spent.push(charge),
+                Ok(_) => {}
                 Err(exhausted) => {
                     let violation = policy.over_budget(request, &exhausted, context);
                     findings.push(finding(*policy, violation));
                     if policy.action() == Action::Deny {
                         for charge in spent.drain(..) {
-                            charge.budget.refund(&charge.key, context.now);
+                            charge.budget.refund(&charge.key, &charge.object, context.now);
                         }
                         return;
                     }

@@ -89,6 +89,18 @@ impl Request {
         if self.is_delete() { self.old_object() } else { self.object() }
     }
 
+    /// What identifies the target across repeated reviews of one change: its
+    /// uid, else its namespace and name, else (a collection-level review with
+    /// no object) this review's own uid.
+    pub fn object_identity(&self) -> String {
+        let uid = self.target().and_then(|o| o.metadata.uid.as_deref()).filter(|uid| !uid.is_empty());
+        match (uid, self.name()) {
+            (Some(uid), _) => uid.to_owned(),
+            (None, "") => format!("review/{}", self.uid()),
+            (None, name) => format!("{}/{name}", self.namespace().unwrap_or_default()),
+        }
+    }
+
     /// The target's labels (none when there is no object).
     pub fn labels(&self) -> &Labels {
         labels_of(self.target())

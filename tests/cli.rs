@@ -230,3 +230,17 @@ fn the_deploy_policy_copy_matches_the_embedded_policies() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), copied, "{name:?} differs in {}", copy.display());
     }
 }
+
+#[test]
+fn a_symlink_loop_in_a_directory_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+        .unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let path = dir.path().to_str().unwrap();
+    let checked = defender(&["check", "-f", path]);
+    assert!(checked.status.success(), "{}", stdout(&checked));
+    assert!(stdout(&checked).contains("1 objects: 1 allowed"));
+    let tested = defender(&["test", path]);
+    assert!(stdout(&tested).contains("no test suites found"));
+}

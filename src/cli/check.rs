@@ -151,8 +151,10 @@ fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
         entries.sort();
         return entries
             .iter()
+            // Symlinked directories are not followed: a link loop would never end.
             .filter(|p| {
-                p.is_dir() || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                p.symlink_metadata().is_ok_and(|m| m.is_dir())
+                    || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
             })
             .flat_map(|p| read_manifests(p))
             .collect();

@@ -8,6 +8,10 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Period(pub Duration);
 
+/// Budget windows and cooldowns beyond a year are mistakes, and unbounded
+/// ones would overflow time arithmetic.
+const LONGEST: Period = Period(Duration::from_secs(366 * 24 * 60 * 60));
+
 impl Period {
     pub const fn minutes(minutes: u64) -> Self {
         Self(Duration::from_secs(minutes * 60))
@@ -18,9 +22,12 @@ impl std::str::FromStr for Period {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(text)
-            .map(Period)
-            .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h ({e})"))
+        let duration = humantime::parse_duration(text)
+            .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h ({e})"))?;
+        if duration > LONGEST.0 {
+            return Err(format!("{text:?} is longer than the longest period Defender accepts, {LONGEST}"));
+        }
+        Ok(Period(duration))
     }
 }
 
@@ -45,5 +52,7 @@ mod tests {
         assert_eq!("10m".parse::<Period>().unwrap(), Period::minutes(10));
         assert_eq!("1h 30m".parse::<Period>().unwrap(), Period::minutes(90));
         assert!("ten minutes".parse::<Period>().unwrap_err().contains("not a duration"));
+        assert!("18446744073709551600s".parse::<Period>().unwrap_err().contains("longest period"));
+        assert!("400d".parse::<Period>().unwrap_err().contains("longest period"));
     }
 }

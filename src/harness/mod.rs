@@ -260,7 +260,8 @@ fn collect_dir(dir: &Path, files: &mut Vec<Result<PathBuf, String>>) {
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
-        if path.is_dir() {
+        // Symlinked directories are not followed: a link loop would never end.
+        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             collect_dir(&path, files);
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
             && std::fs::read_to_string(&path).is_ok_and(|text| suite::holds_suites(&text))

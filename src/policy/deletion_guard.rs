@@ -230,7 +230,11 @@ impl DeletionGuard {
             ));
         }
         match &guarded.burst {
-            Some(budget) => Verdict::Spend(Charge { budget: Arc::clone(budget), key: burst_key(request) }),
+            Some(budget) => Verdict::Spend(Charge {
+                budget: Arc::clone(budget),
+                key: burst_key(request),
+                object: request.object_identity(),
+            }),
             None => Verdict::Pass,
         }
     }

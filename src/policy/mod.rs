@@ -100,6 +100,9 @@ impl Violation {
 pub struct Charge {
     pub budget: Arc<Budget>,
     pub key: String,
+    /// The object the slot is for: reviews of an object already counted in
+    /// the window do not spend again (see [`crate::budget`]).
+    pub object: String,
 }
 
 #[derive(Debug)]

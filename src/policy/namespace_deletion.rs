@@ -149,7 +149,11 @@ impl NamespaceDeletion {
             }
         }
         match &self.budget {
-            Some(budget) => Verdict::Spend(Charge { budget: Arc::clone(budget), key: CLUSTER.to_owned() }),
+            Some(budget) => Verdict::Spend(Charge {
+                budget: Arc::clone(budget),
+                key: CLUSTER.to_owned(),
+                object: request.object_identity(),
+            }),
             None => Verdict::Pass,
         }
     }
@@ -189,7 +193,8 @@ impl NamespaceDeletion {
     /// A time comfortably past the cooldown, on a whole minute, for copy-paste:
     /// the extra minute leaves time to run the command before it is too soon.
     fn suggested_time(&self, now: Timestamp) -> Timestamp {
-        let earliest = clock::add(now, self.spec.confirmation.cooldown.0 + Duration::from_secs(60));
+        let earliest =
+            clock::add(now, self.spec.confirmation.cooldown.0.saturating_add(Duration::from_secs(60)));
         let seconds = earliest.as_second();
         let rounded = seconds + (60 - seconds.rem_euclid(60)) % 60;
         Timestamp::from_second(rounded).unwrap_or(earliest)
@@ -197,7 +202,12 @@ impl NamespaceDeletion {
 
     /// Setting the confirmation annotation (on create or update) must name a
     /// time at least the cooldown away; otherwise the cooldown means nothing.
+    /// Likewise the exemption label may only come with a new namespace: added
+    /// to an existing one, it would skip the confirmation in one command.
     fn check_confirmation_change(&self, request: &Request, context: &Context) -> Verdict {
+        if let Some(violation) = self.exemption_added(request, context) {
+            return Verdict::Violation(violation);
+        }
         let key = &self.spec.confirmation.annotation;
         let new = annotation(request.object(), key);
         let old = annotation(request.old_object(), key);
@@ -225,6 +235,29 @@ impl NamespaceDeletion {
             )),
             Ok(_) => Verdict::Pass,
         }
+    }
+}
+
+impl NamespaceDeletion {
+    fn exemption_added(&self, request: &Request, context: &Context) -> Option<Violation> {
+        let label = self.spec.confirmation.exempt_label.as_ref()?;
+        let old = request.old_object()?;
+        let was_on = label.is_on(crate::request::labels_of(Some(old)));
+        if was_on || !label.is_on(request.labels()) {
+            return None;
+        }
+        let name = request.name();
+        let key = &self.spec.confirmation.annotation;
+        Some(Violation::new(
+            format!(
+                "label {label} cannot be added to the existing namespace {name:?}: it would skip the deletion \
+                 confirmation; it is for namespaces created with it"
+            ),
+            format!(
+                "To delete the namespace, confirm it: kubectl annotate namespace {name} {key}={}",
+                self.suggested_time(context.now)
+            ),
+        ))
     }
 }
 
