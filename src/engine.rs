@@ -118,7 +118,12 @@ impl Engine {
         now: jiff::Timestamp,
         namespaces: &'a dyn crate::namespaces::NamespaceLookup,
     ) -> Context<'a> {
-        Context { now, namespaces, break_glass_groups: &self.settings.break_glass_groups }
+        Context {
+            now,
+            namespaces,
+            break_glass_groups: &self.settings.break_glass_groups,
+            own_namespace: None,
+        }
     }
 
     pub fn review(&self, request: &Request, context: &Context) -> Decision {

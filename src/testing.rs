@@ -32,7 +32,12 @@ impl Fixture {
     }
 
     pub fn context(&self) -> Context<'_> {
-        Context { now: self.now, namespaces: &self.namespaces, break_glass_groups: &self.break_glass_groups }
+        Context {
+            now: self.now,
+            namespaces: &self.namespaces,
+            break_glass_groups: &self.break_glass_groups,
+            own_namespace: None,
+        }
     }
 
     pub fn create(&self, object: Value) -> Request {

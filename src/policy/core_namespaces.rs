@@ -62,6 +62,8 @@ impl CoreNamespaces {
         }
         let why = if self.is_listed(name) {
             "is a core namespace".to_owned()
+        } else if context.own_namespace == Some(name) {
+            "is Defender's own namespace, a core namespace,".to_owned()
         } else if self.spec.selector.matches(request.labels()) {
             format!("is marked core (label {})", self.spec.selector)
         } else {
@@ -209,5 +211,16 @@ mod tests {
         let fixture = Fixture::new();
         let violation = fixture.violation(&policy(), &fixture.delete(namespace("default")));
         assert!(violation.remedy.contains("defender:break-glass"));
+    }
+
+    #[test]
+    fn defenders_own_namespace_is_core_even_when_unlisted() {
+        let fixture = Fixture::new();
+        let request = fixture.delete(namespace("guards"));
+        let policy = CoreNamespaces::new("core", CoreNamespacesSpec::default());
+        assert!(matches!(policy.evaluate(&request, &fixture.context()), Verdict::Pass | Verdict::Spend(_)));
+        let context = fixture.context().with_own_namespace(Some("guards"));
+        let Verdict::Violation(violation) = policy.evaluate(&request, &context) else { panic!("not denied") };
+        assert!(violation.reason.contains("Defender's own namespace"), "{}", violation.reason);
     }
 }

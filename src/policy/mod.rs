@@ -49,9 +49,15 @@ pub struct Context<'a> {
     pub namespaces: &'a dyn NamespaceLookup,
     /// Groups allowed through every policy, named in messages that have no other way out.
     pub break_glass_groups: &'a [String],
+    /// The namespace Defender itself runs in, when known: always core.
+    pub own_namespace: Option<&'a str>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    pub fn with_own_namespace(self, own_namespace: Option<&'a str>) -> Self {
+        Self { own_namespace, ..self }
+    }
+
     pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
         self.namespaces.namespace(name)
     }

@@ -44,8 +44,13 @@ pub struct ServeArgs {
 
     /// The most one review may take, body upload included. Keep it below the
     /// webhook's timeoutSeconds, so the API server gets an answer, not a timeout.
-    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = positive_duration)]
     pub request_timeout: Duration,
+
+    /// The namespace Defender runs in (the Deployment sets POD_NAMESPACE); it
+    /// is protected as a core namespace even if the policies do not list it.
+    #[arg(long = "own-namespace", env = "POD_NAMESPACE", value_name = "NS")]
+    pub own_namespace: Option<String>,
 
     /// On shutdown, how long requests in progress may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
@@ -90,6 +95,7 @@ impl ServeArgs {
         config.policies = self.policies.clone();
         config.reload_interval = self.reload_interval;
         config.request_timeout = self.request_timeout;
+        config.own_namespace = self.own_namespace.clone().filter(|ns| !ns.is_empty());
         config.limits.shutdown_grace = self.shutdown_grace;
         config
     }

@@ -61,6 +61,8 @@ pub struct Config {
     pub limits: Limits,
     /// What Defender knows about namespaces beyond the request.
     pub namespaces: Arc<dyn NamespaceLookup>,
+    /// The namespace Defender runs in; core whatever the policies list.
+    pub own_namespace: Option<String>,
 }
 
 impl Config {
@@ -71,7 +73,7 @@ impl Config {
             tls,
             policies: None,
             reload_interval: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(8),
+            request_timeout: Duration::from_secs(4),
             limits: Limits {
                 handshake_timeout: Duration::from_secs(10),
                 header_read_timeout: Duration::from_secs(10),
@@ -79,6 +81,7 @@ impl Config {
                 shutdown_grace: Duration::from_secs(25),
             },
             namespaces: Arc::new(StaticNamespaces::default()),
+            own_namespace: None,
         }
     }
 }
@@ -173,6 +176,7 @@ impl Server {
             engine: Arc::clone(&engine),
             metrics: Arc::clone(&metrics),
             namespaces: config.namespaces,
+            own_namespace: config.own_namespace,
             clock,
             request_timeout: config.request_timeout,
             ready: false.into(),

@@ -80,7 +80,9 @@ async fn review(state: &AppState, request: Request, started: Instant) -> Respons
         }
     };
     let engine = state.engine.get();
-    let context = engine.context(state.clock.now(), state.namespaces.as_ref());
+    let context = engine
+        .context(state.clock.now(), state.namespaces.as_ref())
+        .with_own_namespace(state.own_namespace.as_deref());
     let decision = engine.review(&request, &context);
     let response = admission::respond(&request, &decision);
     let latency = started.elapsed();

@@ -32,6 +32,7 @@ pub struct AppState {
     pub engine: Arc<CurrentEngine>,
     pub metrics: Arc<Metrics>,
     pub namespaces: Arc<dyn NamespaceLookup>,
+    pub own_namespace: Option<String>,
     pub clock: Arc<dyn Clock>,
     pub request_timeout: Duration,
     /// Certificates and policies are loaded and the server is not draining.
