@@ -78,6 +78,8 @@ impl Kubectl {
         let mut child = Command::new(&self.binary)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            // A hung API server fails the scenario instead of stalling CI.
+            .arg("--request-timeout=60s")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -114,12 +116,12 @@ pub struct Cluster {
 impl Cluster {
     pub fn up(repo: &Path, dir: &Path) -> Result<Self, String> {
         let script = repo.join("tests/e2e/cluster.sh");
+        let bin_dir = PathBuf::from(std::env::var("E2E_BIN_DIR").map_err(|_| "E2E_BIN_DIR is not set")?);
         let status = Command::new("bash").arg(&script).arg("up").arg(dir).stdout(Stdio::null()).status();
         if !status.is_ok_and(|s| s.success()) {
             let _ = Command::new("bash").arg(&script).arg("down").arg(dir).status();
             return Err(format!("cluster.sh up failed; logs in {}/logs", dir.display()));
         }
-        let bin_dir = PathBuf::from(std::env::var("E2E_BIN_DIR").map_err(|_| "E2E_BIN_DIR is not set")?);
         let kubectl = Kubectl { binary: bin_dir.join("kubectl"), kubeconfig: dir.join("kubeconfig") };
         Ok(Self { script, dir: dir.to_owned(), kubectl, bin_dir })
     }

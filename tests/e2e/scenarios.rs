@@ -57,7 +57,7 @@ pub fn write_policies(repo: &Path, dir: &Path) -> Result<PathBuf, String> {
 
 fn deploy_manifests_are_valid(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
-    for overlay in ["base", "overlays/cert-manager", "overlays/manual-certs"] {
+    for overlay in ["base", "overlays/cert-manager", "overlays/manual-certs", "overlays/custom-policies"] {
         let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
         if !copy.exists() {
             copy_dir(&world.repo.join("deploy"), &copy)?;
@@ -65,13 +65,24 @@ fn deploy_manifests_are_valid(world: &mut World) -> Check {
             run(Command::new(env!("CARGO_BIN_EXE_defender"))
                 .args(["certs", "--service", "defender", "--namespace", "defender-system", "--out"])
                 .arg(&certs))?;
+            // An operator's overlay: the manual-certs install with policies from a ConfigMap.
+            let custom = copy.join("overlays/custom-policies");
+            std::fs::create_dir_all(&custom).map_err(|e| e.to_string())?;
+            std::fs::write(
+                custom.join("kustomization.yaml"),
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../manual-certs]\n\
+                 components: [../../components/custom-policies]\n",
+            )
+            .map_err(|e| e.to_string())?;
         }
         k.ok(&["kustomize", &copy.join(overlay).display().to_string()])?;
     }
     let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
     k.ok(&["apply", "-f", &copy.join("base/namespace.yaml").display().to_string()])?;
-    k.run(&["apply", "--dry-run=server", "-k", &copy.join("overlays/manual-certs").display().to_string()])
-        .accepted()
+    for overlay in ["overlays/manual-certs", "overlays/custom-policies"] {
+        k.run(&["apply", "--dry-run=server", "-k", &copy.join(overlay).display().to_string()]).accepted()?;
+    }
+    Ok(())
 }
 
 fn core_namespaces(world: &mut World) -> Check {
@@ -185,7 +196,7 @@ fn pod_bulk_deletes(world: &mut World) -> Check {
     create_namespace(k, ns, &[])?;
     k.apply(&pods(ns, 2)).accepted()?;
     k.run(&["delete", "--raw", &format!("/api/v1/namespaces/{ns}/pods")])
-        .rejected_with("deletecollection")?;
+        .rejected_with("defender/deletion-guard: deleting pods as a collection (deletecollection)")?;
     let left = k.ok(&["get", "pods", "-n", ns, "-o", "name"])?.lines().count();
     if left != 2 { Err(format!("the deletecollection removed pods: {left} of 2 left")) } else { Ok(()) }
 }
@@ -250,7 +261,15 @@ fn namespace_delete_latency(world: &mut World) -> Check {
     };
     let mut with = (0..SAMPLES).map(|_| sample()).collect::<Result<Vec<_>, _>>()?;
     k.ok(&["delete", "validatingwebhookconfiguration", "defender"])?;
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait until the API server no longer calls Defender.
+    let unregistered = wait_until(Duration::from_secs(30), || {
+        k.run(&["delete", "namespace", "kube-node-lease", "--dry-run=server"]).code == 0
+    });
+    if !unregistered {
+        return Err(
+            "the API server kept calling Defender after its webhook configuration was deleted".to_owned()
+        );
+    }
     let mut without = (0..SAMPLES).map(|_| sample()).collect::<Result<Vec<_>, _>>()?;
     let (with, without) = (median(&mut with), median(&mut without));
     println!(
