@@ -12,6 +12,7 @@ pub mod budget;
 pub mod certs;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod harness;

@@ -26,6 +26,11 @@ pub struct NamespaceInfo {
 pub trait NamespaceLookup: Send + Sync {
     /// `None` when nothing is known about the namespace.
     fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>>;
+
+    /// Whether the view reflects the cluster yet (readiness waits for it).
+    fn synced(&self) -> bool {
+        true
+    }
 }
 
 /// A fixed set of namespaces, as declared by a test suite (or none at all).

@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use humantime::format_duration;
 
+use crate::cluster::{self, ClusterNamespaces};
 use crate::logging::{self, LogFormat};
 use crate::server::{Config, Server, TlsSource};
 
@@ -51,6 +53,11 @@ pub struct ServeArgs {
     /// is protected as a core namespace even if the policies do not list it.
     #[arg(long = "own-namespace", env = "POD_NAMESPACE", value_name = "NS")]
     pub own_namespace: Option<String>,
+
+    /// Watch namespaces (labels, terminating) through this kubeconfig. In a
+    /// Pod the service account is used without it.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 
     /// On shutdown, how long requests in progress may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
@@ -100,10 +107,26 @@ impl ServeArgs {
         config
     }
 
+    /// `--kubeconfig`, else the Pod's service account when running in a
+    /// cluster, else none: Defender then judges from the request alone.
+    async fn cluster_client(&self) -> anyhow::Result<Option<kube::Client>> {
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        if self.kubeconfig.is_none() && !in_cluster {
+            return Ok(None);
+        }
+        let client = cluster::client(self.kubeconfig.as_deref()).await?;
+        tracing::info!("watching namespaces for their labels and deletion state");
+        Ok(Some(client))
+    }
+
     async fn serve(self) -> anyhow::Result<ExitCode> {
         // Listen for signals before serving, so an early SIGTERM still shuts down cleanly.
         let mut signals = Signals::new()?;
-        let server = Server::bind(self.config()).await?;
+        let mut config = self.config();
+        if let Some(client) = self.cluster_client().await? {
+            config.namespaces = Arc::new(ClusterNamespaces::watch(client));
+        }
+        let server = Server::bind(config).await?;
         let terminated = signals.wait().await;
         if terminated && !self.shutdown_delay.is_zero() {
             tracing::info!(

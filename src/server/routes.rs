@@ -113,10 +113,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    if !state.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
+    } else if !state.namespaces.synced() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the namespace view has not synced\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 

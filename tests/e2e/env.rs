@@ -156,12 +156,13 @@ pub struct Defender {
     pub port: u16,
     pub certs: PathBuf,
     pub policies: PathBuf,
+    kubeconfig: PathBuf,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl Defender {
-    pub fn new(work: &Path, policies: PathBuf) -> Result<Self, String> {
+    pub fn new(work: &Path, policies: PathBuf, kubeconfig: PathBuf) -> Result<Self, String> {
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_defender"));
         let certs = work.join("defender-certs");
         let status = Command::new(&binary)
@@ -175,7 +176,7 @@ impl Defender {
         }
         let port =
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        Ok(Self { binary, port, certs, policies, log: work.join("defender.log"), child: None })
+        Ok(Self { binary, port, certs, policies, kubeconfig, log: work.join("defender.log"), child: None })
     }
 
     pub fn start(&mut self) -> Check {
@@ -190,6 +191,7 @@ impl Defender {
             .arg(format!("--tls-cert={}", self.certs.join("tls.crt").display()))
             .arg(format!("--tls-key={}", self.certs.join("tls.key").display()))
             .arg(format!("--policies={}", self.policies.display()))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg("--log-format=json")
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)

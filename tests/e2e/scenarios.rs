@@ -24,6 +24,7 @@ pub const ALL: &[(&str, Scenario)] = &[
         "ingresses, services, secrets and configmaps are deleted only with the exemption label",
         protected_deletes,
     ),
+    ("the namespace exemption label is read from the live cluster", namespace_label_from_cluster),
     ("kubectl delete pods --all stops at the burst limit; a deletecollection is rejected", pod_bulk_deletes),
     ("kubectl apply of wildcard and hostless Ingresses gets the configured verdicts", ingress_hosts),
     (
@@ -179,6 +180,27 @@ fn protected_deletes(world: &mut World) -> Check {
     }
     // Recreated for the outage scenario.
     k.apply(&workloads(ns, 0)).accepted()
+}
+
+fn namespace_label_from_cluster(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-sandbox";
+    create_namespace(k, ns, &[])?;
+    k.apply(&workloads(ns, 2)).accepted()?;
+    k.run(&["delete", "secret", "db", "-n", ns]).rejected_with("is protected against deletion")?;
+    // A label added now reaches Defender through its namespace watch.
+    k.run(&["label", "namespace", ns, "defender.io/deletion-allowed=true"]).accepted()?;
+    let exempt =
+        wait_until(Duration::from_secs(20), || k.run(&["delete", "secret", "db", "-n", ns]).code == 0);
+    if !exempt {
+        return Err(
+            "deleting a Secret in a namespace labelled defender.io/deletion-allowed=true is still denied"
+                .into(),
+        );
+    }
+    k.run(&["delete", "configmap", "settings", "-n", ns]).accepted()?;
+    // With the label on the namespace, a deletecollection of its pods is allowed too.
+    k.run(&["delete", "--raw", &format!("/api/v1/namespaces/{ns}/pods")]).accepted()
 }
 
 fn pod_bulk_deletes(world: &mut World) -> Check {
