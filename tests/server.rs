@@ -354,6 +354,84 @@ async fn a_rotated_certificate_is_served_and_a_bad_one_is_refused() {
     harness.server.shutdown().await;
 }
 
+/// A Kubernetes Secret volume: the files are symlinks through `..data`, and
+/// an update swaps `..data` to a new timestamped directory in one rename.
+struct SecretVolume {
+    root: PathBuf,
+}
+
+impl SecretVolume {
+    fn new(root: PathBuf, certs: &DevCerts) -> Self {
+        std::fs::create_dir_all(&root).unwrap();
+        let volume = Self { root };
+        volume.publish("..2026_01_01_00_00_00.1", certs);
+        for name in [certs::TLS_CERT, certs::TLS_KEY] {
+            std::os::unix::fs::symlink(format!("..data/{name}"), volume.root.join(name)).unwrap();
+        }
+        volume
+    }
+
+    /// Writes `certs` into a new version directory and points `..data` at it.
+    fn publish(&self, version: &str, certs: &DevCerts) {
+        certs.write(&self.root.join(version)).unwrap();
+        let staged = self.root.join("..data_tmp");
+        std::os::unix::fs::symlink(version, &staged).unwrap();
+        std::fs::rename(&staged, self.root.join("..data")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_secret_volume_update_rotates_the_certificate_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = DevCerts::generate("defender", "defender-system", 1).unwrap();
+    let volume = SecretVolume::new(dir.path().join("tls"), &first);
+    let tls =
+        TlsSource::Files { cert: volume.root.join(certs::TLS_CERT), key: volume.root.join(certs::TLS_KEY) };
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), tls);
+    config.reload_interval = Duration::from_millis(20);
+    let server = Server::bind(config).await.unwrap();
+    let url = format!("https://127.0.0.1:{}/healthz", server.local_addr().port());
+
+    let rotated = DevCerts::generate("defender", "defender-system", 1).unwrap();
+    let either = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(first.ca_pem.as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(rotated.ca_pem.as_bytes()).unwrap())
+        .pool_max_idle_per_host(0)
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let only_rotated = client(&rotated.ca_pem);
+    // Requests keep flowing through the swap; none may fail.
+    let flowing = {
+        let (either, url) = (either.clone(), url.clone());
+        tokio::spawn(async move {
+            let (mut sent, mut failed) = (0, 0);
+            let until = tokio::time::Instant::now() + Duration::from_millis(600);
+            while tokio::time::Instant::now() < until {
+                sent += 1;
+                if !either.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                    failed += 1;
+                }
+            }
+            (sent, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    volume.publish("..2026_01_02_00_00_00.2", &rotated);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while only_rotated.get(&url).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the swapped certificate was never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (sent, failed) = flowing.await.unwrap();
+    assert!(sent > 10, "only {sent} requests were sent");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed during the rotation");
+    assert!(client(&first.ca_pem).get(&url).send().await.is_err(), "the old certificate is gone");
+    server.shutdown().await;
+}
+
 const CORE: &str = "apiVersion: defender.io/v1alpha1\nkind: CoreNamespaces\nmetadata: {name: core}\n\
                     spec: {action: deny, namespaces: [kube-system]}\n";
 
