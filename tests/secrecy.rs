@@ -1,7 +1,6 @@
 //! Secret contents never leave Defender: not in its logs, its metrics or the
 //! messages it returns, even when the Secret's deletion is denied.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ const MARKER: &str = "s3cr3t-marker-7f2b9c";
 async fn secret_data_appears_in_no_log_line_metric_or_response() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_defender"))
+    let server = Command::new(env!("CARGO_BIN_EXE_defender"))
         .args(["serve", "--log-format=json", &format!("--listen=127.0.0.1:{port}")])
         .arg(format!("--cert-dir={}", dir.path().display()))
         .env("RUST_LOG", "debug")
@@ -65,15 +64,9 @@ async fn secret_data_appears_in_no_log_line_metric_or_response() {
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
     // Waiting off the runtime, so the client's connections close as they would.
-    let mut server = tokio::task::spawn_blocking(move || {
-        let _ = server.wait();
-        server
-    })
-    .await
-    .unwrap();
-    let mut logs = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
-    server.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output()).await.unwrap().unwrap();
+    let logs =
+        String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
     assert!(logs.contains("\"verdict\":\"deny\""), "the decision was logged:\n{logs}");
     for (place, text) in
         [("response", &response), ("error response", &error), ("metrics", &metrics), ("logs", &logs)]
