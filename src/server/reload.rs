@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::server::connections::stopped;
 use crate::server::metrics::Metrics;
 use crate::server::state::CurrentEngine;
-use crate::server::tls::{self, CurrentCert};
+use crate::server::tls::{self, CurrentCert, TlsError};
 
 /// The bytes of a certificate file and its key file.
 type CertPair = (Vec<u8>, Vec<u8>);
@@ -34,6 +34,8 @@ pub struct CertWatch {
     seen: CertPair,
     /// The last read error, so a missing file is reported once, not every poll.
     read_error: Option<String>,
+    /// A certificate and key that did not match, seen once: refused if seen again.
+    unmatched: Option<CertPair>,
 }
 
 impl CertWatch {
@@ -45,7 +47,7 @@ impl CertWatch {
         current: Arc<CurrentCert>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { cert, key, current, metrics, seen: loaded, read_error: None }
+        Self { cert, key, current, metrics, seen: loaded, read_error: None, unmatched: None }
     }
 
     pub fn poll(&mut self) {
@@ -67,6 +69,13 @@ impl CertWatch {
             return;
         }
         match tls::certified_key(&pair.0, &pair.1) {
+            // The two files are replaced one after the other: a key that does
+            // not match may be half of a rotation. Refuse it only if the next
+            // poll still reads the same pair.
+            Err(TlsError::Mismatch) if self.unmatched.as_ref() != Some(&pair) => {
+                self.unmatched = Some(pair);
+                return;
+            }
             Ok(key) => {
                 self.current.replace(key);
                 self.metrics.cert_reloaded();
@@ -81,6 +90,7 @@ impl CertWatch {
                 );
             }
         }
+        self.unmatched = None;
         self.seen = pair;
     }
 
