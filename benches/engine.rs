@@ -2,7 +2,9 @@
 //! server request takes (parse the AdmissionReview, evaluate, serialize the
 //! response). Run with `cargo bench --bench engine`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -12,6 +14,27 @@ use defender::engine::Engine;
 use defender::namespaces::StaticNamespaces;
 use defender::synthetic::{Synthetic, SyntheticOperation};
 use serde_json::{Value, json};
+
+/// Counts heap allocations, to report allocations per review.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn review(operation: SyntheticOperation, object: Value) -> Vec<u8> {
     let mut synthetic = Synthetic::new(operation);
@@ -88,6 +111,22 @@ fn engine_benches(c: &mut Criterion) {
         });
     }
     evaluate.finish();
+    for (name, body) in &cases {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let request = admission::parse_review(body).expect("valid review");
+        let parsed = ALLOCATIONS.load(Ordering::Relaxed);
+        let decision = engine.review(&request, &engine.context(now, &namespaces));
+        let evaluated = ALLOCATIONS.load(Ordering::Relaxed);
+        black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"));
+        let done = ALLOCATIONS.load(Ordering::Relaxed);
+        println!(
+            "allocations/{name}: {} in all (parse {}, evaluate {}, respond {})",
+            done - before,
+            parsed - before,
+            evaluated - parsed,
+            done - evaluated
+        );
+    }
     let mut full = c.benchmark_group("parse-evaluate-respond");
     for (name, body) in &cases {
         full.bench_function(*name, |b| {
