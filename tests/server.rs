@@ -432,6 +432,66 @@ async fn a_secret_volume_update_rotates_the_certificate_without_failing_a_reques
     server.shutdown().await;
 }
 
+/// A CA and a client certificate it signed, as the API server's admission
+/// kubeconfig would present: `(ca_pem, client_cert_pem + client_key_pem)`.
+fn client_identity() -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(vec!["kube-apiserver".to_owned()]).unwrap();
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = client.signed_by(&key, &Issuer::from_params(&ca, &ca_key)).unwrap();
+    (ca_cert.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_holding_its_certificates_are_served() {
+    let (client_ca, identity) = client_identity();
+    let harness = Harness::start(|config, dir| {
+        let path = dir.join("client-ca.crt");
+        std::fs::write(&path, &client_ca).unwrap();
+        config.client_ca = Some(path);
+    })
+    .await;
+    assert!(harness.client().get(harness.url("/healthz")).send().await.is_err(), "no certificate, no answer");
+    let (_, stranger) = client_identity();
+    for (identity, expected) in [(&stranger, false), (&identity, true)] {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(harness.ca.as_bytes()).unwrap())
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+            .timeout(PATIENCE)
+            .build()
+            .unwrap();
+        let answered = client.get(harness.url("/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+        assert_eq!(
+            answered,
+            expected,
+            "a certificate from {} CA",
+            if expected { "the configured" } else { "another" }
+        );
+    }
+    harness.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unusable_client_ca_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
+    let files = certs.write(&dir.path().join("tls")).unwrap();
+    let mut config =
+        Config::new("127.0.0.1:0".parse().unwrap(), TlsSource::Files { cert: files.cert, key: files.key });
+    let path = dir.path().join("client-ca.crt");
+    std::fs::write(&path, "not a certificate").unwrap();
+    config.client_ca = Some(path);
+    let error = Server::bind(config).await.err().expect("startup refused");
+    assert!(error.to_string().contains("cannot use the client CA"), "{error}");
+}
+
 const CORE: &str = "apiVersion: defender.io/v1alpha1\nkind: CoreNamespaces\nmetadata: {name: core}\n\
                     spec: {action: deny, namespaces: [kube-system]}\n";
 

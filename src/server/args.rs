@@ -54,6 +54,11 @@ pub struct ServeArgs {
     #[arg(long = "own-namespace", env = "POD_NAMESPACE", value_name = "NS")]
     pub own_namespace: Option<String>,
 
+    /// Require clients (the API server) to present a certificate signed by a
+    /// CA in this PEM file; without it any client may connect.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+
     /// Watch namespaces (labels, terminating) through this kubeconfig. In a
     /// Pod the service account is used without it.
     #[arg(long, value_name = "FILE")]
@@ -103,6 +108,7 @@ impl ServeArgs {
         config.reload_interval = self.reload_interval;
         config.request_timeout = self.request_timeout;
         config.own_namespace = self.own_namespace.clone().filter(|ns| !ns.is_empty());
+        config.client_ca = self.client_ca.clone();
         config.limits.shutdown_grace = self.shutdown_grace;
         config
     }

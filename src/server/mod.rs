@@ -63,6 +63,8 @@ pub struct Config {
     pub namespaces: Arc<dyn NamespaceLookup>,
     /// The namespace Defender runs in; core whatever the policies list.
     pub own_namespace: Option<String>,
+    /// When set, clients must present a certificate signed by one of these CAs.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             },
             namespaces: Arc::new(StaticNamespaces::default()),
             own_namespace: None,
+            client_ca: None,
         }
     }
 }
@@ -98,6 +101,8 @@ pub enum ServerError {
     Certificate { cert: PathBuf, key: PathBuf, error: TlsError },
     #[error("{0}")]
     Tls(TlsError),
+    #[error("cannot use the client CA {path}: {error}")]
+    ClientCa { path: PathBuf, error: TlsError },
     #[error("{0}")]
     Policies(ConfigError),
     #[error("cannot listen on {addr}: {error}")]
@@ -153,7 +158,14 @@ impl Server {
             ServerError::Certificate { cert: cert_path.clone(), key: key_path.clone(), error }
         })?;
         let current_cert = Arc::new(CurrentCert::new(certified));
-        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(Arc::clone(&current_cert))?));
+        let clients = match &config.client_ca {
+            Some(path) => Some(
+                tls::client_verifier(&read(path)?)
+                    .map_err(|error| ServerError::ClientCa { path: path.clone(), error })?,
+            ),
+            None => None,
+        };
+        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(Arc::clone(&current_cert), clients)?));
 
         let (set, policy_files) = match &config.policies {
             Some(path) => {

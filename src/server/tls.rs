@@ -7,10 +7,12 @@
 
 use std::sync::{Arc, RwLock};
 
+use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{InconsistentKeys, ServerConfig};
 
@@ -30,6 +32,8 @@ pub enum TlsError {
     Certificate(rustls::Error),
     #[error("cannot build the TLS configuration: {0}")]
     Config(rustls::Error),
+    #[error("the client CA cannot verify client certificates: {0}")]
+    ClientCa(String),
 }
 
 /// The crypto Defender uses, named explicitly so no process-wide default is needed.
@@ -81,13 +85,35 @@ impl ResolvesServerCert for CurrentCert {
     }
 }
 
-/// TLS 1.2 and 1.3 only, no client certificates, HTTP/2 or HTTP/1.1.
-pub fn server_config(cert: Arc<CurrentCert>) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+/// The CAs whose client certificates are accepted, when clients must present
+/// one (`--client-ca`: the API server's admission kubeconfig names its own).
+pub fn client_verifier(ca_pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.map_err(TlsError::CertificatePem)?).map_err(TlsError::Certificate)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate);
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError::ClientCa(e.to_string()))
+}
+
+/// TLS 1.2 and 1.3 only, HTTP/2 or HTTP/1.1; client certificates required
+/// when a verifier is given.
+pub fn server_config(
+    cert: Arc<CurrentCert>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_cert_resolver(cert);
+        .map_err(TlsError::Config)?;
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // No session resumption: a resumed session skips the certificate, so a
     // client could keep trusting a certificate after it was rotated out. The
@@ -141,6 +167,6 @@ mod tests {
         let first = current.get().cert[0].clone();
         current.replace(certified_key(two.cert_pem.as_bytes(), two.key_pem.as_bytes()).unwrap());
         assert_ne!(current.get().cert[0], first);
-        assert!(server_config(Arc::new(current)).is_ok());
+        assert!(server_config(Arc::new(current), None).is_ok());
     }
 }
