@@ -86,10 +86,39 @@ subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kuberne
   sign admin "/O=system:masters/CN=defender-e2e-admin" "$client"
   # The identity the RBAC bootstrap policy binds to role system:kube-controller-manager.
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
+  # What the API server presents to admission webhooks (mTLS), via admission.yaml.
+  sign webhook-client "/CN=kube-apiserver-webhook-client" "$client"
   # Service-account token signing key pair.
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
   chmod 600 "$DIR/ca.key" "$PKI"/*.key
+}
+
+# The API server presents pki/webhook-client.crt to every admission webhook
+# ("*"), so webhooks can require client certificates signed by ca.crt.
+write_admission_config() {
+  cat >"$PKI/webhook-client.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+  - name: "*"
+    user:
+      client-certificate: $PKI/webhook-client.crt
+      client-key: $PKI/webhook-client.key
+EOF
+  local plugin
+  {
+    echo "apiVersion: apiserver.config.k8s.io/v1"
+    echo "kind: AdmissionConfiguration"
+    echo "plugins:"
+    for plugin in ValidatingAdmissionWebhook MutatingAdmissionWebhook; do
+      echo "  - name: $plugin"
+      echo "    configuration:"
+      echo "      apiVersion: apiserver.config.k8s.io/v1"
+      echo "      kind: WebhookAdmissionConfiguration"
+      echo "      kubeConfigFile: $PKI/webhook-client.kubeconfig"
+    done
+  } >"$PKI/admission.yaml"
 }
 
 # write_kubeconfig FILE USER CERT KEY: self-contained (certs embedded).
@@ -141,8 +170,11 @@ wait_for() {
   local what=$1; shift
   local deadline=$((SECONDS + TIMEOUT)) f
   until "$@" >/dev/null 2>&1; do
+    # kill -0, not ours(): these pids were started by this run, and a child
+    # caught between fork and exec does not show DIR on its command line yet.
     for f in "$DIR"/pids/*.pid; do
-      ours "$(cat "$f")" || die "$(basename "$f" .pid) exited while waiting for $what; see $DIR/logs/$(basename "$f" .pid).log"
+      kill -0 "$(cat "$f")" 2>/dev/null ||
+        die "$(basename "$f" .pid) exited while waiting for $what; see $DIR/logs/$(basename "$f" .pid).log"
     done
     ((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what"
     sleep 0.5
@@ -242,6 +274,7 @@ cmd_up() {
   # The endpoint reconciler (which publishes the advertise address as the
   # `kubernetes` Service's endpoints) refuses a loopback address and makes the
   # API server exit; nothing in these tests runs in-cluster, so turn it off.
+  write_admission_config
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="$etcd_url" \
     --bind-address=127.0.0.1 \
@@ -257,6 +290,7 @@ cmd_up() {
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" \
     --service-account-signing-key-file="$PKI/sa.key" \
+    --admission-control-config-file="$PKI/admission.yaml" \
     --profiling=false
   wait_for "kube-apiserver /readyz at $APISERVER_URL" \
     curl -fsS --cacert "$DIR/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz"

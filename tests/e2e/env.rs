@@ -157,12 +157,16 @@ pub struct Defender {
     pub certs: PathBuf,
     pub policies: PathBuf,
     kubeconfig: PathBuf,
+    /// Clients must present a certificate from this CA (the cluster's), as the
+    /// API server does; `client` is the admin pair the test's own probes use.
+    client_ca: PathBuf,
+    client: (PathBuf, PathBuf),
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl Defender {
-    pub fn new(work: &Path, policies: PathBuf, kubeconfig: PathBuf) -> Result<Self, String> {
+    pub fn new(work: &Path, policies: PathBuf, cluster: &Path) -> Result<Self, String> {
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_defender"));
         let certs = work.join("defender-certs");
         let status = Command::new(&binary)
@@ -176,7 +180,17 @@ impl Defender {
         }
         let port =
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
-        Ok(Self { binary, port, certs, policies, kubeconfig, log: work.join("defender.log"), child: None })
+        Ok(Self {
+            binary,
+            port,
+            certs,
+            policies,
+            kubeconfig: cluster.join("kubeconfig"),
+            client_ca: cluster.join("ca.crt"),
+            client: (cluster.join("pki/admin.crt"), cluster.join("pki/admin.key")),
+            log: work.join("defender.log"),
+            child: None,
+        })
     }
 
     pub fn start(&mut self) -> Check {
@@ -192,22 +206,28 @@ impl Defender {
             .arg(format!("--tls-key={}", self.certs.join("tls.key").display()))
             .arg(format!("--policies={}", self.policies.display()))
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!("--client-ca={}", self.client_ca.display()))
             .arg("--log-format=json")
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("defender serve: {e}"))?;
         self.child = Some(child);
-        let ready = wait_until(Duration::from_secs(20), || {
-            Command::new("curl")
-                .args(["-fsS", "-o", "/dev/null", "--cacert"])
-                .arg(self.certs.join("ca.crt"))
-                .arg(format!("https://127.0.0.1:{}/readyz", self.port))
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
+        let ready = wait_until(Duration::from_secs(20), || self.probe("/readyz", true));
         if ready { Ok(()) } else { Err(format!("defender did not become ready; see {}", self.log.display())) }
+    }
+
+    /// GET `path` over HTTPS, with or without a client certificate; true on 2xx.
+    pub fn probe(&self, path: &str, with_client_certificate: bool) -> bool {
+        let mut curl = Command::new("curl");
+        curl.args(["-fsS", "-o", "/dev/null", "--cacert"]).arg(self.certs.join("ca.crt"));
+        if with_client_certificate {
+            curl.arg("--cert").arg(&self.client.0).arg("--key").arg(&self.client.1);
+        }
+        curl.arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// SIGTERM, then wait for the exit.

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 fn setup(repo: &'static Path, work: &Path) -> Result<World, String> {
     let cluster = Cluster::up(repo, &work.join("cluster"))?;
     let policies = scenarios::write_policies(repo, &work.join("policies"))?;
-    let mut defender = Defender::new(work, policies, cluster.dir.join("kubeconfig"))?;
+    let mut defender = Defender::new(work, policies, &cluster.dir)?;
     defender.start()?;
     let configuration = env::webhook_configuration(&cluster.kubectl, repo, &defender)?;
     cluster.kubectl.apply(&configuration.to_string()).accepted()?;

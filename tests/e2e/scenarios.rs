@@ -13,6 +13,10 @@ type Scenario = fn(&mut World) -> Check;
 
 pub const ALL: &[(&str, Scenario)] = &[
     ("deploy/ renders with kubectl kustomize and passes apply --dry-run=server", deploy_manifests_are_valid),
+    (
+        "Defender answers only clients with a certificate from the cluster CA, as the API server has",
+        mutual_tls,
+    ),
     ("core namespaces cannot be deleted nor stripped of their label", core_namespaces),
     ("deleting a namespace takes a confirmation and waits out the cooldown", namespace_confirmation),
     ("a namespace Defender lets go finishes deleting, with everything inside", namespace_teardown_finishes),
@@ -84,6 +88,19 @@ fn deploy_manifests_are_valid(world: &mut World) -> Check {
         k.run(&["apply", "--dry-run=server", "-k", &copy.join(overlay).display().to_string()]).accepted()?;
     }
     Ok(())
+}
+
+fn mutual_tls(world: &mut World) -> Check {
+    // Setup already proved the API server's calls get through (it presents
+    // pki/webhook-client.crt through its admission configuration).
+    if world.defender.probe("/healthz", false) {
+        return Err("Defender answered a client without a certificate".to_owned());
+    }
+    if world.defender.probe("/healthz", true) {
+        Ok(())
+    } else {
+        Err("a cluster-CA client was refused".to_owned())
+    }
 }
 
 fn core_namespaces(world: &mut World) -> Check {
