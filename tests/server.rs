@@ -617,6 +617,18 @@ async fn without_a_certificate_a_development_one_is_generated_and_served() {
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.unwrap(), "ready\n");
     server.shutdown().await;
+
+    // A restart keeps the CA the client already trusts; a broken pair is replaced.
+    let tls = TlsSource::Generate { dir: cert_dir.clone() };
+    let again = Server::bind(Config::new("127.0.0.1:0".parse().unwrap(), tls)).await.unwrap();
+    let url = format!("https://127.0.0.1:{}/healthz", again.local_addr().port());
+    assert_eq!(client(&ca).get(url).send().await.unwrap().status(), 200);
+    again.shutdown().await;
+    std::fs::write(cert_dir.join(certs::TLS_KEY), "broken").unwrap();
+    let tls = TlsSource::Generate { dir: cert_dir.clone() };
+    let regenerated = Server::bind(Config::new("127.0.0.1:0".parse().unwrap(), tls)).await.unwrap();
+    assert_ne!(std::fs::read_to_string(cert_dir.join(certs::CA_CERT)).unwrap(), ca, "a new CA was made");
+    regenerated.shutdown().await;
 }
 
 #[tokio::test]

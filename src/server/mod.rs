@@ -246,7 +246,18 @@ fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
 }
 
 fn generate_dev_certs(dir: &Path) -> Result<(PathBuf, PathBuf), ServerError> {
-    let files = DevCerts::generate(certs::DEFAULT_SERVICE, certs::DEFAULT_NAMESPACE, 365)?.write(dir)?;
+    let (cert, key) = (dir.join(certs::TLS_CERT), dir.join(certs::TLS_KEY));
+    if reusable_dev_certs(&cert, &key) {
+        tracing::info!(
+            dir = %dir.display(),
+            "no --tls-cert given: serving the development certificate generated earlier in {} \
+             (ca.crt, tls.crt, tls.key; the webhook caBundle is in ca-bundle.b64)",
+            dir.display()
+        );
+        return Ok((cert, key));
+    }
+    let files =
+        DevCerts::generate(certs::DEFAULT_SERVICE, certs::DEFAULT_NAMESPACE, DEV_CERT_DAYS)?.write(dir)?;
     tracing::info!(
         dir = %dir.display(),
         "no --tls-cert given: generated a development CA and serving certificate in {} \
@@ -254,4 +265,21 @@ fn generate_dev_certs(dir: &Path) -> Result<(PathBuf, PathBuf), ServerError> {
         dir.display()
     );
     Ok((files.cert, files.key))
+}
+
+/// How long generated development certificates are valid.
+const DEV_CERT_DAYS: u32 = 365;
+
+/// A development pair from an earlier start is kept, so the CA a developer
+/// already trusts (curl --cacert, a webhook caBundle) stays valid across
+/// restarts: if it still loads as a matching pair and was written well within
+/// its validity.
+fn reusable_dev_certs(cert: &Path, key: &Path) -> bool {
+    let fresh = std::fs::metadata(cert)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|written| written.elapsed().ok())
+        .is_some_and(|age| age < Duration::from_secs(u64::from(DEV_CERT_DAYS - 30) * 24 * 60 * 60));
+    fresh
+        && matches!((std::fs::read(cert), std::fs::read(key)), (Ok(cert), Ok(key)) if tls::certified_key(&cert, &key).is_ok())
 }
