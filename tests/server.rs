@@ -670,3 +670,48 @@ async fn the_api_servers_http2_is_spoken() {
     }
     harness.server.shutdown().await;
 }
+
+/// Hostile requests: each gets a clear status or a well-formed answer, and the
+/// next ordinary review is still judged.
+#[tokio::test]
+async fn hostile_requests_get_clear_answers_and_the_server_keeps_judging() {
+    let harness = Harness::start(|_, _| {}).await;
+    let client = harness.client();
+    let mut long_name = delete_namespace("u-1", "x");
+    let name = "ü名".repeat(20_000);
+    long_name["request"]["name"] = json!(name);
+    long_name["request"]["oldObject"]["metadata"]["name"] = json!(name);
+    let mut no_uid = delete_namespace("u-2", "prod");
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("nested 100,000 deep", "[".repeat(100_000).into_bytes(), 400),
+        ("nested objects", "{\"a\":".repeat(50_000).into_bytes(), 400),
+        ("a string of NULs", vec![0; 4096], 400),
+        ("invalid UTF-8", vec![0xff, 0xfe, b'{', 0xc3], 400),
+        ("no uid", serde_json::to_vec(&no_uid).unwrap(), 400),
+        ("a 120 KB unicode name", serde_json::to_vec(&long_name).unwrap(), 200),
+    ];
+    for (what, body, status) in cases {
+        let response = client.post(harness.url("/validate")).body(body).send().await.unwrap();
+        assert_eq!(response.status(), status, "{what}");
+        let answer: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        if status == 200 {
+            assert_eq!(answer["response"]["uid"], "u-1", "{what}");
+        }
+        let still = harness.review(&delete_namespace("k-1", "kube-system")).await;
+        assert_eq!(still["response"]["allowed"], false, "after {what}");
+    }
+
+    // HTTP/1.0, one request per connection.
+    let body = serde_json::to_string(&delete_namespace("h-1", "kube-system")).unwrap();
+    let mut stream = tls_connect(&harness, &[&rustls::version::TLS13]).await.unwrap();
+    let request = format!(
+        "POST /validate HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"allowed\":false"), "{answer}");
+    harness.server.shutdown().await;
+}
