@@ -18,6 +18,7 @@ pub mod engine;
 pub mod harness;
 pub mod logging;
 pub mod namespaces;
+pub mod paths;
 pub mod policy;
 pub mod request;
 pub mod selector;

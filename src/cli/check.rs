@@ -12,6 +12,7 @@ use super::{PolicyArgs, USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
 use crate::namespaces::{NamespaceInfo, StaticNamespaces};
+use crate::paths;
 use crate::request::labels_of;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::yaml;
@@ -143,22 +144,16 @@ fn namespace_view(manifests: &[Manifest]) -> StaticNamespaces {
 
 /// Every document under `path`, with `kind: List` unpacked.
 fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(error) => return vec![Err(format!("{}: {error}", path.display()))],
-        };
-        entries.sort();
-        return entries
-            .iter()
-            // Symlinked directories are not followed: a link loop would never end.
-            .filter(|p| {
-                p.symlink_metadata().is_ok_and(|m| m.is_dir())
-                    || matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
-            })
-            .flat_map(|p| read_manifests(p))
-            .collect();
-    }
+    paths::files_under(path, &["yaml", "yml", "json"])
+        .into_iter()
+        .flat_map(|file| match file {
+            Ok(file) => read_manifest_file(&file),
+            Err(error) => vec![Err(error)],
+        })
+        .collect()
+}
+
+fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, String>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => return vec![Err(format!("{}: {error}", path.display()))],

@@ -9,7 +9,7 @@ pub mod suite;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
 use crate::engine::{Decision, Engine};
 use crate::namespaces::{NamespaceInfo, StaticNamespaces};
+use crate::paths;
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use suite::{Case, Expect, Operation, PolicySource, Step, Suite};
@@ -242,7 +243,11 @@ fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            collect_dir(path, &mut files);
+            let holds_suites = |file: &Result<PathBuf, String>| match file {
+                Ok(file) => std::fs::read_to_string(file).is_ok_and(|text| suite::holds_suites(&text)),
+                Err(_) => true,
+            };
+            files.extend(paths::files_under(path, &["yaml", "yml"]).into_iter().filter(holds_suites));
         } else if path.exists() {
             files.push(Ok(path.clone()));
         } else {
@@ -250,25 +255,6 @@ fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
         }
     }
     files
-}
-
-fn collect_dir(dir: &Path, files: &mut Vec<Result<PathBuf, String>>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) => return files.push(Err(format!("{}: {error}", dir.display()))),
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        // Symlinked directories are not followed: a link loop would never end.
-        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-            collect_dir(&path, files);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-            && std::fs::read_to_string(&path).is_ok_and(|text| suite::holds_suites(&text))
-        {
-            files.push(Ok(path));
-        }
-    }
 }
 
 fn show_paths(paths: &[PathBuf]) -> String {

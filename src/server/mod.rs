@@ -247,24 +247,19 @@ fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
 
 fn generate_dev_certs(dir: &Path) -> Result<(PathBuf, PathBuf), ServerError> {
     let (cert, key) = (dir.join(certs::TLS_CERT), dir.join(certs::TLS_KEY));
-    if reusable_dev_certs(&cert, &key) {
-        tracing::info!(
-            dir = %dir.display(),
-            "no --tls-cert given: serving the development certificate generated earlier in {} \
-             (ca.crt, tls.crt, tls.key; the webhook caBundle is in ca-bundle.b64)",
-            dir.display()
-        );
-        return Ok((cert, key));
-    }
-    let files =
-        DevCerts::generate(certs::DEFAULT_SERVICE, certs::DEFAULT_NAMESPACE, DEV_CERT_DAYS)?.write(dir)?;
+    let (cert, key, how) = if reusable_dev_certs(&cert, &key) {
+        (cert, key, "serving the development certificate generated earlier")
+    } else {
+        let files = DevCerts::generate(certs::DEFAULT_SERVICE, certs::DEFAULT_NAMESPACE, DEV_CERT_DAYS)?
+            .write(dir)?;
+        (files.cert, files.key, "generated a development CA and serving certificate")
+    };
     tracing::info!(
         dir = %dir.display(),
-        "no --tls-cert given: generated a development CA and serving certificate in {} \
-         (ca.crt, tls.crt, tls.key; the webhook caBundle is in ca-bundle.b64)",
+        "no --tls-cert given: {how} in {} (ca.crt, tls.crt, tls.key; the webhook caBundle is in ca-bundle.b64)",
         dir.display()
     );
-    Ok((files.cert, files.key))
+    Ok((cert, key))
 }
 
 /// How long generated development certificates are valid.

@@ -248,13 +248,12 @@ impl Defender {
         }
     }
 
+    /// The webhook caBundle `defender certs` wrote beside the certificates.
     pub fn ca_bundle(&self) -> Result<String, String> {
-        let output = Command::new("base64")
-            .arg("-w0")
-            .arg(self.certs.join("ca.crt"))
-            .output()
-            .map_err(|e| e.to_string())?;
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        let path = self.certs.join("ca-bundle.b64");
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim().to_owned())
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn log_text(&self) -> String {

@@ -62,27 +62,25 @@ pub fn write_policies(repo: &Path, dir: &Path) -> Result<PathBuf, String> {
 
 fn deploy_manifests_are_valid(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
+    // A copy of deploy/ with certificates from `defender certs`, as an operator
+    // following deploy/README.md would have, plus an operator's own overlay:
+    // the manual-certs install with policies from a ConfigMap.
+    let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
+    copy_dir(&world.repo.join("deploy"), &copy)?;
+    run(Command::new(env!("CARGO_BIN_EXE_defender"))
+        .args(["certs", "--service", "defender", "--namespace", "defender-system", "--out"])
+        .arg(copy.join("overlays/manual-certs/certs")))?;
+    let custom = copy.join("overlays/custom-policies");
+    std::fs::create_dir_all(&custom).map_err(|e| e.to_string())?;
+    std::fs::write(
+        custom.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../manual-certs]\n\
+         components: [../../components/custom-policies]\n",
+    )
+    .map_err(|e| e.to_string())?;
     for overlay in ["base", "overlays/cert-manager", "overlays/manual-certs", "overlays/custom-policies"] {
-        let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
-        if !copy.exists() {
-            copy_dir(&world.repo.join("deploy"), &copy)?;
-            let certs = copy.join("overlays/manual-certs/certs");
-            run(Command::new(env!("CARGO_BIN_EXE_defender"))
-                .args(["certs", "--service", "defender", "--namespace", "defender-system", "--out"])
-                .arg(&certs))?;
-            // An operator's overlay: the manual-certs install with policies from a ConfigMap.
-            let custom = copy.join("overlays/custom-policies");
-            std::fs::create_dir_all(&custom).map_err(|e| e.to_string())?;
-            std::fs::write(
-                custom.join("kustomization.yaml"),
-                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../manual-certs]\n\
-                 components: [../../components/custom-policies]\n",
-            )
-            .map_err(|e| e.to_string())?;
-        }
         k.ok(&["kustomize", &copy.join(overlay).display().to_string()])?;
     }
-    let copy = world.cluster.dir.parent().expect("a work directory").join("deploy");
     k.ok(&["apply", "-f", &copy.join("base/namespace.yaml").display().to_string()])?;
     for overlay in ["overlays/manual-certs", "overlays/custom-policies"] {
         k.run(&["apply", "--dry-run=server", "-k", &copy.join(overlay).display().to_string()]).accepted()?;
