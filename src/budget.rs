@@ -13,12 +13,16 @@
 //! more than once for one deletion (graceful deletion retries its update on
 //! a conflict), so a second review of an object already counted in the
 //! window passes without spending again.
+//!
+//! A cluster-wide budget can keep its spends in a [`SharedLedger`] instead of
+//! this process's memory, so that every replica draws on one allowance.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::clock;
 
@@ -43,20 +47,64 @@ pub struct Exhausted {
     pub refills_at: Timestamp,
 }
 
+/// The shared record of a budget could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{record} cannot be reached ({error})")]
+pub struct Unavailable {
+    /// Where the record lives: `Lease defender-system/defender-budget-namespace-deletions`.
+    pub record: String,
+    pub error: String,
+}
+
+/// Why a spend was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The window is full.
+    Exhausted(Exhausted),
+    /// The shared record is out of reach, and the budget fails closed.
+    Unavailable(Unavailable),
+}
+
+impl From<Exhausted> for Refusal {
+    fn from(exhausted: Exhausted) -> Self {
+        Self::Exhausted(exhausted)
+    }
+}
+
+/// A record of one budget's spends kept outside this process, which every
+/// replica reads and writes, so the limit holds cluster-wide. Implementations
+/// decide themselves what to do when the record is out of reach.
+pub trait SharedLedger: Send + Sync + std::fmt::Debug {
+    fn check(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal>;
+    fn try_spend(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal>;
+    fn refund(&self, object: &str, at: Timestamp);
+    /// Slots left as last seen, without asking anyone (metrics read it).
+    fn remaining(&self, quota: Quota, now: Timestamp) -> u32;
+}
+
 /// A keyed sliding-window budget. Keys are independent (e.g. one per user and
 /// namespace); the cluster-wide namespace budget uses a single key.
 #[derive(Debug)]
 pub struct Budget {
     quota: Quota,
-    spends: Mutex<HashMap<String, VecDeque<Spend>>>,
+    spends: Mutex<HashMap<String, Window>>,
+    /// Set for a cluster-wide budget whose spends every replica shares.
+    shared: OnceLock<Arc<dyn SharedLedger>>,
 }
 
 /// One counted event: when, and for which object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Spend {
-    at: Timestamp,
-    object: String,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spend {
+    pub at: Timestamp,
+    pub object: String,
 }
+
+/// The spends of one key still inside the window, oldest first. The
+/// sliding-window arithmetic lives here, so a shared ledger applies exactly
+/// the same rules to the spends it reads back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Window(VecDeque<Spend>);
 
 /// What a successful spend did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,106 +120,137 @@ const SWEEP_ABOVE_KEYS: usize = 1024;
 
 impl Budget {
     pub fn new(quota: Quota) -> Self {
-        Self { quota, spends: Mutex::new(HashMap::new()) }
+        Self { quota, spends: Mutex::new(HashMap::new()), shared: OnceLock::new() }
     }
 
     pub fn quota(&self) -> Quota {
         self.quota
     }
 
+    /// Keeps this budget's spends in `ledger` from now on. Only for budgets
+    /// with a single key: the ledger holds one window. A budget is shared
+    /// once; later calls are ignored.
+    pub fn share_through(&self, ledger: Arc<dyn SharedLedger>) {
+        let _ = self.shared.set(ledger);
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
     /// Whether a spend for `object` would fit now, without spending.
-    pub fn check(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
+    pub fn check(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
+        if let Some(ledger) = self.shared.get() {
+            return ledger.check(self.quota, object, now);
+        }
         let mut spends = self.lock();
         match spends.get_mut(key) {
-            Some(recent) => self.fits(recent, object, now),
-            None => self.fits(&mut VecDeque::new(), object, now),
+            Some(recent) => Ok(recent.fits(self.quota, object, now)?),
+            None => Ok(Window::default().fits(self.quota, object, now)?),
         }
     }
 
     /// Spends one slot for `object` if it fits; the check and the spend are
     /// one atomic step.
-    pub fn try_spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
+    pub fn try_spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
+        if let Some(ledger) = self.shared.get() {
+            return ledger.try_spend(self.quota, object, now);
+        }
         let mut spends = self.lock();
         if spends.len() > SWEEP_ABOVE_KEYS {
             self.sweep(&mut spends, now);
         }
-        let recent = spends.entry(key.to_owned()).or_default();
-        let spent = self.fits(recent, object, now)?;
-        if spent == Spent::New {
-            recent.push_back(Spend { at: now, object: object.to_owned() });
-        }
-        Ok(spent)
+        Ok(spends.entry(key.to_owned()).or_default().try_spend(self.quota, object, now)?)
     }
 
     /// Gives back the slot `object` took at `at`, when a later step of the
     /// same decision failed.
     pub fn refund(&self, key: &str, object: &str, at: Timestamp) {
-        let mut spends = self.lock();
-        if let Some(recent) = spends.get_mut(key)
-            && let Some(index) = recent.iter().rposition(|spend| spend.at == at && spend.object == object)
-        {
-            recent.remove(index);
+        if let Some(ledger) = self.shared.get() {
+            return ledger.refund(object, at);
+        }
+        if let Some(recent) = self.lock().get_mut(key) {
+            recent.refund(object, at);
         }
     }
 
     /// Slots left for `key` now.
     pub fn remaining(&self, key: &str, now: Timestamp) -> u32 {
+        if let Some(ledger) = self.shared.get() {
+            return ledger.remaining(self.quota, now);
+        }
         let mut spends = self.lock();
-        let used = spends.get_mut(key).map_or(0, |recent| {
-            self.forget_expired(recent, now);
-            recent.len()
-        });
-        self.quota.limit.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
+        let used = spends.get_mut(key).map_or(0, |recent| recent.used(self.quota, now));
+        self.quota.limit.saturating_sub(used)
     }
 
     /// The fewest slots any key has left now: for a per-user budget, how close
     /// the busiest user is to the limit.
     pub fn lowest_remaining(&self, now: Timestamp) -> u32 {
+        if let Some(ledger) = self.shared.get() {
+            return ledger.remaining(self.quota, now);
+        }
         let mut spends = self.lock();
-        let most_used = spends
-            .values_mut()
-            .map(|recent| {
-                self.forget_expired(recent, now);
-                recent.len()
-            })
-            .max()
-            .unwrap_or(0);
-        self.quota.limit.saturating_sub(u32::try_from(most_used).unwrap_or(u32::MAX))
+        let most_used = spends.values_mut().map(|recent| recent.used(self.quota, now)).max().unwrap_or(0);
+        self.quota.limit.saturating_sub(most_used)
     }
 
-    fn fits(&self, recent: &mut VecDeque<Spend>, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
-        self.forget_expired(recent, now);
-        if recent.iter().any(|spend| spend.object == object) {
+    fn sweep(&self, spends: &mut HashMap<String, Window>, now: Timestamp) {
+        spends.retain(|_, recent| recent.used(self.quota, now) > 0);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
+        // Every mutation leaves the map consistent, so a poisoned lock is still usable.
+        self.spends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Window {
+    /// Whether a spend for `object` fits in `quota` now (expired spends are dropped first).
+    pub fn fits(&mut self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
+        self.forget_expired(quota, now);
+        if self.0.iter().any(|spend| spend.object == object) {
             return Ok(Spent::AlreadyCounted);
         }
-        if recent.len() < self.quota.limit as usize {
+        if self.0.len() < quota.limit as usize {
             return Ok(Spent::New);
         }
         // Full: the slot that opens first is the one the oldest spend holds.
-        let oldest = recent.front().map_or(now, |spend| spend.at);
-        Err(Exhausted { quota: self.quota, refills_at: clock::add(oldest, self.quota.window) })
+        let oldest = self.0.front().map_or(now, |spend| spend.at);
+        Err(Exhausted { quota, refills_at: clock::add(oldest, quota.window) })
     }
 
-    fn forget_expired(&self, recent: &mut VecDeque<Spend>, now: Timestamp) {
-        while let Some(oldest) = recent.front() {
-            if clock::add(oldest.at, self.quota.window) <= now {
-                recent.pop_front();
+    /// [`Window::fits`], recording the spend when it takes a new slot.
+    pub fn try_spend(&mut self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Exhausted> {
+        let spent = self.fits(quota, object, now)?;
+        if spent == Spent::New {
+            self.0.push_back(Spend { at: now, object: object.to_owned() });
+        }
+        Ok(spent)
+    }
+
+    /// Removes the spend `object` made at `at`; false if there is none.
+    pub fn refund(&mut self, object: &str, at: Timestamp) -> bool {
+        match self.0.iter().rposition(|spend| spend.at == at && spend.object == object) {
+            Some(index) => self.0.remove(index).is_some(),
+            None => false,
+        }
+    }
+
+    /// Slots in use now.
+    pub fn used(&mut self, quota: Quota, now: Timestamp) -> u32 {
+        self.forget_expired(quota, now);
+        u32::try_from(self.0.len()).unwrap_or(u32::MAX)
+    }
+
+    fn forget_expired(&mut self, quota: Quota, now: Timestamp) {
+        while let Some(oldest) = self.0.front() {
+            if clock::add(oldest.at, quota.window) <= now {
+                self.0.pop_front();
             } else {
                 break;
             }
         }
-    }
-
-    fn sweep(&self, spends: &mut HashMap<String, VecDeque<Spend>>, now: Timestamp) {
-        spends.retain(|_, recent| {
-            self.forget_expired(recent, now);
-            !recent.is_empty()
-        });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Spend>>> {
-        // Every mutation leaves the map consistent, so a poisoned lock is still usable.
-        self.spends.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -188,6 +267,13 @@ mod tests {
         format!("object-{seconds}")
     }
 
+    fn refills_at(refusal: Refusal) -> Timestamp {
+        match refusal {
+            Refusal::Exhausted(exhausted) => exhausted.refills_at,
+            Refusal::Unavailable(unavailable) => panic!("a local budget is never unavailable: {unavailable}"),
+        }
+    }
+
     fn three_per_ten_minutes() -> Budget {
         Budget::new(Quota { limit: 3, window: Duration::from_secs(600) })
     }
@@ -198,8 +284,8 @@ mod tests {
         for second in [0, 10, 20] {
             assert!(budget.try_spend("ns", &object(second), at(second)).is_ok());
         }
-        let exhausted = budget.try_spend("ns", &object(30), at(30)).unwrap_err();
-        assert_eq!(exhausted.refills_at, at(600));
+        let refused = budget.try_spend("ns", &object(30), at(30)).unwrap_err();
+        assert_eq!(refills_at(refused), at(600));
     }
 
     #[test]
@@ -210,7 +296,7 @@ mod tests {
         }
         assert!(budget.try_spend("ns", &object(599), at(599)).is_err());
         assert!(budget.try_spend("ns", &object(600), at(600)).is_ok());
-        assert_eq!(budget.try_spend("ns", &object(650), at(650)).unwrap_err().refills_at, at(700));
+        assert_eq!(refills_at(budget.try_spend("ns", &object(650), at(650)).unwrap_err()), at(700));
     }
 
     #[test]

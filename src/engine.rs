@@ -5,7 +5,7 @@
 //! evaluates every applicable policy first and spends budgets last, only when the
 //! overall answer is "allow" and the request is not a dry run.
 
-use crate::budget::Spent;
+use crate::budget::{Refusal, Spent, Unavailable};
 use crate::config::PolicySet;
 use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
 use crate::request::Request;
@@ -178,8 +178,11 @@ impl Engine {
             match fits {
                 Ok(Spent::New) if !request.dry_run() => spent.push(charge),
                 Ok(_) => {}
-                Err(exhausted) => {
-                    let violation = policy.over_budget(request, &exhausted, context);
+                Err(refusal) => {
+                    let violation = match refusal {
+                        Refusal::Exhausted(exhausted) => policy.over_budget(request, &exhausted, context),
+                        Refusal::Unavailable(unavailable) => unreachable_budget(&unavailable),
+                    };
                     findings.push(finding(*policy, violation));
                     if policy.action() == Action::Deny {
                         for charge in spent.drain(..) {
@@ -191,6 +194,18 @@ impl Engine {
             }
         }
     }
+}
+
+/// A shared budget that cannot be read fails closed: allowing would let
+/// replicas together exceed it.
+fn unreachable_budget(unavailable: &Unavailable) -> Violation {
+    Violation::new(
+        format!(
+            "the budget this deletion must fit in is shared by every Defender replica, and {unavailable}"
+        ),
+        "Nothing was deleted. Try again once the API server answers; Defender refuses budgeted deletions \
+         while it cannot count them",
+    )
 }
 
 fn finding(policy: &dyn Policy, violation: Violation) -> Finding {

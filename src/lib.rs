@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod harness;
+pub mod lease_ledger;
 pub mod logging;
 pub mod namespaces;
 pub mod paths;

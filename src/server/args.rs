@@ -9,8 +9,9 @@ use std::time::Duration;
 use humantime::format_duration;
 
 use crate::cluster::{self, ClusterNamespaces};
+use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
-use crate::server::{Config, Server, TlsSource};
+use crate::server::{Config, DenialEvents, Server, TlsSource};
 
 /// Serve AdmissionReviews over HTTPS.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +65,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// Where cluster-wide budgets (namespace deletions) are counted: `shared`
+    /// keeps them in a Lease in --own-namespace so every replica draws on one
+    /// allowance (needs cluster access); `local` counts in each replica.
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = BudgetStore::Shared)]
+    pub budgets: BudgetStore,
+
+    /// What a shared budget does while its Lease cannot be reached: `deny`
+    /// refuses budgeted deletions; `local` counts in this replica meanwhile.
+    #[arg(long, value_enum, value_name = "ACTION", default_value_t = WhenUnreachable::Deny)]
+    pub budget_unreachable: WhenUnreachable,
+
     /// On shutdown, how long requests in progress may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -72,6 +84,12 @@ pub struct ServeArgs {
     /// closing the listener, while the Service stops routing here. SIGINT skips it.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration)]
     pub shutdown_delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BudgetStore {
+    Shared,
+    Local,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -125,12 +143,34 @@ impl ServeArgs {
         Ok(Some(client))
     }
 
+    /// Leases for the cluster-wide budgets, if they are to be shared and
+    /// Defender knows its namespace to keep them in.
+    fn shared_budgets(&self, client: &kube::Client, own_namespace: Option<&str>) -> Option<LeaseLedgers> {
+        if self.budgets == BudgetStore::Local {
+            return None;
+        }
+        let Some(namespace) = own_namespace else {
+            tracing::warn!(
+                "budgets are counted per replica: shared budgets need --own-namespace (or POD_NAMESPACE) \
+                 to keep their Lease in"
+            );
+            return None;
+        };
+        // Half the request timeout leaves time to answer after a slow API server.
+        let deadline = self.request_timeout / 2;
+        Some(LeaseLedgers::new(client.clone(), namespace, deadline, self.budget_unreachable))
+    }
+
     async fn serve(self) -> anyhow::Result<ExitCode> {
         // Listen for signals before serving, so an early SIGTERM still shuts down cleanly.
         let mut signals = Signals::new()?;
         let mut config = self.config();
         if let Some(client) = self.cluster_client().await? {
+            config.shared_budgets = self.shared_budgets(&client, config.own_namespace.as_deref());
+            config.events = Some(DenialEvents::start(client.clone(), instance_name()));
             config.namespaces = Arc::new(ClusterNamespaces::watch(client));
+        } else if self.budgets == BudgetStore::Shared {
+            tracing::info!("no cluster access: budgets are counted in this process only");
         }
         let server = Server::bind(config).await?;
         let terminated = signals.wait().await;
@@ -155,6 +195,14 @@ impl ServeArgs {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// This replica's name in the events it records: the pod's name in a cluster.
+fn instance_name() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .into_iter()
+        .find_map(|variable| std::env::var(variable).ok().filter(|name| !name.is_empty()))
+        .unwrap_or_else(|| "defender".to_owned())
 }
 
 /// SIGTERM (how Kubernetes stops a pod) and SIGINT (Ctrl-C).

@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod body;
 mod connections;
+mod events;
 mod metrics;
 mod reload;
 mod routes;
@@ -27,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use args::ServeArgs;
 pub use connections::Limits;
+pub use events::DenialEvents;
 pub use routes::MAX_BODY_BYTES;
 pub use tls::TlsError;
 
@@ -34,6 +36,7 @@ use crate::certs::{self, CertError, DevCerts};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigError};
 use crate::engine::Engine;
+use crate::lease_ledger::LeaseLedgers;
 use crate::namespaces::{NamespaceLookup, StaticNamespaces};
 use metrics::Metrics;
 use reload::{CertWatch, PolicyWatch};
@@ -65,6 +68,11 @@ pub struct Config {
     pub own_namespace: Option<String>,
     /// When set, clients must present a certificate signed by one of these CAs.
     pub client_ca: Option<PathBuf>,
+    /// Where cluster-wide budgets are shared with the other replicas; `None`
+    /// keeps every budget in this process's memory.
+    pub shared_budgets: Option<LeaseLedgers>,
+    /// Records an Event on each object whose deletion is denied, when set.
+    pub events: Option<DenialEvents>,
 }
 
 impl Config {
@@ -85,6 +93,8 @@ impl Config {
             namespaces: Arc::new(StaticNamespaces::default()),
             own_namespace: None,
             client_ca: None,
+            shared_budgets: None,
+            events: None,
         }
     }
 }
@@ -175,7 +185,7 @@ impl Server {
             None => (config::load_embedded()?, None),
         };
         let policy_count = set.policies.len();
-        let engine = Arc::new(CurrentEngine::new(Engine::new(set)));
+        let engine = Arc::new(CurrentEngine::new(Engine::new(set), config.shared_budgets));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let metrics = Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock)));
 
@@ -189,6 +199,7 @@ impl Server {
             metrics: Arc::clone(&metrics),
             namespaces: config.namespaces,
             own_namespace: config.own_namespace,
+            events: config.events,
             clock,
             request_timeout: config.request_timeout,
             ready: false.into(),

@@ -88,6 +88,9 @@ async fn review(state: &AppState, request: Request, started: Instant) -> Respons
     let latency = started.elapsed();
     state.metrics.review(&request, &decision, latency);
     audit::decision(&request, &decision, latency);
+    if let Some(events) = &state.events {
+        events.record(&request, &decision);
+    }
     Json(response).into_response()
 }
 

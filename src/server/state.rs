@@ -6,25 +6,38 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::engine::Engine;
+use crate::lease_ledger::LeaseLedgers;
 use crate::namespaces::NamespaceLookup;
+use crate::server::events::DenialEvents;
 use crate::server::metrics::Metrics;
 
 /// The engine in force. A policy reload swaps it whole; a review in progress
 /// keeps the engine it started with.
-pub struct CurrentEngine(RwLock<Arc<Engine>>);
+pub struct CurrentEngine {
+    engine: RwLock<Arc<Engine>>,
+    /// Where cluster-wide budgets are shared across replicas, when they are.
+    shared_budgets: Option<LeaseLedgers>,
+}
 
 impl CurrentEngine {
-    pub fn new(engine: Engine) -> Self {
-        Self(RwLock::new(Arc::new(engine)))
+    pub fn new(engine: Engine, shared_budgets: Option<LeaseLedgers>) -> Self {
+        if let Some(ledgers) = &shared_budgets {
+            ledgers.share(&engine);
+        }
+        Self { engine: RwLock::new(Arc::new(engine)), shared_budgets }
     }
 
     pub fn get(&self) -> Arc<Engine> {
         // The lock only guards an Arc swap, which cannot leave it half-written.
-        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Arc::clone(&self.engine.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
+    /// Swaps in `engine`, its new budgets shared like the ones before them.
     pub fn replace(&self, engine: Engine) {
-        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(engine);
+        if let Some(ledgers) = &self.shared_budgets {
+            ledgers.share(&engine);
+        }
+        *self.engine.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(engine);
     }
 }
 
@@ -33,6 +46,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub namespaces: Arc<dyn NamespaceLookup>,
     pub own_namespace: Option<String>,
+    pub events: Option<DenialEvents>,
     pub clock: Arc<dyn Clock>,
     pub request_timeout: Duration,
     /// Certificates and policies are loaded and the server is not draining.

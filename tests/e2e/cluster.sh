@@ -6,6 +6,8 @@
 #
 #   tests/e2e/cluster.sh up   DIR   # start; prints kubeconfig path and URL
 #   tests/e2e/cluster.sh down DIR   # stop everything started by `up DIR`
+#   tests/e2e/cluster.sh stop-apiserver  DIR   # an API server outage ...
+#   tests/e2e/cluster.sh start-apiserver DIR   # ... and its end (same flags, same port)
 #
 # What `up DIR` leaves in DIR (absolute paths; DIR is created if missing):
 #   kubeconfig       admin kubeconfig (user in group system:masters), certs embedded
@@ -16,6 +18,7 @@
 #                    E2E_BIN_DIR (kubectl etc.), E2E_ETCD_URL, E2E_CLUSTER_DIR
 #   logs/*.log       etcd, kube-apiserver, kube-controller-manager
 #   pids/*.pid       what `down` stops
+#   apiserver.argv   the kube-apiserver command line, NUL-separated, for start-apiserver
 #   pki/             the other keys and certs; etcd-data/ the etcd data dir
 #
 # Binaries come from tests/e2e/build-control-plane.sh (built once, cached), or
@@ -195,34 +198,64 @@ has_rules() {
 }
 
 cmd_down() {
-  local f pid name deadline stopped=()
+  local pid name deadline
+  STOPPED=()
   [[ -d "$DIR/pids" ]] || { log "nothing to stop in $DIR"; return 0; }
   # One at a time, in reverse start order: an API server whose etcd is
   # already gone hangs in its shutdown instead of exiting.
   for name in kube-controller-manager kube-apiserver etcd; do
-    f="$DIR/pids/$name.pid"
-    [[ -f "$f" ]] || continue
-    pid=$(cat "$f")
-    if ours "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      deadline=$((SECONDS + 15))
-      while ours "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-      if ours "$pid"; then
-        log "$name (pid $pid) ignored SIGTERM for 15s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-        while ours "$pid"; do sleep 0.1; done
-      fi
-      stopped+=("$pid")
-    fi
-    rm -f "$f"
+    stop "$name"
   done
   # They were orphans: give init a moment to reap them, so no <defunct>
   # entries outlive `down` (bounded: some inits reap late or never).
   deadline=$((SECONDS + 5))
-  for pid in "${stopped[@]}"; do
+  for pid in "${STOPPED[@]}"; do
     while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
   done
-  log "stopped ${#stopped[@]} processes in $DIR"
+  log "stopped ${#STOPPED[@]} processes in $DIR"
+}
+
+# wait_apiserver: until the API server at $APISERVER_URL answers /readyz.
+wait_apiserver() {
+  wait_for "kube-apiserver /readyz at $APISERVER_URL" \
+    curl -fsS --cacert "$DIR/ca.crt" --cert "$DIR/pki/admin.crt" --key "$DIR/pki/admin.key" "$APISERVER_URL/readyz"
+}
+
+# stop NAME: SIGTERM one of our processes and wait for it to exit (SIGKILL after 15s).
+stop() {
+  local name=$1 f="$DIR/pids/$1.pid" pid deadline
+  [[ -f "$f" ]] || return 0
+  pid=$(cat "$f")
+  if ours "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 15))
+    while ours "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+    if ours "$pid"; then
+      log "$name (pid $pid) ignored SIGTERM for 15s; killing"
+      kill -KILL "$pid" 2>/dev/null || true
+      while ours "$pid"; do sleep 0.1; done
+    fi
+    STOPPED+=("$pid")
+  fi
+  rm -f "$f"
+}
+
+cmd_stop_apiserver() {
+  STOPPED=()
+  stop kube-apiserver
+  log "kube-apiserver stopped"
+}
+
+cmd_start_apiserver() {
+  local argv
+  [[ -f "$DIR/apiserver.argv" ]] || die "no cluster was started in $DIR"
+  mapfile -d '' argv <"$DIR/apiserver.argv"
+  APISERVER_URL=$(cat "$DIR/apiserver-url")
+  # Keep the earlier log: it shows how the first run ended.
+  [[ -f "$DIR/logs/kube-apiserver.log" ]] && mv "$DIR/logs/kube-apiserver.log" "$DIR/logs/kube-apiserver.1.log"
+  start kube-apiserver "${argv[@]}"
+  wait_apiserver
+  log "kube-apiserver serving again"
 }
 
 cmd_up() {
@@ -275,25 +308,26 @@ cmd_up() {
   # `kubernetes` Service's endpoints) refuses a loopback address and makes the
   # API server exit; nothing in these tests runs in-cluster, so turn it off.
   write_admission_config
-  start kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="$etcd_url" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    --endpoint-reconciler-type=none \
-    --secure-port="$api_port" \
-    --cert-dir="$PKI" \
-    --tls-cert-file="$PKI/apiserver.crt" \
-    --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$DIR/ca.crt" \
-    --authorization-mode=Node,RBAC \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --service-account-issuer=https://kubernetes.default.svc \
-    --service-account-key-file="$PKI/sa.pub" \
-    --service-account-signing-key-file="$PKI/sa.key" \
-    --admission-control-config-file="$PKI/admission.yaml" \
-    --profiling=false
-  wait_for "kube-apiserver /readyz at $APISERVER_URL" \
-    curl -fsS --cacert "$DIR/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$APISERVER_URL/readyz"
+  local apiserver=("$bin/kube-apiserver"
+    --etcd-servers="$etcd_url"
+    --bind-address=127.0.0.1
+    --advertise-address=127.0.0.1
+    --endpoint-reconciler-type=none
+    --secure-port="$api_port"
+    --cert-dir="$PKI"
+    --tls-cert-file="$PKI/apiserver.crt"
+    --tls-private-key-file="$PKI/apiserver.key"
+    --client-ca-file="$DIR/ca.crt"
+    --authorization-mode=Node,RBAC
+    --service-cluster-ip-range="$SERVICE_CIDR"
+    --service-account-issuer=https://kubernetes.default.svc
+    --service-account-key-file="$PKI/sa.pub"
+    --service-account-signing-key-file="$PKI/sa.key"
+    --admission-control-config-file="$PKI/admission.yaml"
+    --profiling=false)
+  printf '%s\0' "${apiserver[@]}" >"$DIR/apiserver.argv"
+  start kube-apiserver "${apiserver[@]}"
+  wait_apiserver
   wait_for "namespace default" "$KUBECTL" --kubeconfig="$DIR/kubeconfig" get namespace default
 
   # With --use-service-account-credentials each controller runs as its own
@@ -347,12 +381,14 @@ EOF
   echo "kubectl:    $KUBECTL"
 }
 
-usage() { echo "usage: $0 up|down DIR" >&2; exit 2; }
+usage() { echo "usage: $0 up|down|stop-apiserver|start-apiserver DIR" >&2; exit 2; }
 (($# == 2)) || usage
 mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
 case $1 in
   up) cmd_up ;;
   down) cmd_down ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
   *) usage ;;
 esac

@@ -138,6 +138,26 @@ impl Cluster {
         ]
     }
 
+    /// Stops the API server (etcd and the controllers keep running).
+    pub fn stop_apiserver(&self) -> Check {
+        self.script_command("stop-apiserver")
+    }
+
+    /// Starts it again with the same flags and port, and waits until it is ready.
+    pub fn start_apiserver(&self) -> Check {
+        self.script_command("start-apiserver")
+    }
+
+    fn script_command(&self, command: &str) -> Check {
+        let status =
+            Command::new("bash").arg(&self.script).arg(command).arg(&self.dir).stdout(Stdio::null()).status();
+        if status.is_ok_and(|s| s.success()) {
+            Ok(())
+        } else {
+            Err(format!("cluster.sh {command} failed; logs in {}/logs", self.dir.display()))
+        }
+    }
+
     pub fn url(&self) -> String {
         std::fs::read_to_string(self.dir.join("apiserver-url")).unwrap_or_default().trim().to_owned()
     }
@@ -161,6 +181,8 @@ pub struct Defender {
     /// API server does; `client` is the admin pair the test's own probes use.
     client_ca: PathBuf,
     client: (PathBuf, PathBuf),
+    /// Flags added to `defender serve` (e.g. `--own-namespace` for a replica).
+    pub extra_args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -188,6 +210,7 @@ impl Defender {
             kubeconfig: cluster.join("kubeconfig"),
             client_ca: cluster.join("ca.crt"),
             client: (cluster.join("pki/admin.crt"), cluster.join("pki/admin.key")),
+            extra_args: Vec::new(),
             log: work.join("defender.log"),
             child: None,
         })
@@ -208,6 +231,7 @@ impl Defender {
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg(format!("--client-ca={}", self.client_ca.display()))
             .arg("--log-format=json")
+            .args(&self.extra_args)
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
@@ -228,6 +252,34 @@ impl Defender {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// POSTs an AdmissionReview to /validate and returns its answer's `response`.
+    pub fn review(&self, review: &Value) -> Result<Value, String> {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--max-time", "20", "-H", "Content-Type: application/json", "--data-binary", "@-"])
+            .arg("--cacert")
+            .arg(self.certs.join("ca.crt"))
+            .arg("--cert")
+            .arg(&self.client.0)
+            .arg("--key")
+            .arg(&self.client.1)
+            .arg(format!("https://127.0.0.1:{}/validate", self.port))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = curl.spawn().map_err(|e| format!("curl: {e}"))?;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(review.to_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let output = child.wait_with_output().map_err(|e| e.to_string())?;
+        let answer: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+            format!("not an AdmissionReview answer ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        })?;
+        Ok(answer["response"].clone())
     }
 
     /// SIGTERM, then wait for the exit.

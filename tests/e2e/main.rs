@@ -5,6 +5,7 @@
 //! which `bash tests/run.sh` builds once and caches. Runs each scenario in
 //! order, prints one line per scenario and `N passed, N failed`.
 
+mod coordination;
 mod env;
 mod scenarios;
 
@@ -17,6 +18,8 @@ use env::{Cluster, Defender};
 pub struct World {
     pub cluster: Cluster,
     pub defender: Defender,
+    /// Defender processes sharing one budget, started by a scenario.
+    pub replicas: Vec<Defender>,
     pub repo: &'static Path,
 }
 
@@ -77,5 +80,5 @@ fn setup(repo: &'static Path, work: &Path) -> Result<World, String> {
     if !active {
         return Err("the API server never called Defender for a namespace DELETE".to_owned());
     }
-    Ok(World { cluster, defender, repo })
+    Ok(World { cluster, defender, replicas: Vec::new(), repo })
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::World;
 use crate::env::{Check, wait_until};
+use crate::{World, coordination};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -28,12 +28,24 @@ pub const ALL: &[(&str, Scenario)] = &[
         "ingresses, services, secrets and configmaps are deleted only with the exemption label",
         protected_deletes,
     ),
+    (
+        "a denied deletion leaves one DeletionDenied Event; repeats and dry runs add none",
+        coordination::denial_events,
+    ),
     ("the namespace exemption label is read from the live cluster", namespace_label_from_cluster),
     ("kubectl delete pods --all stops at the burst limit; a deletecollection is rejected", pod_bulk_deletes),
     ("kubectl apply of wildcard and hostless Ingresses gets the configured verdicts", ingress_hosts),
     (
         "Defender stopped: Fail webhooks refuse, Ignore webhooks pass; restarted, it serves again",
         defender_outage,
+    ),
+    (
+        "two replicas share one namespace budget through a Lease: concurrent deletes pass exactly budget times",
+        coordination::shared_budget,
+    ),
+    (
+        "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
+        coordination::apiserver_outage,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];

@@ -1,0 +1,254 @@
+//! What Defender writes to the cluster, and how it behaves when the cluster
+//! is gone: the namespace budget shared by replicas through a Lease, an API
+//! server outage, and DeletionDenied Events.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::World;
+use crate::env::{Check, Defender, wait_until};
+
+/// The replicas' namespace budget; how many deletions one replica makes alone
+/// (timed), then how many both are sent at once for the rest of it.
+const SHARED_BUDGET: usize = 10;
+const SEQUENTIAL: usize = 5;
+const CONCURRENT: usize = 16;
+const LEASE: &str = "defender-namespace-deletion-namespace-deletions";
+
+/// Two more Defender processes with one shared budget, reviewed directly (the
+/// API server calls one URL; here both replicas take deletions at once).
+pub fn shared_budget(world: &mut World) -> Check {
+    let work = world.cluster.dir.parent().expect("a work directory").join("replicas");
+    let policies = write_replica_policies(&work.join("policies"))?;
+    for name in ["a", "b"] {
+        let mut replica = Defender::new(&work.join(name), policies.clone(), &world.cluster.dir)?;
+        replica.extra_args = vec!["--own-namespace=defender-system".to_owned()];
+        replica.start()?;
+        world.replicas.push(replica);
+    }
+    let k = &world.cluster.kubectl;
+    let dry_run = world.replicas[0].review(&namespace_delete("e2e-shared-dry-run", true))?;
+    expect_allowed(&dry_run, true)?;
+    if k.run(&["get", "lease", LEASE, "-n", "defender-system"]).code == 0 {
+        return Err("a dry run wrote the budget Lease".to_owned());
+    }
+
+    report_latency(&world.replicas[0])?;
+
+    let replicas = &world.replicas;
+    let answers: Vec<Result<Value, String>> = std::thread::scope(|scope| {
+        let reviews: Vec<_> = (0..CONCURRENT)
+            .map(|i| {
+                let replica = &replicas[i % replicas.len()];
+                scope.spawn(move || replica.review(&namespace_delete(&format!("e2e-shared-{i}"), false)))
+            })
+            .collect();
+        reviews.into_iter().map(|review| review.join().expect("a review thread")).collect()
+    });
+    let mut allowed = 0;
+    for answer in answers {
+        let answer = answer?;
+        if answer["allowed"] == true {
+            allowed += 1;
+        } else if !message(&answer).contains("namespace deletion budget (10 per 10m) is used up") {
+            return Err(format!("a deletion was refused for another reason: {answer}"));
+        }
+    }
+    if allowed != SHARED_BUDGET - SEQUENTIAL {
+        return Err(format!(
+            "{allowed} of {CONCURRENT} concurrent deletions across two replicas were allowed; {} slots of the \
+             shared budget were left",
+            SHARED_BUDGET - SEQUENTIAL
+        ));
+    }
+    let spends = k.ok(&[
+        "get",
+        "lease",
+        LEASE,
+        "-n",
+        "defender-system",
+        "-o",
+        "jsonpath={.metadata.annotations.defender\\.io/budget-spends}",
+    ])?;
+    let spends: Vec<Value> = serde_json::from_str(&spends).map_err(|e| format!("{e}: {spends}"))?;
+    if spends.len() == SHARED_BUDGET {
+        Ok(())
+    } else {
+        Err(format!("the Lease records {} spends, not {SHARED_BUDGET}", spends.len()))
+    }
+}
+
+/// Reviews on one replica, timed inside Defender (its decision log's
+/// latency_ms): Ingress CREATEs, which never touch the Lease; dry-run namespace
+/// DELETEs, which read it; and real ones, which read it and write it back.
+/// Spends `SEQUENTIAL` slots of the budget.
+fn report_latency(replica: &Defender) -> Check {
+    let run = |prefix: &str, count: usize, review: &dyn Fn(&str) -> Value, allowed: bool| -> Check {
+        (0..count)
+            .try_for_each(|i| expect_allowed(&replica.review(&review(&format!("{prefix}-{i}")))?, allowed))
+    };
+    run("e2e-latency-ingress", 20, &|name| ingress_create("e2e-latency", name, "*.com"), false)?;
+    run("e2e-latency-read", 20, &|name| namespace_delete(name, true), true)?;
+    run("e2e-latency-write", SEQUENTIAL, &|name| namespace_delete(name, false), true)?;
+    let log = replica.log_text();
+    let median = |prefix: &str| -> Result<f64, String> {
+        let mut samples: Vec<f64> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["name"].as_str().is_some_and(|name| name.starts_with(prefix)))
+            .filter_map(|line| line["latency_ms"].as_f64())
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        samples.get(samples.len() / 2).copied().ok_or_else(|| format!("no decision logged for {prefix}"))
+    };
+    println!(
+        "      review time inside Defender (debug build), median: Ingress CREATE {:.2} ms; namespace DELETE with \
+         the shared Lease: dry run (read) {:.2} ms, real (read + compare-and-swap write) {:.2} ms",
+        median("e2e-latency-ingress")?,
+        median("e2e-latency-read")?,
+        median("e2e-latency-write")?
+    );
+    Ok(())
+}
+
+/// The API server stops: budgeted deletions are refused with the reason,
+/// other reviews are still judged; it comes back and the Lease is read again.
+pub fn apiserver_outage(world: &mut World) -> Check {
+    let replica = world.replicas.first().ok_or("the shared-budget scenario started no replicas")?;
+    world.cluster.stop_apiserver()?;
+    let during = (|| -> Check {
+        let answer = replica.review(&namespace_delete("e2e-outage", false))?;
+        expect_allowed(&answer, false)?;
+        if !message(&answer).contains(&format!("Lease defender-system/{LEASE} cannot be reached")) {
+            return Err(format!("the refusal does not say the budget is unreachable: {answer}"));
+        }
+        let wildcard = replica.review(&ingress_create("e2e-outage", "web", "*.com"))?;
+        expect_allowed(&wildcard, false)?;
+        if message(&wildcard).contains("defender/ingress-hosts") {
+            Ok(())
+        } else {
+            Err(format!("an Ingress review was not judged during the outage: {wildcard}"))
+        }
+    })();
+    world.cluster.start_apiserver()?;
+    during?;
+    // Back: the Lease is read again, and it still holds this window's spends.
+    let mut last = Value::Null;
+    let reread = wait_until(Duration::from_secs(30), || {
+        last = replica.review(&namespace_delete("e2e-after-outage", false)).unwrap_or_default();
+        message(&last).contains("is used up")
+    });
+    if reread { Ok(()) } else { Err(format!("after the outage the budget was not read again: {last}")) }
+}
+
+/// A denied deletion leaves one Warning Event on the object; repeats within a
+/// minute and dry runs add none.
+pub fn denial_events(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let (ns, secret) = ("e2e-guard", "db");
+    let uid = k.ok(&["get", "secret", secret, "-n", ns, "-o", "jsonpath={.metadata.uid}"])?;
+    for _ in 0..3 {
+        k.run(&["delete", "secret", secret, "-n", ns]).rejected_with("defender/deletion-guard")?;
+    }
+    k.run(&["delete", "configmap", "settings", "-n", ns, "--dry-run=server"])
+        .rejected_with("defender/deletion-guard")?;
+    let events = || -> Vec<Value> {
+        let listed = k.run(&["get", "events.events.k8s.io", "-n", ns, "-o", "json"]).stdout;
+        let listed: Value = serde_json::from_str(&listed).unwrap_or_default();
+        listed["items"].as_array().cloned().unwrap_or_default()
+    };
+    let for_secret = |events: &[Value]| -> Vec<Value> {
+        events.iter().filter(|e| e["regarding"]["uid"] == uid.as_str()).cloned().collect()
+    };
+    if !wait_until(Duration::from_secs(20), || !for_secret(&events()).is_empty()) {
+        return Err(format!("no Event was recorded for secret {ns}/{secret} (uid {uid})"));
+    }
+    let all = events();
+    let recorded = for_secret(&all);
+    let event = &recorded[0];
+    if recorded.len() != 1 || !event["series"].is_null() {
+        return Err(format!("three denials within a minute were recorded more than once: {recorded:?}"));
+    }
+    if event["reason"] != "DeletionDenied"
+        || event["type"] != "Warning"
+        || !event["note"].as_str().unwrap_or_default().contains("defender/deletion-guard")
+    {
+        return Err(format!("unexpected event: {event}"));
+    }
+    let settings_uid = k.ok(&["get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.metadata.uid}"])?;
+    if all.iter().any(|e| e["regarding"]["uid"] == settings_uid.as_str()) {
+        return Err("a dry-run denial recorded an Event".to_owned());
+    }
+    Ok(())
+}
+
+fn write_replica_policies(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let policies = format!(
+        "apiVersion: defender.io/v1alpha1\nkind: NamespaceDeletion\nmetadata:\n  name: namespace-deletion\nspec:\n  \
+         budget: {{deletions: {SHARED_BUDGET}, window: 10m}}\n  confirmation: {{enabled: false}}\n---\n\
+         apiVersion: defender.io/v1alpha1\nkind: IngressHosts\nmetadata:\n  name: ingress-hosts\nspec: {{}}\n"
+    );
+    std::fs::write(dir.join("policies.yaml"), policies).map_err(|e| e.to_string())?;
+    Ok(dir.to_owned())
+}
+
+fn namespace_delete(name: &str, dry_run: bool) -> Value {
+    review(
+        json!({"group": "", "version": "v1", "kind": "Namespace"}),
+        json!({"group": "", "version": "v1", "resource": "namespaces"}),
+        name,
+        None,
+        "DELETE",
+        json!({"oldObject": {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "uid": format!("uid-{name}")}}, "dryRun": dry_run}),
+    )
+}
+
+fn ingress_create(ns: &str, name: &str, host: &str) -> Value {
+    review(
+        json!({"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}),
+        json!({"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"}),
+        name,
+        Some(ns),
+        "CREATE",
+        json!({"object": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"rules": [{"host": host}]}}}),
+    )
+}
+
+fn review(
+    kind: Value,
+    resource: Value,
+    name: &str,
+    namespace: Option<&str>,
+    operation: &str,
+    extra: Value,
+) -> Value {
+    let mut request = json!({
+        "uid": format!("e2e-{name}-{}", jiff::Timestamp::now().as_nanosecond()),
+        "kind": kind,
+        "resource": resource,
+        "name": name,
+        "operation": operation,
+        "userInfo": {"username": "e2e-operator", "groups": ["system:authenticated"]},
+    });
+    if let Some(namespace) = namespace {
+        request["namespace"] = json!(namespace);
+    }
+    for (key, value) in extra.as_object().expect("an object") {
+        request[key] = value.clone();
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+}
+
+fn expect_allowed(answer: &Value, allowed: bool) -> Check {
+    if answer["allowed"] == allowed { Ok(()) } else { Err(format!("expected allowed={allowed}: {answer}")) }
+}
+
+fn message(answer: &Value) -> String {
+    answer["status"]["message"].as_str().unwrap_or_default().to_owned()
+}
