@@ -222,3 +222,56 @@ fn a_failed_charge_refunds_the_ones_spent_before_it() {
     assert_eq!(wide.remaining(key, fixture.now), 1, "the denied delete's charge on `wide` was refunded");
     let _unused: Option<Arc<NamespaceInfo>> = None;
 }
+
+/// A shared budget whose record cannot be reached, counting what it was asked.
+#[derive(Debug, Default)]
+struct UnreachableLedger {
+    checks: std::sync::atomic::AtomicUsize,
+    spends: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::budget::SharedLedger for UnreachableLedger {
+    fn check(&self, _: crate::budget::Quota, _: &str, _: jiff::Timestamp) -> Result<Spent, Refusal> {
+        self.checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(Refusal::Unavailable(Unavailable {
+            record: "Lease defender-system/budget".into(),
+            error: "timeout".into(),
+        }))
+    }
+    fn try_spend(&self, _: crate::budget::Quota, _: &str, _: jiff::Timestamp) -> Result<Spent, Refusal> {
+        self.spends.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(Refusal::Unavailable(Unavailable {
+            record: "Lease defender-system/budget".into(),
+            error: "timeout".into(),
+        }))
+    }
+    fn refund(&self, _: &str, _: jiff::Timestamp) {}
+    fn remaining(&self, _: crate::budget::Quota, _: jiff::Timestamp) -> u32 {
+        0
+    }
+}
+
+#[test]
+fn an_unreachable_shared_budget_fails_closed_and_dry_runs_only_ask() {
+    let engine = engine_with(
+        "apiVersion: defender.io/v1alpha1\nkind: NamespaceDeletion\nmetadata: {name: nsd}\n\
+         spec: {budget: {deletions: 3, window: 10m}, confirmation: {enabled: false}}\n",
+    );
+    let ledger = Arc::new(UnreachableLedger::default());
+    engine.policies()[0].budgets()[0].budget.share_through(ledger.clone());
+    let fixture = Fixture::new();
+
+    let decision = engine.review(&fixture.delete(crate::testing::namespace("team-a")), &fixture.context());
+    assert_eq!(
+        decision.denial_message().unwrap(),
+        "defender/nsd: the budget this deletion must fit in is shared by every Defender replica, and Lease \
+         defender-system/budget cannot be reached (timeout). Nothing was deleted. Try again once the API server \
+         answers; Defender refuses budgeted deletions while it cannot count them"
+    );
+    let mut synthetic = fixture.synthetic_delete(crate::testing::namespace("team-b"));
+    synthetic.dry_run = true;
+    let dry_run = synthetic.build().unwrap();
+    assert!(!engine.review(&dry_run, &fixture.context()).allowed());
+    assert_eq!(ledger.spends.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(ledger.checks.load(std::sync::atomic::Ordering::SeqCst), 1, "a dry run only checks");
+}
