@@ -11,8 +11,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
 use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
 use serde_json::{Value, json};
 
 /// Counts heap allocations, to report allocations per review.
@@ -82,7 +82,7 @@ fn config_map() -> Value {
 
 fn engine_benches(c: &mut Criterion) {
     let engine = Engine::new(config::load_embedded().expect("embedded policies load"));
-    let namespaces = StaticNamespaces::default();
+    let view = MemoryView::default();
     let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let cases = [
         (
@@ -107,7 +107,7 @@ fn engine_benches(c: &mut Criterion) {
     for (name, body) in &cases {
         let request = admission::parse_review(body).expect("valid review");
         evaluate.bench_function(*name, |b| {
-            b.iter(|| black_box(engine.review(black_box(&request), &engine.context(now, &namespaces))))
+            b.iter(|| black_box(engine.review(black_box(&request), &engine.context(now, &view))))
         });
     }
     evaluate.finish();
@@ -115,7 +115,7 @@ fn engine_benches(c: &mut Criterion) {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         let request = admission::parse_review(body).expect("valid review");
         let parsed = ALLOCATIONS.load(Ordering::Relaxed);
-        let decision = engine.review(&request, &engine.context(now, &namespaces));
+        let decision = engine.review(&request, &engine.context(now, &view));
         let evaluated = ALLOCATIONS.load(Ordering::Relaxed);
         black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"));
         let done = ALLOCATIONS.load(Ordering::Relaxed);
@@ -132,7 +132,7 @@ fn engine_benches(c: &mut Criterion) {
         full.bench_function(*name, |b| {
             b.iter(|| {
                 let request = admission::parse_review(black_box(body)).expect("valid review");
-                let decision = engine.review(&request, &engine.context(now, &namespaces));
+                let decision = engine.review(&request, &engine.context(now, &view));
                 black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"))
             })
         });

@@ -1,6 +1,6 @@
 //! Judges one request against the policy set.
 //!
-//! The engine is a pure function of (request, policies, budgets, clock, namespace
+//! The engine is a pure function of (request, policies, budgets, clock, cluster
 //! view): the server, the harness and the CLI are thin adapters around it. It
 //! evaluates every applicable policy first and spends budgets last, only when the
 //! overall answer is "allow" and the request is not a dry run.
@@ -112,18 +112,13 @@ impl Engine {
         &self.policies
     }
 
-    /// A context for `now` over a namespace view, carrying the engine's settings.
+    /// A context for `now` over a cluster view, carrying the engine's settings.
     pub fn context<'a>(
         &'a self,
         now: jiff::Timestamp,
-        namespaces: &'a dyn crate::namespaces::NamespaceLookup,
+        view: &'a dyn crate::view::ClusterView,
     ) -> Context<'a> {
-        Context {
-            now,
-            namespaces,
-            break_glass_groups: &self.settings.break_glass_groups,
-            own_namespace: None,
-        }
+        Context { now, view, break_glass_groups: &self.settings.break_glass_groups, own_namespace: None }
     }
 
     pub fn review(&self, request: &Request, context: &Context) -> Decision {

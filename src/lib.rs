@@ -18,7 +18,6 @@ pub mod engine;
 pub mod harness;
 pub mod lease_ledger;
 pub mod logging;
-pub mod namespaces;
 pub mod paths;
 pub mod policy;
 pub mod request;
@@ -26,6 +25,7 @@ pub mod selector;
 pub mod server;
 pub mod settings;
 pub mod synthetic;
+pub mod view;
 pub mod yaml;
 
 #[cfg(test)]

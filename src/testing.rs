@@ -1,19 +1,17 @@
 //! Builders shared by the unit tests: objects, requests and a fixed context.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::namespaces::{NamespaceInfo, StaticNamespaces};
 use crate::policy::{Context, Policy, Verdict, Violation};
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation};
+use crate::view::{MemoryView, NamespaceInfo};
 
-/// A fixed "now" and namespace view for tests.
+/// A fixed "now" and cluster view for tests.
 pub struct Fixture {
     pub now: Timestamp,
-    pub namespaces: StaticNamespaces,
+    pub view: MemoryView,
     pub break_glass_groups: Vec<String>,
 }
 
@@ -21,20 +19,29 @@ impl Fixture {
     pub fn new() -> Self {
         Self {
             now: "2026-01-01T00:00:00Z".parse().expect("valid timestamp"),
-            namespaces: StaticNamespaces::default(),
+            view: MemoryView::default(),
             break_glass_groups: vec!["defender:break-glass".to_owned()],
         }
     }
 
     pub fn with_namespace(mut self, name: &str, info: NamespaceInfo) -> Self {
-        self.namespaces.0.insert(name.to_owned(), Arc::new(info));
+        self.view.set_namespace(name, info);
+        self
+    }
+
+    /// The cluster holds these objects (manifests, summarized as the live view would).
+    pub fn with_objects(mut self, objects: &[Value]) -> Self {
+        for object in objects {
+            let held = self.view.add_manifest(object).expect("a manifest the view can summarize");
+            assert!(held, "the view does not hold {}", object["kind"]);
+        }
         self
     }
 
     pub fn context(&self) -> Context<'_> {
         Context {
             now: self.now,
-            namespaces: &self.namespaces,
+            view: &self.view,
             break_glass_groups: &self.break_glass_groups,
             own_namespace: None,
         }

@@ -24,6 +24,31 @@ pub fn documents(text: &str) -> Vec<(usize, Result<Value, String>)> {
     documents
 }
 
+/// The objects a document holds: itself, or the items of a `kind: List`
+/// (any kind ending in `List`), nested lists unpacked, each with where it
+/// sits (`""`, `" item 2"`). A document that is not a mapping is an error.
+pub fn objects(document: Value) -> Vec<(String, Result<Value, String>)> {
+    let mut objects = Vec::new();
+    unpack(document, String::new(), &mut objects);
+    objects
+}
+
+fn unpack(value: Value, at: String, objects: &mut Vec<(String, Result<Value, String>)>) {
+    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|kind| kind.ends_with("List"));
+    match value {
+        Value::Object(mut fields) if is_list => match fields.remove("items") {
+            Some(Value::Array(items)) => {
+                for (index, item) in items.into_iter().enumerate() {
+                    unpack(item, format!("{at} item {}", index + 1), objects);
+                }
+            }
+            _ => objects.push((at, Err("a List needs items".to_owned()))),
+        },
+        object @ Value::Object(_) => objects.push((at, Ok(object))),
+        _ => objects.push((at, Err("expected a Kubernetes object (a mapping)".to_owned()))),
+    }
+}
+
 fn to_json(document: serde_yaml_ng::Deserializer<'_>) -> Result<Value, String> {
     let mut value =
         serde_yaml_ng::Value::deserialize(document).map_err(|e| format!("not valid YAML: {e}"))?;
@@ -50,5 +75,19 @@ mod tests {
         assert!(documents("a: [").iter().any(|(_, d)| d.as_ref().unwrap_err().contains("not valid YAML")));
         assert!(documents("{[1, 2]: x}").iter().any(|(_, d)| d.is_err()));
         assert_eq!(documents("a: 1\n---\nkind: [unclosed\n---\nb: 2\n").len(), 2, "stops at the error");
+    }
+
+    #[test]
+    fn unpacks_lists_and_names_where_each_object_sits() {
+        let list = serde_json::json!({"kind": "List", "items": [
+            {"kind": "Pod"},
+            {"kind": "PodList", "items": [{"kind": "Pod"}, 3]},
+        ]});
+        let objects = objects(list);
+        let at: Vec<&str> = objects.iter().map(|(at, _)| at.as_str()).collect();
+        assert_eq!(at, [" item 1", " item 2 item 1", " item 2 item 2"]);
+        assert!(objects[2].1.as_ref().unwrap_err().contains("expected a Kubernetes object"));
+        assert!(super::objects(serde_json::json!({"kind": "List"}))[0].1.is_err());
+        assert_eq!(super::objects(serde_json::json!({"kind": "Pod"}))[0].0, "");
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use defender::budget::{Budget, Quota};
 use defender::config;
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
 use defender::policy::ingress_hosts::{HostProblem, host_problem};
 use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
 use jiff::Timestamp;
 use proptest::prelude::*;
 
@@ -100,8 +100,8 @@ fn concurrent_namespace_deletes_are_allowed_exactly_budget_times() {
                                  "labels": {"defender.io/skip-delete-confirmation": "true"}}
                 }));
                 let request = synthetic.build().unwrap();
-                let namespaces = StaticNamespaces::default();
-                engine.review(&request, &engine.context(now, &namespaces)).allowed()
+                let view = MemoryView::default();
+                engine.review(&request, &engine.context(now, &view)).allowed()
             })
         })
         .collect();

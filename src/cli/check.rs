@@ -4,17 +4,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{PolicyArgs, USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
-use crate::namespaces::{NamespaceInfo, StaticNamespaces};
 use crate::paths;
-use crate::request::labels_of;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::view::MemoryView;
 use crate::yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -127,17 +125,13 @@ impl CheckArgs {
     }
 }
 
-fn namespace_view(manifests: &[Manifest]) -> StaticNamespaces {
-    let mut view = StaticNamespaces::default();
-    for manifest in manifests {
-        let object = &manifest.object;
-        if object.get("kind").and_then(Value::as_str) != Some("Namespace") {
-            continue;
-        }
-        let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str) else { continue };
-        let parsed = serde_json::from_value(object.clone()).ok();
-        let info = NamespaceInfo { labels: labels_of(parsed.as_ref()).clone(), terminating: false };
-        view.0.insert(name.to_owned(), Arc::new(info));
+fn namespace_view(manifests: &[Manifest]) -> MemoryView {
+    let mut view = MemoryView::default();
+    let namespaces =
+        manifests.iter().filter(|m| m.object.get("kind").and_then(Value::as_str) == Some("Namespace"));
+    for manifest in namespaces {
+        // One that cannot be read is reported when it is judged itself.
+        let _ = view.add_manifest(&manifest.object);
     }
     view
 }
@@ -161,27 +155,17 @@ fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, String>> {
     let mut manifests = Vec::new();
     for (index, document) in yaml::documents(&text) {
         let origin = format!("{} document {index}", path.display());
-        match document {
-            Ok(value) => unpack(value, &origin, &mut manifests),
-            Err(error) => manifests.push(Err(format!("{origin}: {error}"))),
+        let objects = match document {
+            Ok(value) => yaml::objects(value),
+            Err(error) => vec![(String::new(), Err(error))],
+        };
+        for (at, object) in objects {
+            let origin = format!("{origin}{at}");
+            manifests.push(match object {
+                Ok(object) => Ok(Manifest { origin, object }),
+                Err(error) => Err(format!("{origin}: {error}")),
+            });
         }
     }
     manifests
-}
-
-fn unpack(value: Value, origin: &str, manifests: &mut Vec<Result<Manifest, String>>) {
-    let is_list =
-        value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"));
-    match value {
-        Value::Object(mut fields) if is_list => match fields.remove("items") {
-            Some(Value::Array(items)) => {
-                for (index, item) in items.into_iter().enumerate() {
-                    unpack(item, &format!("{origin} item {}", index + 1), manifests);
-                }
-            }
-            _ => manifests.push(Err(format!("{origin}: a List needs items"))),
-        },
-        object @ Value::Object(_) => manifests.push(Ok(Manifest { origin: origin.to_owned(), object })),
-        _ => manifests.push(Err(format!("{origin}: expected a Kubernetes object (a mapping)"))),
-    }
 }

@@ -8,7 +8,7 @@ use super::PolicyArgs;
 use crate::admission;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
-use crate::namespaces::StaticNamespaces;
+use crate::view::MemoryView;
 
 #[derive(Debug, clap::Args)]
 pub struct ReviewArgs {
@@ -25,8 +25,8 @@ impl ReviewArgs {
         let engine = Engine::new(self.policies.load()?);
         let body = read_input(&self.file)?;
         let request = admission::parse_review(&body).with_context(|| input_name(&self.file))?;
-        let namespaces = StaticNamespaces::default();
-        let decision = engine.review(&request, &engine.context(SystemClock.now(), &namespaces));
+        let view = MemoryView::default();
+        let decision = engine.review(&request, &engine.context(SystemClock.now(), &view));
         let response = admission::respond(&request, &decision);
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &response)?;

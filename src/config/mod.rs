@@ -18,23 +18,30 @@ use serde_yaml_ng::Value;
 pub use period::Period;
 
 use crate::policy::Policy;
+use crate::policy::cascading_protection::CascadingProtection;
 use crate::policy::core_namespaces::CoreNamespaces;
 use crate::policy::deletion_guard::DeletionGuard;
+use crate::policy::duplicate_hosts::DuplicateHosts;
+use crate::policy::in_use_guard::InUseGuard;
 use crate::policy::ingress_hosts::IngressHosts;
 use crate::policy::namespace_deletion::NamespaceDeletion;
 use crate::settings::Settings;
 
 pub const API_VERSION: &str = "defender.io/v1alpha1";
 
-const KINDS: &str = "CoreNamespaces, NamespaceDeletion, DeletionGuard, IngressHosts, Settings";
+const KINDS: &str = "CoreNamespaces, NamespaceDeletion, CascadingProtection, DeletionGuard, InUseGuard, \
+                     IngressHosts, DuplicateHosts, Settings";
 
 /// The default policy set, compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("policies/settings.yaml", include_str!("../../policies/settings.yaml")),
     ("policies/core-namespaces.yaml", include_str!("../../policies/core-namespaces.yaml")),
     ("policies/namespace-deletion.yaml", include_str!("../../policies/namespace-deletion.yaml")),
+    ("policies/cascading-protection.yaml", include_str!("../../policies/cascading-protection.yaml")),
     ("policies/deletion-guard.yaml", include_str!("../../policies/deletion-guard.yaml")),
+    ("policies/in-use-guard.yaml", include_str!("../../policies/in-use-guard.yaml")),
     ("policies/ingress-hosts.yaml", include_str!("../../policies/ingress-hosts.yaml")),
+    ("policies/duplicate-hosts.yaml", include_str!("../../policies/duplicate-hosts.yaml")),
 ];
 
 /// Settings plus the policies, in the order they were loaded.
@@ -223,6 +230,13 @@ impl Document {
                 DeletionGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
             )),
             "IngressHosts" => Built::Policy(Box::new(IngressHosts::new(name, spec(self.spec)?))),
+            "CascadingProtection" => {
+                Built::Policy(Box::new(CascadingProtection::new(name, spec(self.spec)?)))
+            }
+            "InUseGuard" => Built::Policy(Box::new(
+                InUseGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
+            )),
+            "DuplicateHosts" => Built::Policy(Box::new(DuplicateHosts::new(name, spec(self.spec)?))),
             other => {
                 return Err(format!(
                     "kind: {other:?} is not a Defender policy kind (expected one of {KINDS})"

@@ -15,7 +15,18 @@ fn error(text: &str) -> String {
 fn embedded_policies_load_in_order() {
     let set = load_embedded().unwrap();
     let names: Vec<&str> = set.policies.iter().map(|p| p.name()).collect();
-    assert_eq!(names, ["core-namespaces", "namespace-deletion", "deletion-guard", "ingress-hosts"]);
+    assert_eq!(
+        names,
+        [
+            "core-namespaces",
+            "namespace-deletion",
+            "cascading-protection",
+            "deletion-guard",
+            "in-use-guard",
+            "ingress-hosts",
+            "duplicate-hosts"
+        ]
+    );
     assert_eq!(set.settings, Settings::default());
 }
 
@@ -32,6 +43,26 @@ fn embedded_policies_match_the_built_in_defaults() {
     assert_eq!(deletion.budget.window, defaults.budget.window);
     assert_eq!(deletion.confirmation.cooldown, defaults.confirmation.cooldown);
     assert_eq!(deletion.confirmation.exempt_label, defaults.confirmation.exempt_label);
+    use crate::policy::{cascading_protection, duplicate_hosts, in_use_guard};
+    let embedded = |file: &str| {
+        let (_, text) = EMBEDDED.iter().find(|(name, _)| name.ends_with(file)).unwrap();
+        document_spec(text)
+    };
+    let cascading: cascading_protection::CascadingProtectionSpec =
+        spec(embedded("cascading-protection.yaml")).unwrap();
+    let defaults = cascading_protection::CascadingProtectionSpec::default();
+    assert_eq!(
+        (cascading.action, cascading.label, cascading.all_namespaces),
+        (defaults.action, defaults.label, defaults.all_namespaces)
+    );
+    let in_use: in_use_guard::InUseGuardSpec = spec(embedded("in-use-guard.yaml")).unwrap();
+    let defaults = in_use_guard::InUseGuardSpec::default();
+    assert_eq!(
+        (in_use.action, in_use.kinds, in_use.exempt_label),
+        (defaults.action, defaults.kinds, defaults.exempt_label)
+    );
+    let duplicates: duplicate_hosts::DuplicateHostsSpec = spec(embedded("duplicate-hosts.yaml")).unwrap();
+    assert_eq!(duplicates.action, duplicate_hosts::DuplicateHostsSpec::default().action);
 }
 
 fn document_spec(text: &str) -> Value {
@@ -147,7 +178,8 @@ fn an_empty_source_is_an_error() {
 #[test]
 fn loads_a_directory_and_skips_other_files() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hosts.yaml"), EMBEDDED[4].1).unwrap();
+    let hosts = EMBEDDED.iter().find(|(name, _)| name.ends_with("ingress-hosts.yaml")).unwrap();
+    std::fs::write(dir.path().join("hosts.yaml"), hosts.1).unwrap();
     std::fs::write(dir.path().join("README.md"), "# not a policy").unwrap();
     let set = load_path(dir.path()).unwrap();
     assert_eq!(set.policies.len(), 1);

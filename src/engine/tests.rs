@@ -4,9 +4,9 @@ use serde_json::Value;
 
 use super::*;
 use crate::config::{self, PolicySet};
-use crate::namespaces::NamespaceInfo;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::testing::{Fixture, namespace_with_annotations, object};
+use crate::view::NamespaceInfo;
 
 fn engine() -> Engine {
     Engine::new(config::load_embedded().unwrap())

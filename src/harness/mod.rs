@@ -7,16 +7,13 @@
 
 pub mod suite;
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
 use crate::engine::{Decision, Engine};
-use crate::namespaces::{NamespaceInfo, StaticNamespaces};
 use crate::paths;
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
@@ -137,7 +134,7 @@ fn run_case(
     }
     let set = config::from_files(files, origin).map_err(|e| Failure::plain(e.to_string()))?;
     let engine = Engine::new(set);
-    let namespaces = namespace_view(&suite.namespaces, &case.namespaces);
+    let view = case.cluster.as_ref().unwrap_or(&suite.cluster);
     let mut elapsed = Duration::ZERO;
     let mut answers = Vec::with_capacity(case.steps.len());
     for (index, step) in case.steps.iter().enumerate() {
@@ -153,7 +150,7 @@ fn run_case(
         }
         elapsed = at;
         let request = build_request(step).map_err(fail)?;
-        let decision = engine.review(&request, &engine.context(clock::add(suite.start, at), &namespaces));
+        let decision = engine.review(&request, &engine.context(clock::add(suite.start, at), view));
         check(step, &decision).map_err(fail)?;
         let answer = describe(&decision);
         answers.push(match step_label() {
@@ -162,17 +159,6 @@ fn run_case(
         });
     }
     Ok(answers)
-}
-
-fn namespace_view(
-    suite: &BTreeMap<String, NamespaceInfo>,
-    case: &BTreeMap<String, NamespaceInfo>,
-) -> StaticNamespaces {
-    let mut view = StaticNamespaces::default();
-    for (name, info) in suite.iter().chain(case) {
-        view.0.insert(name.clone(), Arc::new(info.clone()));
-    }
-    view
 }
 
 fn build_request(step: &Step) -> Result<Request, String> {

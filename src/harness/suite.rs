@@ -9,6 +9,9 @@
 //!   startTime: 2026-01-01T00:00:00Z
 //!   namespaces:                   # what the suite assumes about namespaces
 //!     prod: {labels: {team: payments}}
+//!   objects:                      # what else the cluster holds: manifests, or files of them
+//!     - objectFile: manifests/prod-workloads.yaml
+//!     - {apiVersion: v1, kind: Pod, metadata: {name: api, namespace: prod}, spec: {...}}
 //!   cases:
 //!     - name: kube-system cannot be deleted
 //!       operation: DELETE
@@ -23,6 +26,7 @@
 //!
 //! A case is either one request (the step fields inline) or `steps`, a sequence
 //! sharing one policy set, so budgets and cooldowns carry from step to step.
+//! A case may add `namespaces` and `objects` of its own to the suite's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +36,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{API_VERSION, Period};
-use crate::namespaces::NamespaceInfo;
+use crate::view::{MemoryView, NamespaceInfo};
 use crate::yaml;
 
 pub const KIND: &str = "TestSuite";
@@ -46,7 +50,8 @@ pub struct Suite {
     pub name: String,
     pub policies: PolicySource,
     pub start: Timestamp,
-    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    /// The cluster the suite assumes: its namespaces and objects.
+    pub cluster: MemoryView,
     pub cases: Vec<Case>,
 }
 
@@ -60,8 +65,8 @@ pub enum PolicySource {
 #[derive(Debug)]
 pub struct Case {
     pub name: String,
-    /// Layered over the suite's namespaces.
-    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    /// The suite's cluster with the case's own namespaces and objects added, if it has any.
+    pub cluster: Option<MemoryView>,
     pub steps: Vec<Step>,
     /// Set when the case itself is malformed; it then fails with this reason.
     pub error: Option<String>,
@@ -170,6 +175,8 @@ struct Spec {
     start_time: Option<Timestamp>,
     #[serde(default)]
     namespaces: BTreeMap<String, NamespaceInfo>,
+    #[serde(default)]
+    objects: Vec<Value>,
     cases: Vec<Value>,
 }
 
@@ -211,14 +218,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Suite>, String> {
             Some(start) => start,
             None => DEFAULT_START.parse().expect("the default start time is valid"),
         };
-        let cases =
-            document.spec.cases.into_iter().enumerate().map(|(i, c)| parse_case(i, c, base)).collect();
+        let mut cluster = MemoryView::default();
+        add_objects(&mut cluster, document.spec.objects, base).map_err(|e| format!("{}: spec.{e}", at()))?;
+        for (name, info) in document.spec.namespaces {
+            cluster.set_namespace(&name, info);
+        }
+        let cases = document
+            .spec
+            .cases
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| parse_case(i, c, base, &cluster))
+            .collect();
         suites.push(Suite {
             file: file.to_owned(),
             name: document.metadata.name,
             policies,
             start,
-            namespaces: document.spec.namespaces,
+            cluster,
             cases,
         });
     }
@@ -230,21 +247,33 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Suite>, String> {
 
 /// Parses one case. A malformed case becomes a failing case rather than
 /// hiding the rest of the suite.
-fn parse_case(index: usize, mut value: Value, base: &Path) -> Case {
+fn parse_case(index: usize, mut value: Value, base: &Path, cluster: &MemoryView) -> Case {
     let name = value.get("name").and_then(Value::as_str).map(str::to_owned);
     let name = name.unwrap_or_else(|| format!("case {}", index + 1));
-    let mut case = Case { name, namespaces: BTreeMap::new(), steps: Vec::new(), error: None };
-    if let Err(error) = fill_case(&mut case, &mut value, base) {
+    let mut case = Case { name, cluster: None, steps: Vec::new(), error: None };
+    if let Err(error) = fill_case(&mut case, &mut value, base, cluster) {
         case.error = Some(error);
     }
     case
 }
 
-fn fill_case(case: &mut Case, value: &mut Value, base: &Path) -> Result<(), String> {
+fn fill_case(case: &mut Case, value: &mut Value, base: &Path, cluster: &MemoryView) -> Result<(), String> {
     let fields = value.as_object_mut().ok_or("a case must be a mapping")?;
     fields.remove("name");
-    if let Some(namespaces) = fields.remove("namespaces") {
-        case.namespaces = deserialize(namespaces, "namespaces")?;
+    let objects = fields.remove("objects");
+    let namespaces = fields.remove("namespaces");
+    if objects.is_some() || namespaces.is_some() {
+        let mut view = cluster.clone();
+        if let Some(objects) = objects {
+            add_objects(&mut view, deserialize(objects, "objects")?, base)?;
+        }
+        if let Some(namespaces) = namespaces {
+            let namespaces: BTreeMap<String, NamespaceInfo> = deserialize(namespaces, "namespaces")?;
+            for (name, info) in namespaces {
+                view.set_namespace(&name, info);
+            }
+        }
+        case.cluster = Some(view);
     }
     let single = !fields.contains_key("steps");
     let steps = match fields.remove("steps") {
@@ -295,6 +324,47 @@ fn resolve_files(step: &mut Step, base: &Path) -> Result<(), String> {
         step.old_object = Some(read_manifest(&base.join(file))?);
     }
     Ok(())
+}
+
+/// Adds `objects:` entries to `view`: manifests, or `{objectFile: path}`
+/// naming a file of them (`kind: List` unpacked). A file may hold kinds the
+/// view does not keep (Secrets, Services): they are skipped; an inline
+/// object of such a kind is a mistake.
+fn add_objects(view: &mut MemoryView, entries: Vec<Value>, base: &Path) -> Result<(), String> {
+    for (index, entry) in entries.into_iter().enumerate() {
+        let at = format!("objects[{index}]");
+        let file =
+            entry.as_object().filter(|fields| fields.len() == 1).and_then(|fields| fields.get("objectFile"));
+        match file {
+            Some(file) => {
+                let file = file.as_str().ok_or_else(|| format!("{at}.objectFile: expected a path"))?;
+                for (origin, object) in read_objects(&base.join(file))? {
+                    view.add_manifest(&object).map_err(|e| format!("{origin}: {e}"))?;
+                }
+            }
+            None => {
+                if !view.add_manifest(&entry).map_err(|e| format!("{at}: {e}"))? {
+                    return Err(format!("{at}: {}", crate::view::NOT_HELD));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every object in a manifest file, with where it sits.
+fn read_objects(path: &Path) -> Result<Vec<(String, Value)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut objects = Vec::new();
+    for (index, document) in yaml::documents(&text) {
+        let origin = format!("{} document {index}", path.display());
+        let document = document.map_err(|e| format!("{origin}: {e}"))?;
+        for (at, object) in yaml::objects(document) {
+            let origin = format!("{origin}{at}");
+            objects.push((origin.clone(), object.map_err(|e| format!("{origin}: {e}"))?));
+        }
+    }
+    Ok(objects)
 }
 
 fn read_manifest(path: &Path) -> Result<Value, String> {

@@ -317,8 +317,8 @@ impl Policy for DeletionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::namespaces::NamespaceInfo;
     use crate::testing::{Fixture, object};
+    use crate::view::NamespaceInfo;
 
     fn policy() -> DeletionGuard {
         DeletionGuard::new("deletion-guard", DeletionGuardSpec::default()).unwrap()

@@ -1,9 +1,11 @@
-//! ingress-hosts: no Ingress may claim traffic for hosts it does not own.
+//! ingress-hosts: no Ingress or HTTPRoute may claim traffic for hosts it does not own.
 //!
 //! A rule host of `*`, a rule without a host, or a catch-all default backend
 //! makes the Ingress answer for every hostname that reaches the controller,
 //! swallowing other teams' traffic. Wildcards such as `*.example.com` are denied
-//! unless allowed by configuration; `*.com` never is.
+//! unless allowed by configuration; `*.com` never is. A Gateway API HTTPRoute's
+//! `spec.hostnames` are judged by the same rules; a route without hostnames
+//! takes every host its Gateway listener accepts, as a hostless rule does.
 
 use std::fmt;
 
@@ -14,6 +16,7 @@ use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request};
+use crate::view::http_route;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -90,6 +93,31 @@ impl IngressHosts {
         Self { name: name.into(), spec }
     }
 
+    /// Every offending hostname of an HTTPRoute spec, as `path: what is wrong`.
+    fn route_problems(&self, spec: &Value) -> Vec<String> {
+        let hostnames = array(spec, "hostnames");
+        if hostnames.is_empty() {
+            return vec![
+                "spec.hostnames is empty, so the route takes every host its Gateway listener accepts".into(),
+            ];
+        }
+        let allow = self.spec.allow_wildcard_subdomains;
+        let mut problems = Vec::new();
+        for (index, host) in hostnames.iter().enumerate() {
+            match (host_problem(host.as_str(), allow), host.as_str()) {
+                (None, _) => {}
+                (Some(HostProblem::Missing), _) => {
+                    problems.push(format!("spec.hostnames[{index}] is empty, so it matches every host"));
+                }
+                (Some(problem), host) => {
+                    problems
+                        .push(format!("spec.hostnames[{index}] {:?} {problem}", host.unwrap_or_default()));
+                }
+            }
+        }
+        problems
+    }
+
     /// Every offending field of an Ingress spec, as `path: what is wrong`.
     fn problems(&self, spec: &Value) -> Vec<String> {
         let allow = self.spec.allow_wildcard_subdomains;
@@ -126,6 +154,10 @@ impl IngressHosts {
     }
 }
 
+fn is_http_route(request: &Request) -> bool {
+    request.is_kind(http_route::GROUP, http_route::KIND)
+}
+
 fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
@@ -142,12 +174,15 @@ impl Policy for IngressHosts {
     fn applies(&self, request: &Request) -> bool {
         matches!(request.operation(), Operation::Create | Operation::Update)
             && request.sub_resource().is_none()
-            && (request.is_kind("networking.k8s.io", "Ingress") || request.is_kind("extensions", "Ingress"))
+            && (request.is_kind("networking.k8s.io", "Ingress")
+                || request.is_kind("extensions", "Ingress")
+                || is_http_route(request))
     }
 
     fn evaluate(&self, request: &Request, _: &Context) -> Verdict {
         let spec = request.object().and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
-        let problems = self.problems(spec);
+        let route = is_http_route(request);
+        let problems = if route { self.route_problems(spec) } else { self.problems(spec) };
         if problems.is_empty() {
             return Verdict::Pass;
         }
@@ -156,13 +191,18 @@ impl Policy for IngressHosts {
         } else {
             ""
         };
+        let remedy = if route {
+            format!("Give the route hostnames your team owns, e.g. hostnames: [app.example.com]{wildcards}")
+        } else {
+            format!("Give every rule a host your team owns, e.g. host: app.example.com{wildcards}")
+        };
         Verdict::Violation(Violation::new(
             format!(
                 "{} would take traffic meant for other hosts: {}",
                 request.describe(),
                 problems.join("; ")
             ),
-            format!("Give every rule a host your team owns, e.g. host: app.example.com{wildcards}"),
+            remedy,
         ))
     }
 
@@ -271,6 +311,48 @@ mod tests {
         ));
         assert!(policy(false).applies(&fixture.update(good.clone(), bad.clone())));
         fixture.violation(&policy(false), &fixture.update(good, bad));
+    }
+
+    fn http_route(hostnames: Value) -> Value {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"hostnames": hostnames, "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+        })
+    }
+
+    #[test]
+    fn judges_http_route_hostnames_by_the_same_rules() {
+        let fixture = Fixture::new();
+        let good = fixture.create(http_route(json!(["app.example.com"])));
+        assert!(policy(false).applies(&good));
+        assert!(matches!(policy(false).evaluate(&good, &fixture.context()), Verdict::Pass));
+        let broad = fixture.create(http_route(json!(["app.example.com", "*.com"])));
+        let violation = fixture.violation(&policy(true), &broad);
+        assert_eq!(
+            violation.reason,
+            "httproute \"prod/web\" would take traffic meant for other hosts: spec.hostnames[1] \"*.com\" is a \
+             wildcard over a whole top-level domain"
+        );
+        assert!(
+            violation.remedy.starts_with("Give the route hostnames your team owns"),
+            "{}",
+            violation.remedy
+        );
+        let wildcard = fixture.create(http_route(json!(["*.example.com"])));
+        assert!(
+            fixture.violation(&policy(false), &wildcard).reason.contains("wildcard hosts are not allowed")
+        );
+        assert!(matches!(policy(true).evaluate(&wildcard, &fixture.context()), Verdict::Pass));
+    }
+
+    #[test]
+    fn an_http_route_without_hostnames_takes_every_host() {
+        let fixture = Fixture::new();
+        let mut route = http_route(json!([]));
+        route["spec"].as_object_mut().unwrap().remove("hostnames");
+        let violation = fixture.violation(&policy(true), &fixture.create(route));
+        assert!(violation.reason.contains("spec.hostnames is empty"), "{}", violation.reason);
     }
 
     #[test]

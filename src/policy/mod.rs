@@ -1,4 +1,4 @@
-//! The policy contract and the four built-in policies.
+//! The policy contract and the built-in policies.
 //!
 //! A policy is a pure judgement of one request: it reads the request and the
 //! context and returns a [`Verdict`]. It never spends a budget itself; it asks
@@ -11,11 +11,14 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
-use crate::namespaces::{NamespaceInfo, NamespaceLookup};
 use crate::request::Request;
+use crate::view::{ClusterView, NamespaceInfo};
 
+pub mod cascading_protection;
 pub mod core_namespaces;
 pub mod deletion_guard;
+pub mod duplicate_hosts;
+pub mod in_use_guard;
 pub mod ingress_hosts;
 pub mod namespace_deletion;
 
@@ -46,7 +49,8 @@ impl Action {
 /// Everything a policy may consult besides the request.
 pub struct Context<'a> {
     pub now: Timestamp,
-    pub namespaces: &'a dyn NamespaceLookup,
+    /// What the cluster holds beyond the request.
+    pub view: &'a dyn ClusterView,
     /// Groups allowed through every policy, named in messages that have no other way out.
     pub break_glass_groups: &'a [String],
     /// The namespace Defender itself runs in, when known: always core.
@@ -59,7 +63,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
-        self.namespaces.namespace(name)
+        self.view.namespace(name)
     }
 
     /// "ask a cluster admin ..." sentence for violations only break-glass can lift.

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use humantime::format_duration;
 
-use crate::cluster::{self, ClusterNamespaces};
+use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
 use crate::server::{Config, DenialEvents, Server, TlsSource};
+use crate::view::LiveView;
 
 /// Serve AdmissionReviews over HTTPS.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,8 +61,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
 
-    /// Watch namespaces (labels, terminating) through this kubeconfig. In a
-    /// Pod the service account is used without it.
+    /// Watch the cluster (namespaces, pods, workloads, PVCs, ingresses,
+    /// HTTPRoutes) through this kubeconfig. In a Pod the service account is
+    /// used without it.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -136,10 +138,17 @@ impl ServeArgs {
     async fn cluster_client(&self) -> anyhow::Result<Option<kube::Client>> {
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
         if self.kubeconfig.is_none() && !in_cluster {
+            tracing::info!(
+                "no --kubeconfig and not in a cluster: requests are judged alone, and the policies that \
+                 consult the cluster (namespace labels, cascading-protection, in-use-guard, duplicate-hosts) \
+                 see an empty one"
+            );
             return Ok(None);
         }
         let client = cluster::client(self.kubeconfig.as_deref()).await?;
-        tracing::info!("watching namespaces for their labels and deletion state");
+        tracing::info!(
+            "watching namespaces, pods, workloads, PVCs, ingresses and HTTPRoutes for the cluster view"
+        );
         Ok(Some(client))
     }
 
@@ -168,7 +177,7 @@ impl ServeArgs {
         if let Some(client) = self.cluster_client().await? {
             config.shared_budgets = self.shared_budgets(&client, config.own_namespace.as_deref());
             config.events = Some(DenialEvents::start(client.clone(), instance_name()));
-            config.namespaces = Arc::new(ClusterNamespaces::watch(client));
+            config.view = Arc::new(LiveView::start(client));
         } else if self.budgets == BudgetStore::Shared {
             tracing::info!("no cluster access: budgets are counted in this process only");
         }

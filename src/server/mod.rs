@@ -37,7 +37,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigError};
 use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
-use crate::namespaces::{NamespaceLookup, StaticNamespaces};
+use crate::view::{ClusterView, MemoryView};
 use metrics::Metrics;
 use reload::{CertWatch, PolicyWatch};
 use state::{AppState, CurrentEngine};
@@ -62,8 +62,8 @@ pub struct Config {
     /// The most one review may take, body upload included; below the webhook's timeoutSeconds.
     pub request_timeout: Duration,
     pub limits: Limits,
-    /// What Defender knows about namespaces beyond the request.
-    pub namespaces: Arc<dyn NamespaceLookup>,
+    /// What Defender knows about the cluster beyond the request.
+    pub view: Arc<dyn ClusterView>,
     /// The namespace Defender runs in; core whatever the policies list.
     pub own_namespace: Option<String>,
     /// When set, clients must present a certificate signed by one of these CAs.
@@ -90,7 +90,7 @@ impl Config {
                 max_connections: 4096,
                 shutdown_grace: Duration::from_secs(25),
             },
-            namespaces: Arc::new(StaticNamespaces::default()),
+            view: Arc::new(MemoryView::default()),
             own_namespace: None,
             client_ca: None,
             shared_budgets: None,
@@ -197,7 +197,7 @@ impl Server {
         let state = Arc::new(AppState {
             engine: Arc::clone(&engine),
             metrics: Arc::clone(&metrics),
-            namespaces: config.namespaces,
+            view: config.view,
             own_namespace: config.own_namespace,
             events: config.events,
             clock,

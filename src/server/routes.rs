@@ -81,7 +81,7 @@ async fn review(state: &AppState, request: Request, started: Instant) -> Respons
     };
     let engine = state.engine.get();
     let context = engine
-        .context(state.clock.now(), state.namespaces.as_ref())
+        .context(state.clock.now(), state.view.as_ref())
         .with_own_namespace(state.own_namespace.as_deref());
     let decision = engine.review(&request, &context);
     let response = admission::respond(&request, &decision);
@@ -118,8 +118,8 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if !state.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
-    } else if !state.namespaces.synced() {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the namespace view has not synced\n").into_response()
+    } else if !state.view.synced() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the cluster view has not synced\n").into_response()
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
-use crate::namespaces::NamespaceLookup;
 use crate::server::events::DenialEvents;
 use crate::server::metrics::Metrics;
+use crate::view::ClusterView;
 
 /// The engine in force. A policy reload swaps it whole; a review in progress
 /// keeps the engine it started with.
@@ -44,7 +44,7 @@ impl CurrentEngine {
 pub struct AppState {
     pub engine: Arc<CurrentEngine>,
     pub metrics: Arc<Metrics>,
-    pub namespaces: Arc<dyn NamespaceLookup>,
+    pub view: Arc<dyn ClusterView>,
     pub own_namespace: Option<String>,
     pub events: Option<DenialEvents>,
     pub clock: Arc<dyn Clock>,

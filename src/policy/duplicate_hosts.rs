@@ -1,0 +1,272 @@
+//! duplicate-hosts: one host and path, one namespace.
+//!
+//! When Ingresses (or Gateway API HTTPRoutes) in two namespaces serve the
+//! same host and path, the controller picks one of them, and traffic moves
+//! between teams unannounced. An Ingress or HTTPRoute that would serve a
+//! host and path another namespace already serves is reported. Only routes
+//! the request adds are judged, so an update does not trip over a conflict
+//! that was already there. What other namespaces serve comes from the
+//! cluster view.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::core::DynamicObject;
+use serde::Deserialize;
+
+use crate::budget::Exhausted;
+use crate::policy::core_namespaces::unreachable_charge;
+use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::request::{Operation, Request};
+use crate::view::http_route::{self, HttpRoute};
+use crate::view::{HostPath, Route, summary};
+
+/// How many conflicts a message names; the rest are counted.
+const NAMED: usize = 5;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DuplicateHostsSpec {
+    #[serde(default = "warn")]
+    pub action: Action,
+}
+
+fn warn() -> Action {
+    Action::Warn
+}
+
+impl Default for DuplicateHostsSpec {
+    fn default() -> Self {
+        Self { action: warn() }
+    }
+}
+
+pub struct DuplicateHosts {
+    name: String,
+    spec: DuplicateHostsSpec,
+}
+
+/// The kinds that route traffic by host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Router {
+    Ingress,
+    HttpRoute,
+}
+
+fn router(request: &Request) -> Option<Router> {
+    if request.is_kind("networking.k8s.io", "Ingress") || request.is_kind("extensions", "Ingress") {
+        Some(Router::Ingress)
+    } else if request.is_kind(http_route::GROUP, http_route::KIND) {
+        Some(Router::HttpRoute)
+    } else {
+        None
+    }
+}
+
+/// The hosts and paths an object routes, as the view summarizes them. An
+/// object that does not parse routes nothing: the API server has validated it.
+fn routes(router: Router, object: Option<&DynamicObject>) -> BTreeSet<HostPath> {
+    let Some(object) = object.cloned() else { return BTreeSet::new() };
+    let routes = match router {
+        Router::Ingress => object.try_parse::<Ingress>().map(|ingress| summary::ingress(&ingress).routes),
+        Router::HttpRoute => object.try_parse::<HttpRoute>().map(|route| summary::http_route(&route).routes),
+    };
+    routes.map(|routes| routes.into_vec().into_iter().collect()).unwrap_or_default()
+}
+
+impl DuplicateHosts {
+    pub fn new(name: impl Into<String>, spec: DuplicateHostsSpec) -> Self {
+        Self { name: name.into(), spec }
+    }
+
+    /// Each route the request adds, with the other namespaces' objects already serving it.
+    fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Vec<(HostPath, Route)> {
+        let namespace = request.namespace().unwrap_or_default();
+        let before = routes(router, request.old_object());
+        let mut conflicts = Vec::new();
+        for added in routes(router, request.object()).difference(&before) {
+            let taken = context.view.routes_to(&added.host).into_iter();
+            conflicts.extend(
+                taken
+                    .filter(|route| route.namespace != namespace && route.path == added.path)
+                    .map(|route| (added.clone(), route)),
+            );
+        }
+        conflicts
+    }
+}
+
+impl Policy for DuplicateHosts {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn action(&self) -> Action {
+        self.spec.action
+    }
+
+    fn applies(&self, request: &Request) -> bool {
+        matches!(request.operation(), Operation::Create | Operation::Update)
+            && request.sub_resource().is_none()
+            && router(request).is_some()
+    }
+
+    fn evaluate(&self, request: &Request, context: &Context) -> Verdict {
+        let Some(router) = router(request) else { return Verdict::Pass };
+        let conflicts = self.conflicts(request, router, context);
+        if conflicts.is_empty() {
+            return Verdict::Pass;
+        }
+        let mut named: Vec<String> = conflicts
+            .iter()
+            .take(NAMED)
+            .map(|(route, other)| format!("{route} (served by {})", other.describe()))
+            .collect();
+        if conflicts.len() > NAMED {
+            let last = format!("{} and {} more", named.pop().unwrap_or_default(), conflicts.len() - NAMED);
+            named.push(last);
+        }
+        Verdict::Violation(Violation::new(
+            format!(
+                "{} would serve hosts and paths another namespace already serves: {}",
+                request.describe(),
+                named.join(", ")
+            ),
+            "Two namespaces serving one host and path split its traffic unpredictably. Use a host or path your \
+             team owns, or agree with the other namespace's owners which of you serves it",
+        ))
+    }
+
+    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
+        unreachable_charge(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Fixture;
+    use serde_json::{Value, json};
+
+    fn policy() -> DuplicateHosts {
+        DuplicateHosts::new("duplicate-hosts", DuplicateHostsSpec::default())
+    }
+
+    fn ingress(namespace: &str, name: &str, host: &str, paths: &[&str]) -> Value {
+        let paths: Vec<Value> = paths
+            .iter()
+            .map(|path| {
+                json!({"path": path, "pathType": "Prefix",
+                       "backend": {"service": {"name": "web", "port": {"number": 80}}}})
+            })
+            .collect();
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": name, "namespace": namespace},
+               "spec": {"rules": [{"host": host, "http": {"paths": paths}}]}})
+    }
+
+    fn http_route(namespace: &str, name: &str, hostnames: &[&str], path: Option<&str>) -> Value {
+        let matches = match path {
+            Some(path) => json!([{"path": {"type": "PathPrefix", "value": path}}]),
+            None => json!([]),
+        };
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+               "metadata": {"name": name, "namespace": namespace},
+               "spec": {"hostnames": hostnames, "rules": [{"matches": matches}]}})
+    }
+
+    #[test]
+    fn an_ingress_for_a_host_and_path_another_namespace_serves_is_reported() {
+        let fixture = Fixture::new().with_objects(&[
+            ingress("shop", "web", "shop.example.com", &["/", "/api"]),
+            ingress("blog", "web", "blog.example.com", &["/"]),
+        ]);
+        let request = fixture.create(ingress("intruder", "web", "Shop.Example.com.", &["/api", "/other"]));
+        let violation = fixture.violation(&policy(), &request);
+        assert_eq!(
+            violation.reason,
+            "ingress \"intruder/web\" would serve hosts and paths another namespace already serves: \
+             shop.example.com/api (served by ingress \"shop/web\")"
+        );
+        assert!(violation.remedy.contains("split its traffic unpredictably"));
+    }
+
+    #[test]
+    fn the_same_namespace_other_paths_and_other_hosts_pass() {
+        let fixture = Fixture::new().with_objects(&[ingress("shop", "web", "shop.example.com", &["/"])]);
+        let context = fixture.context();
+        for object in [
+            ingress("shop", "web-2", "shop.example.com", &["/"]),
+            ingress("blog", "web", "shop.example.com", &["/blog"]),
+            ingress("blog", "web", "blog.example.com", &["/"]),
+        ] {
+            assert!(matches!(policy().evaluate(&fixture.create(object), &context), Verdict::Pass));
+        }
+    }
+
+    #[test]
+    fn an_update_is_judged_on_the_routes_it_adds() {
+        let fixture = Fixture::new().with_objects(&[ingress("shop", "web", "shop.example.com", &["/"])]);
+        let old = ingress("blog", "web", "shop.example.com", &["/"]);
+        let unchanged = ingress("blog", "web", "shop.example.com", &["/", "/blog"]);
+        assert!(matches!(
+            policy().evaluate(&fixture.update(old.clone(), unchanged), &fixture.context()),
+            Verdict::Pass
+        ));
+        let moved = ingress("blog", "web", "shop.example.com", &["/"]);
+        let before = ingress("blog", "web", "blog.example.com", &["/"]);
+        assert!(
+            fixture.violation(&policy(), &fixture.update(before, moved)).reason.contains("shop.example.com/")
+        );
+    }
+
+    #[test]
+    fn http_route_hostnames_conflict_with_ingresses_and_each_other() {
+        let fixture = Fixture::new().with_objects(&[
+            ingress("shop", "web", "shop.example.com", &["/"]),
+            http_route("team-b", "api", &["api.example.com"], Some("/v1")),
+        ]);
+        let route =
+            fixture.create(http_route("team-c", "both", &["shop.example.com", "api.example.com"], None));
+        let violation = fixture.violation(&policy(), &route);
+        assert!(
+            violation.reason.contains("httproute \"team-c/both\" would serve")
+                && violation.reason.contains("shop.example.com/ (served by ingress \"shop/web\")"),
+            "{}",
+            violation.reason
+        );
+        let v1 = fixture.create(http_route("team-c", "v1", &["api.example.com"], Some("/v1")));
+        assert!(
+            fixture
+                .violation(&policy(), &v1)
+                .reason
+                .contains("api.example.com/v1 (served by httproute \"team-b/api\")")
+        );
+        let ingress_on_route = fixture.create(ingress("team-d", "api", "api.example.com", &["/v1"]));
+        assert!(fixture.violation(&policy(), &ingress_on_route).reason.contains("httproute \"team-b/api\""));
+    }
+
+    #[test]
+    fn names_five_conflicts_and_counts_the_rest() {
+        let taken: Vec<Value> =
+            (1..=7).map(|i| ingress(&format!("team-{i}"), "web", "shop.example.com", &["/"])).collect();
+        let fixture = Fixture::new().with_objects(&taken);
+        let violation =
+            fixture.violation(&policy(), &fixture.create(ingress("late", "web", "shop.example.com", &["/"])));
+        assert!(
+            violation.reason.ends_with("(served by ingress \"team-5/web\") and 2 more"),
+            "{}",
+            violation.reason
+        );
+    }
+
+    #[test]
+    fn applies_to_ingress_and_httproute_writes_only() {
+        let fixture = Fixture::new();
+        let object = ingress("shop", "web", "shop.example.com", &["/"]);
+        assert!(policy().applies(&fixture.create(object.clone())));
+        assert!(policy().applies(&fixture.create(http_route("shop", "web", &["a.example.com"], None))));
+        assert!(!policy().applies(&fixture.delete(object)));
+        assert!(!policy().applies(&fixture.create(crate::testing::namespace("shop"))));
+    }
+}

@@ -1,0 +1,294 @@
+//! The live view: watches of every kind the policies consult, each event
+//! summarized and recorded in a [`MemoryView`], so reviews read memory and
+//! never wait on an API call.
+//!
+//! Namespaces are watched metadata-only; the other kinds need a field or
+//! two of their spec or status, so their objects are read whole, summarized
+//! and dropped. Pods that finished are filtered out by the API server.
+//! HTTPRoutes are watched only if the cluster serves the Gateway API.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::core::{ApiResource, PartialObjectMeta};
+use kube::error::DiscoveryError;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::{Api, discovery};
+use serde::de::DeserializeOwned;
+
+use crate::view::http_route::{self, HttpRoute};
+use crate::view::memory::{self, MemoryView, Watched};
+use crate::view::{ClusterView, Contents, NamespaceInfo, Referent, Route, User};
+
+/// The cluster as the API server last reported it.
+pub struct LiveView {
+    view: Arc<RwLock<MemoryView>>,
+    watches: Vec<Arc<Synced>>,
+}
+
+/// Whether one watch has listed its kind once.
+pub struct Synced {
+    plural: &'static str,
+    done: AtomicBool,
+}
+
+impl Synced {
+    fn new(plural: &'static str) -> Arc<Self> {
+        Arc::new(Self { plural, done: AtomicBool::new(false) })
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// True the first time.
+    fn mark(&self) -> bool {
+        !self.done.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Pods that finished hold nothing and use nothing; the API server leaves them out.
+const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+impl LiveView {
+    /// Starts every watch on the current tokio runtime. They reconnect with
+    /// backoff for as long as the process runs.
+    pub fn start(client: kube::Client) -> Self {
+        let mut live = Self { view: Arc::default(), watches: Vec::new() };
+        // Lists come from the API server's watch cache, sparing etcd.
+        let config = watcher::Config::default().any_semantic();
+        live.follow(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone());
+        live.follow(Api::<Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
+        live.follow(Api::<Deployment>::all(client.clone()), config.clone());
+        live.follow(Api::<StatefulSet>::all(client.clone()), config.clone());
+        live.follow(Api::<ReplicaSet>::all(client.clone()), config.clone());
+        live.follow(Api::<DaemonSet>::all(client.clone()), config.clone());
+        live.follow(Api::<PersistentVolumeClaim>::all(client.clone()), config.clone());
+        live.follow(Api::<Ingress>::all(client.clone()), config.clone());
+        live.follow_http_routes(client, config);
+        live
+    }
+
+    fn follow<K>(&mut self, api: Api<K>, config: watcher::Config)
+    where
+        K: Watched + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let follower = Follower::<K>::new(Arc::clone(&self.view), self.synced(K::PLURAL));
+        tokio::spawn(follower.run(watch(api, config)));
+    }
+
+    /// HTTPRoutes are a CRD: watched if the API server serves them, in the
+    /// version it recommends. Discovery is retried until the API server answers.
+    fn follow_http_routes(&mut self, client: kube::Client, config: watcher::Config) {
+        let follower = Follower::<HttpRoute>::new(Arc::clone(&self.view), self.synced(HttpRoute::PLURAL));
+        tokio::spawn(async move {
+            match discover_http_routes(&client).await {
+                Some(resource) => {
+                    tracing::info!(
+                        version = %resource.api_version,
+                        "watching HTTPRoutes: their hostnames count in the duplicate-hosts check"
+                    );
+                    follower.run(watch(Api::<HttpRoute>::all_with(client, &resource), config)).await;
+                }
+                None => {
+                    tracing::info!(
+                        "the cluster does not serve {} {}: HTTPRoute hostnames are not part of the \
+                         duplicate-hosts check (restart Defender after installing the Gateway API)",
+                        http_route::GROUP,
+                        http_route::KIND
+                    );
+                    follower.synced.mark();
+                }
+            }
+        });
+    }
+
+    fn synced(&mut self, plural: &'static str) -> Arc<Synced> {
+        let synced = Synced::new(plural);
+        self.watches.push(Arc::clone(&synced));
+        synced
+    }
+
+    /// The kinds not listed yet.
+    pub fn pending(&self) -> Vec<&'static str> {
+        self.watches.iter().filter(|watch| !watch.is_done()).map(|watch| watch.plural).collect()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, MemoryView> {
+        // Writers only swap summaries in; a panic cannot leave a half-written entry.
+        self.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn discover_http_routes(client: &kube::Client) -> Option<ApiResource> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match discovery::group(client, http_route::GROUP).await {
+            Ok(group) => return group.recommended_kind(http_route::KIND).map(|(resource, _)| resource),
+            Err(kube::Error::Discovery(DiscoveryError::MissingApiGroup(_))) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "cannot ask the API server whether it serves HTTPRoutes; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Records one watch's events in the view.
+struct Follower<K: Watched> {
+    view: Arc<RwLock<MemoryView>>,
+    synced: Arc<Synced>,
+    /// Summaries of a listing in progress: the kind is replaced when it ends,
+    /// so objects deleted while the watch was down disappear too.
+    listing: Vec<(String, String, K::Summary)>,
+}
+
+impl<K> Follower<K>
+where
+    K: Watched + Debug + Send + 'static,
+{
+    fn new(view: Arc<RwLock<MemoryView>>, synced: Arc<Synced>) -> Self {
+        Self { view, synced, listing: Vec::new() }
+    }
+
+    async fn run(mut self, events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send) {
+        let mut events = std::pin::pin!(events.default_backoff());
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.handle(event),
+                Err(error) => tracing::warn!(%error, "{} watch interrupted; retrying", K::PLURAL),
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event<K>) {
+        match event {
+            Event::Init => self.listing.clear(),
+            Event::InitApply(object) => {
+                let summary = object.summarize();
+                if K::matters(&summary) {
+                    let (namespace, name) = memory::key(&object);
+                    self.listing.push((namespace, name, summary));
+                }
+            }
+            Event::InitDone => {
+                let listing = std::mem::take(&mut self.listing);
+                let count = listing.len();
+                self.write().replace::<K>(listing);
+                if self.synced.mark() {
+                    tracing::info!(count, "cluster view: {} synced", K::PLURAL);
+                }
+            }
+            Event::Apply(object) => {
+                let summary = object.summarize();
+                let (namespace, name) = memory::key(&object);
+                self.write().put::<K>(&namespace, &name, summary);
+            }
+            Event::Delete(object) => self.write().delete(&object),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, MemoryView> {
+        self.view.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ClusterView for LiveView {
+    fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+        self.read().namespace(name)
+    }
+
+    fn contents(&self, namespace: &str) -> Contents {
+        self.read().contents(namespace)
+    }
+
+    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+        self.read().users(referent, namespace, name)
+    }
+
+    fn routes_to(&self, host: &str) -> Vec<Route> {
+        self.read().routes_to(host)
+    }
+
+    fn synced(&self) -> bool {
+        self.watches.iter().all(|watch| watch.is_done())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, phase: &str, secret: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "prod"},
+            "spec": {"containers": [{"name": "app", "envFrom": [{"secretRef": {"name": secret}}]}]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    fn follower() -> (Follower<Pod>, Arc<RwLock<MemoryView>>) {
+        let view = Arc::new(RwLock::new(MemoryView::default()));
+        (Follower::new(Arc::clone(&view), Synced::new("pods")), view)
+    }
+
+    fn users(view: &RwLock<MemoryView>, secret: &str) -> Vec<String> {
+        let view = view.read().unwrap();
+        view.users(Referent::Secret, "prod", secret).iter().map(|user| user.name.clone()).collect()
+    }
+
+    #[test]
+    fn a_listing_is_recorded_when_it_ends_and_marks_the_watch_synced() {
+        let (mut follower, view) = follower();
+        follower.handle(Event::Init);
+        follower.handle(Event::InitApply(pod("api-1", "Running", "db")));
+        follower.handle(Event::InitApply(pod("api-2", "Pending", "db")));
+        assert!(users(&view, "db").is_empty(), "nothing is recorded before the listing ends");
+        assert!(!follower.synced.is_done());
+        follower.handle(Event::InitDone);
+        assert_eq!(users(&view, "db"), ["api-1", "api-2"]);
+        assert!(follower.synced.is_done());
+    }
+
+    #[test]
+    fn changes_and_deletions_apply_at_once() {
+        let (mut follower, view) = follower();
+        follower.handle(Event::Init);
+        follower.handle(Event::InitDone);
+        follower.handle(Event::Apply(pod("api-1", "Running", "db")));
+        assert_eq!(users(&view, "db"), ["api-1"]);
+        follower.handle(Event::Apply(pod("api-1", "Running", "db-v2")));
+        assert!(users(&view, "db").is_empty());
+        assert_eq!(users(&view, "db-v2"), ["api-1"]);
+        // A pod that finishes uses nothing any more.
+        follower.handle(Event::Apply(pod("api-1", "Succeeded", "db-v2")));
+        assert!(users(&view, "db-v2").is_empty());
+        follower.handle(Event::Apply(pod("api-2", "Running", "db")));
+        follower.handle(Event::Delete(pod("api-2", "Running", "db")));
+        assert!(users(&view, "db").is_empty());
+    }
+
+    #[test]
+    fn a_relisting_forgets_objects_deleted_while_the_watch_was_down() {
+        let (mut follower, view) = follower();
+        follower.handle(Event::Init);
+        follower.handle(Event::InitApply(pod("api-1", "Running", "db")));
+        follower.handle(Event::InitApply(pod("api-2", "Running", "db")));
+        follower.handle(Event::InitDone);
+        follower.handle(Event::Init);
+        follower.handle(Event::InitApply(pod("api-2", "Running", "db")));
+        assert_eq!(users(&view, "db"), ["api-1", "api-2"], "the old state serves until the listing ends");
+        follower.handle(Event::InitDone);
+        assert_eq!(users(&view, "db"), ["api-2"]);
+    }
+}

@@ -1,0 +1,115 @@
+use serde_json::{Value, json};
+
+use super::*;
+
+fn pod(namespace: &str, name: &str, secret: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"containers": [{"name": "a", "envFrom": [{"secretRef": {"name": secret}}]}]}})
+}
+
+#[test]
+fn manifests_of_the_kinds_it_keeps_are_summarized_and_others_skipped() {
+    let mut view = MemoryView::default();
+    assert!(view.add_manifest(&pod("prod", "api", "db")).unwrap());
+    let secret =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod"}});
+    assert!(!view.add_manifest(&secret).unwrap());
+    let crd = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
+    assert!(!view.add_manifest(&crd).unwrap(), "a kind is known by its group too");
+    assert_eq!(view.count::<Pod>(), 1);
+    assert_eq!(view.users(Referent::Secret, "prod", "db").len(), 1);
+}
+
+#[test]
+fn a_manifest_without_a_namespace_is_in_default_and_one_without_a_name_is_refused() {
+    let mut view = MemoryView::default();
+    let mut unplaced = pod("x", "api", "db");
+    unplaced["metadata"].as_object_mut().unwrap().remove("namespace");
+    view.add_manifest(&unplaced).unwrap();
+    assert_eq!(view.users(Referent::Secret, "default", "db").len(), 1);
+    let nameless = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}});
+    assert_eq!(view.add_manifest(&nameless).unwrap_err(), "pod: metadata.name is missing");
+}
+
+#[test]
+fn a_malformed_manifest_is_refused_with_the_field() {
+    let mut view = MemoryView::default();
+    let bad = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"},
+                     "spec": {"replicas": "three"}});
+    let error = view.add_manifest(&bad).unwrap_err();
+    assert!(error.starts_with("deployment \"web\": spec.replicas:"), "{error}");
+}
+
+#[test]
+fn what_matters_to_no_policy_is_not_kept() {
+    let mut view = MemoryView::default();
+    let mut finished = pod("prod", "job-1", "db");
+    finished["status"] = json!({"phase": "Succeeded"});
+    view.add_manifest(&finished).unwrap();
+    let idle = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "prod"},
+                      "spec": {"replicas": 0}});
+    view.add_manifest(&idle).unwrap();
+    let unbound = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                         "metadata": {"name": "c", "namespace": "prod"}, "status": {"phase": "Pending"}});
+    view.add_manifest(&unbound).unwrap();
+    assert_eq!(
+        (view.count::<Pod>(), view.count::<Deployment>(), view.count::<PersistentVolumeClaim>()),
+        (0, 0, 0)
+    );
+    assert!(view.contents("prod").is_empty());
+}
+
+#[test]
+fn a_change_replaces_the_summary_and_a_finished_pod_is_forgotten() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&pod("prod", "api", "db")).unwrap();
+    view.add_manifest(&pod("prod", "api", "db-v2")).unwrap();
+    assert!(view.users(Referent::Secret, "prod", "db").is_empty());
+    let mut finished = pod("prod", "api", "db-v2");
+    finished["status"] = json!({"phase": "Failed"});
+    view.add_manifest(&finished).unwrap();
+    assert_eq!(view.count::<Pod>(), 0);
+    assert!(view.pods.is_empty(), "an emptied namespace leaves no map behind");
+}
+
+#[test]
+fn replace_keeps_exactly_the_listed_objects() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&pod("prod", "gone", "db")).unwrap();
+    let kept: Pod = serde_json::from_value(pod("prod", "kept", "db")).unwrap();
+    view.replace::<Pod>(vec![("prod".into(), "kept".into(), kept.summarize())]);
+    let users: Vec<String> = view.users(Referent::Secret, "prod", "db").into_iter().map(|u| u.name).collect();
+    assert_eq!(users, ["kept"]);
+}
+
+#[test]
+fn declared_namespaces_and_namespace_manifests_say_the_same() {
+    let mut view = MemoryView::default();
+    view.set_namespace(
+        "a",
+        NamespaceInfo { labels: [("team".into(), "x".into())].into(), terminating: true },
+    );
+    view.add_manifest(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "b", "labels": {"team": "x"}, "deletionTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"finalizers": ["kubernetes"]}}))
+        .unwrap();
+    assert_eq!(view.namespace("a"), view.namespace("b"));
+    assert_eq!(view.namespace("c"), None);
+}
+
+#[test]
+fn routes_to_finds_ingress_and_http_route_hosts_in_every_namespace() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}))
+    .unwrap();
+    view.add_manifest(&json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "HTTPRoute",
+        "metadata": {"name": "api", "namespace": "team-b"}, "spec": {"hostnames": ["SHOP.example.com"]}}))
+        .unwrap();
+    let routes = view.routes_to("shop.example.com.");
+    let found: Vec<String> = routes.iter().map(|r| format!("{} {}", r.describe(), r.path)).collect();
+    assert_eq!(found, ["ingress \"shop/web\" /", "httproute \"team-b/api\" /"]);
+    assert!(view.routes_to("other.example.com").is_empty());
+}

@@ -1,0 +1,319 @@
+//! One function per kind that turns a full object into the little policies
+//! need of it. Nothing else is kept: the live view summarizes what its
+//! watches deliver, the harness and the unit tests summarize the manifests
+//! they declare, so both judge from the same facts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, EphemeralContainer, PersistentVolumeClaim, Pod, Volume,
+};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+
+use crate::selector::Labels;
+use crate::view::http_route::HttpRoute;
+
+/// The facts policies need about one namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceInfo {
+    #[serde(default)]
+    pub labels: Labels,
+    /// The namespace has a deletionTimestamp (phase Terminating).
+    #[serde(default)]
+    pub terminating: bool,
+}
+
+/// A Namespace, from its metadata alone (the live view watches nothing else).
+pub fn namespace(metadata: &ObjectMeta) -> NamespaceInfo {
+    NamespaceInfo {
+        labels: metadata.labels.clone().unwrap_or_default(),
+        terminating: metadata.deletion_timestamp.is_some(),
+    }
+}
+
+/// The kinds of object that others depend on by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Referent {
+    Secret,
+    ConfigMap,
+    Service,
+}
+
+impl Referent {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Referent::Secret => "Secret",
+            Referent::ConfigMap => "ConfigMap",
+            Referent::Service => "Service",
+        }
+    }
+}
+
+/// How an object refers to a Secret, ConfigMap or Service, as messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Via {
+    Env,
+    EnvFrom,
+    Volume,
+    ProjectedVolume,
+    ImagePullSecrets,
+    Tls,
+    Backend,
+    DefaultBackend,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Env => "env",
+            Via::EnvFrom => "envFrom",
+            Via::Volume => "volume",
+            Via::ProjectedVolume => "projected volume",
+            Via::ImagePullSecrets => "imagePullSecrets",
+            Via::Tls => "tls",
+            Via::Backend => "backend",
+            Via::DefaultBackend => "defaultBackend",
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One named object another object depends on, and how.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Reference {
+    pub referent: Referent,
+    pub name: String,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSummary {
+    /// Not yet finished: Pending, Running or Unknown. Pending pods count, as
+    /// they are about to run (or would, given a node).
+    pub live: bool,
+    /// The Secrets and ConfigMaps it uses, each way once, sorted.
+    pub references: Box<[Reference]>,
+}
+
+/// A Pod: its phase and every Secret and ConfigMap it names, in all its
+/// containers (init and ephemeral too), volumes and imagePullSecrets.
+pub fn pod(pod: &Pod) -> PodSummary {
+    let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
+    let live = !matches!(phase, Some("Succeeded" | "Failed"));
+    let mut references = BTreeSet::new();
+    if let Some(spec) = &pod.spec {
+        let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+        for Container { env, env_from, .. } in containers {
+            environment(env.as_deref(), env_from.as_deref(), &mut references);
+        }
+        for EphemeralContainer { env, env_from, .. } in spec.ephemeral_containers.iter().flatten() {
+            environment(env.as_deref(), env_from.as_deref(), &mut references);
+        }
+        for volume in spec.volumes.iter().flatten() {
+            volume_references(volume, &mut references);
+        }
+        for secret in spec.image_pull_secrets.iter().flatten() {
+            add(&mut references, Referent::Secret, &secret.name, Via::ImagePullSecrets);
+        }
+    }
+    PodSummary { live, references: references.into_iter().collect() }
+}
+
+fn environment(env: Option<&[EnvVar]>, env_from: Option<&[EnvFromSource]>, into: &mut BTreeSet<Reference>) {
+    for source in env.unwrap_or_default().iter().filter_map(|var| var.value_from.as_ref()) {
+        if let Some(secret) = &source.secret_key_ref {
+            add(into, Referent::Secret, &secret.name, Via::Env);
+        }
+        if let Some(config_map) = &source.config_map_key_ref {
+            add(into, Referent::ConfigMap, &config_map.name, Via::Env);
+        }
+    }
+    for source in env_from.unwrap_or_default() {
+        if let Some(secret) = &source.secret_ref {
+            add(into, Referent::Secret, &secret.name, Via::EnvFrom);
+        }
+        if let Some(config_map) = &source.config_map_ref {
+            add(into, Referent::ConfigMap, &config_map.name, Via::EnvFrom);
+        }
+    }
+}
+
+fn volume_references(volume: &Volume, into: &mut BTreeSet<Reference>) {
+    if let Some(name) = volume.secret.as_ref().and_then(|secret| secret.secret_name.as_deref()) {
+        add(into, Referent::Secret, name, Via::Volume);
+    }
+    if let Some(config_map) = &volume.config_map {
+        add(into, Referent::ConfigMap, &config_map.name, Via::Volume);
+    }
+    let sources = volume.projected.as_ref().and_then(|projected| projected.sources.as_deref());
+    for source in sources.unwrap_or_default() {
+        if let Some(secret) = &source.secret {
+            add(into, Referent::Secret, &secret.name, Via::ProjectedVolume);
+        }
+        if let Some(config_map) = &source.config_map {
+            add(into, Referent::ConfigMap, &config_map.name, Via::ProjectedVolume);
+        }
+    }
+}
+
+fn add(into: &mut BTreeSet<Reference>, referent: Referent, name: &str, via: Via) {
+    if !name.is_empty() {
+        into.insert(Reference { referent, name: name.to_owned(), via });
+    }
+}
+
+/// A Deployment, StatefulSet, ReplicaSet or DaemonSet, as namespace deletion sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkloadSummary {
+    /// Asks for pods: replicas > 0, or for a DaemonSet, pods scheduled or nodes to schedule them on.
+    pub active: bool,
+}
+
+/// Replicas default to 1 when a manifest leaves them out, as the API server defaults them.
+pub fn deployment(deployment: &Deployment) -> WorkloadSummary {
+    let replicas = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+    WorkloadSummary { active: replicas > 0 }
+}
+
+pub fn stateful_set(stateful_set: &StatefulSet) -> WorkloadSummary {
+    let replicas = stateful_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+    WorkloadSummary { active: replicas > 0 }
+}
+
+/// A ReplicaSet a Deployment controls is that Deployment's: counting both
+/// would report one workload twice.
+pub fn replica_set(replica_set: &ReplicaSet) -> WorkloadSummary {
+    let owned_by_deployment = replica_set
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.controller == Some(true) && owner.kind == "Deployment");
+    let replicas = replica_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+    WorkloadSummary { active: replicas > 0 && !owned_by_deployment }
+}
+
+/// A DaemonSet has no replica count: it counts while it has pods scheduled
+/// or nodes to run them on. One that matches no node holds nothing.
+pub fn daemon_set(daemon_set: &DaemonSet) -> WorkloadSummary {
+    let scheduled = daemon_set
+        .status
+        .as_ref()
+        .map(|status| status.current_number_scheduled.max(status.desired_number_scheduled))
+        .unwrap_or(0);
+    WorkloadSummary { active: scheduled > 0 }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeClaimSummary {
+    /// Bound to a volume: deleting the claim may delete the data.
+    pub bound: bool,
+}
+
+pub fn persistent_volume_claim(claim: &PersistentVolumeClaim) -> VolumeClaimSummary {
+    let phase = claim.status.as_ref().and_then(|status| status.phase.as_deref());
+    VolumeClaimSummary { bound: phase == Some("Bound") }
+}
+
+/// A host and path some route serves. Hosts are compared without case or
+/// a trailing dot; a missing path is `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPath {
+    pub host: String,
+    pub path: String,
+}
+
+impl HostPath {
+    pub fn new(host: &str, path: Option<&str>) -> Self {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let path = path.filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
+        Self { host, path }
+    }
+}
+
+impl fmt::Display for HostPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.host, self.path)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngressSummary {
+    /// Secrets named by `spec.tls[].secretName`, and Services its backends route to.
+    pub references: Box<[Reference]>,
+    /// The hosts and paths its rules serve (rules without a host serve every
+    /// host; they are the ingress-hosts policy's concern and not listed).
+    pub routes: Box<[HostPath]>,
+}
+
+pub fn ingress(ingress: &Ingress) -> IngressSummary {
+    let mut references = BTreeSet::new();
+    let mut routes = BTreeSet::new();
+    if let Some(spec) = &ingress.spec {
+        for tls in spec.tls.iter().flatten() {
+            add(&mut references, Referent::Secret, tls.secret_name.as_deref().unwrap_or(""), Via::Tls);
+        }
+        if let Some(backend) = &spec.default_backend {
+            backend_reference(backend, Via::DefaultBackend, &mut references);
+        }
+        for rule in spec.rules.iter().flatten() {
+            let host = rule.host.as_deref().filter(|host| !host.trim().is_empty());
+            for path in rule.http.iter().flat_map(|http| &http.paths) {
+                backend_reference(&path.backend, Via::Backend, &mut references);
+                if let Some(host) = host {
+                    routes.insert(HostPath::new(host, path.path.as_deref()));
+                }
+            }
+        }
+    }
+    IngressSummary { references: references.into_iter().collect(), routes: routes.into_iter().collect() }
+}
+
+fn backend_reference(backend: &IngressBackend, via: Via, into: &mut BTreeSet<Reference>) {
+    if let Some(service) = &backend.service {
+        add(into, Referent::Service, &service.name, via);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteSummary {
+    /// Every hostname with every path its rules match (a rule without a path match serves `/`).
+    pub routes: Box<[HostPath]>,
+}
+
+/// A Gateway API HTTPRoute. A route without hostnames takes its listener's
+/// hosts, which the route does not name: it lists no routes.
+pub fn http_route(route: &HttpRoute) -> RouteSummary {
+    let mut paths = BTreeSet::new();
+    for rule in &route.spec.rules {
+        if rule.matches.is_empty() {
+            paths.insert(None);
+        }
+        for matched in &rule.matches {
+            paths.insert(matched.path.as_ref().and_then(|path| path.value.as_deref()));
+        }
+    }
+    if paths.is_empty() {
+        paths.insert(None);
+    }
+    let mut routes = BTreeSet::new();
+    for host in route.spec.hostnames.iter().filter(|host| !host.trim().is_empty()) {
+        for path in &paths {
+            routes.insert(HostPath::new(host, *path));
+        }
+    }
+    RouteSummary { routes: routes.into_iter().collect() }
+}
+
+#[cfg(test)]
+mod tests;

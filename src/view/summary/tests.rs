@@ -1,0 +1,144 @@
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn parse<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+fn reference(referent: Referent, name: &str, via: Via) -> Reference {
+    Reference { referent, name: name.to_owned(), via }
+}
+
+#[test]
+fn a_pod_lists_each_reference_once_per_way_sorted() {
+    let summary = pod(&parse(json!({
+        "metadata": {"name": "api"},
+        "spec": {
+            "containers": [
+                {"name": "a", "envFrom": [{"secretRef": {"name": "db"}}, {"secretRef": {"name": "db"}}]},
+                {"name": "b", "envFrom": [{"secretRef": {"name": "db"}}],
+                 "env": [{"name": "X", "value": "plain"}]}
+            ],
+            "volumes": [{"name": "v", "secret": {"secretName": "db"}}, {"name": "e", "emptyDir": {}}]
+        }
+    })));
+    assert!(summary.live, "a pod without a phase is about to run");
+    assert_eq!(
+        &summary.references[..],
+        [reference(Referent::Secret, "db", Via::EnvFrom), reference(Referent::Secret, "db", Via::Volume)]
+    );
+}
+
+#[test]
+fn finished_pods_are_not_live_and_pending_ones_are() {
+    for (phase, live) in
+        [("Pending", true), ("Running", true), ("Unknown", true), ("Succeeded", false), ("Failed", false)]
+    {
+        let summary = pod(&parse(json!({"metadata": {"name": "p"}, "status": {"phase": phase}})));
+        assert_eq!(summary.live, live, "{phase}");
+    }
+}
+
+#[test]
+fn workloads_ask_for_pods_while_their_replicas_are_above_zero() {
+    let deployment_with =
+        |replicas: Value| -> Deployment { parse(json!({"metadata": {"name": "d"}, "spec": replicas})) };
+    assert!(deployment(&deployment_with(json!({}))).active, "replicas default to 1");
+    assert!(deployment(&deployment_with(json!({"replicas": 2}))).active);
+    assert!(!deployment(&deployment_with(json!({"replicas": 0}))).active);
+    let set: StatefulSet = parse(json!({"metadata": {"name": "s"}, "spec": {"replicas": 0}}));
+    assert!(!stateful_set(&set).active);
+}
+
+#[test]
+fn a_replica_set_controlled_by_a_deployment_is_the_deployments() {
+    let owned: ReplicaSet = parse(json!({
+        "metadata": {"name": "web-7d9", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1", "controller": true}]},
+        "spec": {"replicas": 3}
+    }));
+    assert!(!replica_set(&owned).active);
+    let standalone: ReplicaSet = parse(json!({"metadata": {"name": "rs"}, "spec": {"replicas": 3}}));
+    assert!(replica_set(&standalone).active);
+}
+
+#[test]
+fn a_daemon_set_counts_with_pods_scheduled_or_nodes_to_run_on() {
+    let with =
+        |status: Value| -> DaemonSet { parse(json!({"metadata": {"name": "agent"}, "status": status})) };
+    assert!(!daemon_set(&with(json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0}))).active);
+    assert!(daemon_set(&with(json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 3}))).active);
+    assert!(daemon_set(&with(json!({"currentNumberScheduled": 1, "desiredNumberScheduled": 0}))).active);
+    let fresh: DaemonSet = parse(json!({"metadata": {"name": "agent"}}));
+    assert!(!daemon_set(&fresh).active);
+}
+
+#[test]
+fn only_bound_claims_hold_data() {
+    let with = |phase: &str| -> PersistentVolumeClaim {
+        parse(json!({"metadata": {"name": "c"}, "status": {"phase": phase}}))
+    };
+    assert!(persistent_volume_claim(&with("Bound")).bound);
+    assert!(!persistent_volume_claim(&with("Pending")).bound);
+    assert!(!persistent_volume_claim(&with("Lost")).bound);
+}
+
+#[test]
+fn an_ingress_lists_tls_secrets_backends_and_host_paths() {
+    let summary = ingress(&parse(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "tls": [{"hosts": ["web.example.com"], "secretName": "web-tls"}, {"hosts": ["x.example.com"]}],
+            "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+            "rules": [
+                {"host": "Web.Example.COM.", "http": {"paths": [
+                    {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}},
+                    {"pathType": "ImplementationSpecific", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+                ]}},
+                {"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"resource": {"kind": "StorageBucket", "name": "static"}}}]}}
+            ]
+        }
+    })));
+    assert_eq!(
+        &summary.references[..],
+        [
+            reference(Referent::Secret, "web-tls", Via::Tls),
+            reference(Referent::Service, "api", Via::Backend),
+            reference(Referent::Service, "fallback", Via::DefaultBackend),
+            reference(Referent::Service, "web", Via::Backend),
+        ]
+    );
+    assert_eq!(
+        &summary.routes[..],
+        [HostPath::new("web.example.com", Some("/")), HostPath::new("web.example.com", Some("/api"))]
+    );
+}
+
+#[test]
+fn an_http_route_serves_every_hostname_at_every_path_it_matches() {
+    let route = |spec: Value| -> HttpRoute { parse(json!({"metadata": {"name": "r"}, "spec": spec})) };
+    let summary = http_route(&route(json!({
+        "hostnames": ["a.example.com", "B.example.com"],
+        "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}, {"headers": [{"name": "x", "value": "y"}]}]},
+            {"backendRefs": [{"name": "web"}]}
+        ]
+    })));
+    let routes: Vec<String> = summary.routes.iter().map(HostPath::to_string).collect();
+    assert_eq!(routes, ["a.example.com/", "a.example.com/v1", "b.example.com/", "b.example.com/v1"]);
+    assert!(http_route(&route(json!({"rules": [{}]}))).routes.is_empty(), "no hostnames: the listener's");
+    assert_eq!(http_route(&route(json!({"hostnames": ["a.example.com"]}))).routes.len(), 1);
+}
+
+#[test]
+fn a_namespace_is_its_labels_and_whether_it_is_terminating() {
+    let metadata: ObjectMeta = parse(json!({
+        "name": "shop", "labels": {"team": "shop"}, "deletionTimestamp": "2026-01-01T00:00:00Z"
+    }));
+    let info = namespace(&metadata);
+    assert_eq!(info.labels.get("team").map(String::as_str), Some("shop"));
+    assert!(info.terminating);
+}
