@@ -42,10 +42,17 @@ fn policy_suites_pass() {
     let summary = text.lines().last().expect("a summary line");
     assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
     let passed: usize = summary.split(' ').next().unwrap().parse().unwrap();
-    assert!(passed >= 60, "{summary}");
-    for suite in
-        ["core-namespaces", "namespace-deletion", "deletion-guard", "ingress-hosts", "custom-policies"]
-    {
+    assert!(passed >= 100, "{summary}");
+    for suite in [
+        "core-namespaces",
+        "namespace-deletion",
+        "deletion-guard",
+        "ingress-hosts",
+        "custom-policies",
+        "cascading-protection",
+        "in-use-guard",
+        "duplicate-hosts",
+    ] {
         assert!(text.contains(&format!(": {suite} (")), "suite {suite} did not run:\n{text}");
     }
 }
@@ -65,7 +72,9 @@ fn failing_cases_are_reported_with_their_reasons_and_exit_1() {
         "unknown field `expected`",
         "no-such-file.yaml",
         "UPDATE needs object and oldObject",
-        "1 passed, 8 failed",
+        "objects[0]: deployment \"web\": spec.replicas: invalid type",
+        "objects[0]: the cluster view keeps only Namespaces, Pods,",
+        "1 passed, 10 failed",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -78,6 +87,18 @@ fn a_bad_policy_file_fails_the_suite_naming_file_document_and_field() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text.contains("bad-policies/core.yaml: document 1 (core): spec.namespace: unknown field"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreadable_cluster_declaration_fails_the_suite() {
+    let output = defender(&["test", "tests/fixtures/bad-cluster-suite.yaml"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("bad-cluster-suite.yaml: document 1: spec.objects[0]")
+            && text.contains("no-such-manifests.yaml: No such file"),
         "{text}"
     );
 }

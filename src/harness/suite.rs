@@ -338,8 +338,8 @@ fn add_objects(view: &mut MemoryView, entries: Vec<Value>, base: &Path) -> Resul
         match file {
             Some(file) => {
                 let file = file.as_str().ok_or_else(|| format!("{at}.objectFile: expected a path"))?;
-                for (origin, object) in read_objects(&base.join(file))? {
-                    view.add_manifest(&object).map_err(|e| format!("{origin}: {e}"))?;
+                for (origin, object) in read_objects(&base.join(file)).map_err(|e| format!("{at}: {e}"))? {
+                    view.add_manifest(&object).map_err(|e| format!("{at}: {origin}: {e}"))?;
                 }
             }
             None => {
