@@ -2,6 +2,10 @@
 //! need of it. Nothing else is kept: the live view summarizes what its
 //! watches deliver, the harness and the unit tests summarize the manifests
 //! they declare, so both judge from the same facts.
+//!
+//! Objects that already carry a deletionTimestamp are on their way out: they
+//! hold nothing a namespace deletion would add to the loss, and use nothing
+//! whose deletion would hurt them more. Their summaries say so.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -98,8 +102,8 @@ pub struct Reference {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodSummary {
-    /// Not yet finished: Pending, Running or Unknown. Pending pods count, as
-    /// they are about to run (or would, given a node).
+    /// Not finished (Pending, Running or Unknown) and not being deleted.
+    /// Pending pods count: they are about to run (or would, given a node).
     pub live: bool,
     /// The Secrets and ConfigMaps it uses, each way once, sorted.
     pub references: Box<[Reference]>,
@@ -109,7 +113,7 @@ pub struct PodSummary {
 /// containers (init and ephemeral too), volumes and imagePullSecrets.
 pub fn pod(pod: &Pod) -> PodSummary {
     let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
-    let live = !matches!(phase, Some("Succeeded" | "Failed"));
+    let live = !matches!(phase, Some("Succeeded" | "Failed")) && !leaving(&pod.metadata);
     let mut references = BTreeSet::new();
     if let Some(spec) = &pod.spec {
         let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
@@ -166,6 +170,11 @@ fn volume_references(volume: &Volume, into: &mut BTreeSet<Reference>) {
     }
 }
 
+/// Already being deleted.
+fn leaving(metadata: &ObjectMeta) -> bool {
+    metadata.deletion_timestamp.is_some()
+}
+
 fn add(into: &mut BTreeSet<Reference>, referent: Referent, name: &str, via: Via) {
     if !name.is_empty() {
         into.insert(Reference { referent, name: name.to_owned(), via });
@@ -182,12 +191,12 @@ pub struct WorkloadSummary {
 /// Replicas default to 1 when a manifest leaves them out, as the API server defaults them.
 pub fn deployment(deployment: &Deployment) -> WorkloadSummary {
     let replicas = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 }
+    WorkloadSummary { active: replicas > 0 && !leaving(&deployment.metadata) }
 }
 
 pub fn stateful_set(stateful_set: &StatefulSet) -> WorkloadSummary {
     let replicas = stateful_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 }
+    WorkloadSummary { active: replicas > 0 && !leaving(&stateful_set.metadata) }
 }
 
 /// A ReplicaSet a Deployment controls is that Deployment's: counting both
@@ -200,7 +209,7 @@ pub fn replica_set(replica_set: &ReplicaSet) -> WorkloadSummary {
         .flatten()
         .any(|owner| owner.controller == Some(true) && owner.kind == "Deployment");
     let replicas = replica_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 && !owned_by_deployment }
+    WorkloadSummary { active: replicas > 0 && !owned_by_deployment && !leaving(&replica_set.metadata) }
 }
 
 /// A DaemonSet has no replica count: it counts while it has pods scheduled
@@ -211,7 +220,7 @@ pub fn daemon_set(daemon_set: &DaemonSet) -> WorkloadSummary {
         .as_ref()
         .map(|status| status.current_number_scheduled.max(status.desired_number_scheduled))
         .unwrap_or(0);
-    WorkloadSummary { active: scheduled > 0 }
+    WorkloadSummary { active: scheduled > 0 && !leaving(&daemon_set.metadata) }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +231,7 @@ pub struct VolumeClaimSummary {
 
 pub fn persistent_volume_claim(claim: &PersistentVolumeClaim) -> VolumeClaimSummary {
     let phase = claim.status.as_ref().and_then(|status| status.phase.as_deref());
-    VolumeClaimSummary { bound: phase == Some("Bound") }
+    VolumeClaimSummary { bound: phase == Some("Bound") && !leaving(&claim.metadata) }
 }
 
 /// A host and path some route serves. Hosts are compared without case or

@@ -21,6 +21,10 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("deleting a namespace takes a confirmation and waits out the cooldown", namespace_confirmation),
     ("a namespace Defender lets go finishes deleting, with everything inside", namespace_teardown_finishes),
     (
+        "a namespace labelled Cascading is not deleted while it holds pods, a deployment and a bound PVC",
+        cascading_protection,
+    ),
+    (
         "namespace deletions over budget are rejected with the refill time; dry runs spend nothing",
         namespace_budget,
     ),
@@ -33,8 +37,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::denial_events,
     ),
     ("the namespace exemption label is read from the live cluster", namespace_label_from_cluster),
+    ("deleting a Secret a Pod uses is reported, naming the Pod", secret_in_use),
     ("kubectl delete pods --all stops at the burst limit; a deletecollection is rejected", pod_bulk_deletes),
     ("kubectl apply of wildcard and hostless Ingresses gets the configured verdicts", ingress_hosts),
+    ("an Ingress for a host and path another namespace serves gets a warning", duplicate_hosts),
     (
         "Defender stopped: Fail webhooks refuse, Ignore webhooks pass; restarted, it serves again",
         defender_outage,
@@ -175,6 +181,69 @@ fn namespace_teardown_finishes(world: &mut World) -> Check {
     }
 }
 
+fn cascading_protection(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-cascading";
+    create_namespace(
+        k,
+        ns,
+        &["defender.io/delete-protection=Cascading", "defender.io/skip-delete-confirmation=true"],
+    )?;
+    // No scheduler or kubelet here: the pods stay Pending, and Pending counts.
+    // No deployment controller either: the Deployment asks for pods but gets none.
+    k.apply(&pods(ns, 2)).accepted()?;
+    k.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  replicas: 2\n  \
+         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+         spec: {{containers: [{{name: web, image: registry.example.com/web:1}}]}}\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data, namespace: {ns}}}\n\
+         spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+    ))
+    .accepted()?;
+    // No volume controller binds it: mark it Bound as the binder would.
+    k.ok(&[
+        "patch",
+        "pvc",
+        "data",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Bound"}}"#,
+    ])?;
+    let counted = format!(
+        "defender/cascading-protection: namespace \"{ns}\" still holds 2 running or pending pods, \
+         1 deployment with replicas > 0, 1 bound PVC"
+    );
+    let seen = wait_until(Duration::from_secs(20), || {
+        k.run(&["delete", "namespace", ns, "--dry-run=server"]).stderr.contains(&counted)
+    });
+    if !seen {
+        return k.run(&["delete", "namespace", ns, "--dry-run=server"]).rejected_with(&counted);
+    }
+    let outcome = k.run(&["delete", "namespace", ns, "--wait=false"]);
+    outcome.rejected_with(&counted)?;
+    outcome.rejected_with(&format!("kubectl label namespace {ns} defender.io/delete-protection-"))?;
+    println!("      $ kubectl delete namespace {ns}\n      {}", outcome.stderr.trim());
+    k.ok(&["get", "namespace", ns])?;
+    // Emptied (scaled down, pods deleted, the claim on its way out), it is no longer held back.
+    k.ok(&["scale", "deployment", "web", "-n", ns, "--replicas=0"])?;
+    k.ok(&["delete", "pods", "--all", "-n", ns, "--wait=false"])?;
+    k.ok(&["delete", "pvc", "data", "-n", ns, "--wait=false"])?;
+    let released = wait_until(Duration::from_secs(20), || {
+        let outcome = k.run(&["delete", "namespace", ns, "--dry-run=server"]);
+        !outcome.stderr.contains("cascading-protection")
+            && (outcome.code == 0 || outcome.stderr.contains("defender/"))
+    });
+    if released {
+        Ok(())
+    } else {
+        let outcome = k.run(&["delete", "namespace", ns, "--dry-run=server"]);
+        Err(format!("the emptied namespace is still held back: {}", outcome.stderr.trim()))
+    }
+}
+
 fn namespace_budget(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
     for ns in ["e2e-budget-1", "e2e-budget-2"] {
@@ -230,6 +299,43 @@ fn namespace_label_from_cluster(world: &mut World) -> Check {
     k.run(&["delete", "--raw", &format!("/api/v1/namespaces/{ns}/pods")]).accepted()
 }
 
+fn secret_in_use(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-in-use";
+    create_namespace(k, ns, &[])?;
+    k.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {ns}}}\nstringData: {{password: x}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: api, namespace: {ns}}}\nspec:\n  containers:\n    - name: api\n      \
+         image: registry.example.com/api:1\n      envFrom: [{{secretRef: {{name: db}}}}]\n"
+    ))
+    .accepted()?;
+    let warning = format!(
+        "Warning: defender/in-use-guard: secret \"{ns}/db\" is in use by pod {ns}/api (envFrom); without it,"
+    );
+    // Protected by deletion-guard, and the in-use warning comes with the denial.
+    let reported = wait_until(Duration::from_secs(20), || {
+        let outcome = k.run(&["delete", "secret", "db", "-n", ns]);
+        outcome.rejected_with("defender/deletion-guard").is_ok() && outcome.stderr.contains(&warning)
+    });
+    if !reported {
+        let outcome = k.run(&["delete", "secret", "db", "-n", ns]);
+        return Err(format!("no in-use warning with the denial: {}", outcome.stderr.trim()));
+    }
+    // Deletions allowed in the namespace: the delete goes through, with the warning.
+    k.ok(&["label", "namespace", ns, "defender.io/deletion-allowed=true"])?;
+    let mut last = None;
+    wait_until(Duration::from_secs(20), || {
+        let outcome = k.run(&["delete", "secret", "db", "-n", ns]);
+        let deleted = outcome.code == 0;
+        last = Some(outcome);
+        deleted
+    });
+    let outcome = last.ok_or("kubectl never ran")?;
+    outcome.accepted_with_warning(&warning)?;
+    println!("      $ kubectl delete secret db -n {ns}\n      {}", outcome.stderr.trim());
+    Ok(())
+}
+
 fn pod_bulk_deletes(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
     let ns = "e2e-pods";
@@ -265,6 +371,38 @@ fn ingress_hosts(world: &mut World) -> Check {
     k.apply(&ingress(ns, "wildcard", Some("*.shop.example.com")))
         .accepted_with_warning("Warning: defender/ingress-wildcards:")?;
     k.apply(&ingress(ns, "shop", Some("shop.example.com"))).accepted()
+}
+
+fn duplicate_hosts(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let host = "hosts.e2e.example.com";
+    create_namespace(k, "e2e-hosts-a", &[])?;
+    create_namespace(k, "e2e-hosts-b", &[])?;
+    k.apply(&ingress("e2e-hosts-a", "web", Some(host))).accepted()?;
+    let warning = format!(
+        "Warning: defender/duplicate-hosts: ingress \"e2e-hosts-b/web\" would serve hosts and paths another \
+         namespace already serves: {host}/ (served by ingress \"e2e-hosts-a/web\")"
+    );
+    // The first Ingress reaches Defender's view through its watch; a dry run
+    // shows the verdict without creating the second one.
+    let warned = wait_until(Duration::from_secs(20), || {
+        let outcome = k.run_with_stdin(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&ingress("e2e-hosts-b", "web", Some(host))),
+        );
+        outcome.accepted_with_warning(&warning).is_ok()
+    });
+    if !warned {
+        return k.apply(&ingress("e2e-hosts-b", "web", Some(host))).accepted_with_warning(&warning);
+    }
+    k.apply(&ingress("e2e-hosts-b", "web", Some(host))).accepted_with_warning(&warning)?;
+    // This control plane has no Gateway API: Defender says so once and does not wait for it.
+    let log = world.defender.log_text();
+    if log.contains("does not serve gateway.networking.k8s.io HTTPRoute") {
+        Ok(())
+    } else {
+        Err("Defender's log does not say that HTTPRoutes are not served".to_owned())
+    }
 }
 
 fn defender_outage(world: &mut World) -> Check {

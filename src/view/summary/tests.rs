@@ -42,6 +42,23 @@ fn finished_pods_are_not_live_and_pending_ones_are() {
 }
 
 #[test]
+fn objects_being_deleted_hold_nothing_and_use_nothing() {
+    let leaving = json!({"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"});
+    let running: Pod = parse(json!({"metadata": leaving, "status": {"phase": "Running"}}));
+    assert!(!pod(&running).live);
+    let scaled: Deployment = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    assert!(!deployment(&scaled).active);
+    let set: StatefulSet = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    assert!(!stateful_set(&set).active);
+    let replicas: ReplicaSet = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    assert!(!replica_set(&replicas).active);
+    let daemons: DaemonSet = parse(json!({"metadata": leaving, "status": {"desiredNumberScheduled": 3}}));
+    assert!(!daemon_set(&daemons).active);
+    let claim: PersistentVolumeClaim = parse(json!({"metadata": leaving, "status": {"phase": "Bound"}}));
+    assert!(!persistent_volume_claim(&claim).bound);
+}
+
+#[test]
 fn workloads_ask_for_pods_while_their_replicas_are_above_zero() {
     let deployment_with =
         |replicas: Value| -> Deployment { parse(json!({"metadata": {"name": "d"}, "spec": replicas})) };
