@@ -223,6 +223,28 @@ async fn probes_and_metrics_report_the_server_and_its_reviews() {
     harness.server.shutdown().await;
 }
 
+/// Until every watch of the cluster view has listed its kind, Defender is not
+/// ready, and says which kinds it waits for. Here no API server answers.
+#[tokio::test]
+async fn readiness_waits_for_the_cluster_view_and_names_what_it_waits_for() {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{nobody}").parse().unwrap())).unwrap();
+    let harness =
+        Harness::start(|config, _| config.view = Arc::new(defender::view::LiveView::start(client))).await;
+    let response = harness.client().get(harness.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.starts_with("not ready: the cluster view has not listed namespaces, pods, deployments,"),
+        "{text}"
+    );
+    // Reviews are still answered, from what the view knows (nothing yet).
+    let denied = harness.review(&delete_namespace("r-1", "kube-system")).await;
+    assert_eq!(denied["response"]["allowed"], false);
+    harness.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_malformed_body_is_a_400_and_the_server_keeps_answering() {
     let harness = Harness::start(|_, _| {}).await;

@@ -116,10 +116,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let unsynced = state.view.unsynced();
     if !state.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
-    } else if !state.view.synced() {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the cluster view has not synced\n").into_response()
+    } else if !unsynced.is_empty() {
+        let waiting = format!("not ready: the cluster view has not listed {} yet\n", unsynced.join(", "));
+        (StatusCode::SERVICE_UNAVAILABLE, waiting).into_response()
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }

@@ -116,11 +116,6 @@ impl LiveView {
         synced
     }
 
-    /// The kinds not listed yet.
-    pub fn pending(&self) -> Vec<&'static str> {
-        self.watches.iter().filter(|watch| !watch.is_done()).map(|watch| watch.plural).collect()
-    }
-
     fn read(&self) -> RwLockReadGuard<'_, MemoryView> {
         // Writers only swap summaries in; a panic cannot leave a half-written entry.
         self.view.read().unwrap_or_else(PoisonError::into_inner)
@@ -218,8 +213,8 @@ impl ClusterView for LiveView {
         self.read().routes_to(host)
     }
 
-    fn synced(&self) -> bool {
-        self.watches.iter().all(|watch| watch.is_done())
+    fn unsynced(&self) -> Vec<&'static str> {
+        self.watches.iter().filter(|watch| !watch.is_done()).map(|watch| watch.plural).collect()
     }
 }
 

@@ -38,9 +38,9 @@ pub trait ClusterView: Send + Sync {
     /// Every route (Ingress rule path, HTTPRoute hostname and path) serving `host`, in any namespace.
     fn routes_to(&self, host: &str) -> Vec<Route>;
 
-    /// Whether the view reflects the cluster yet (readiness waits for it).
-    fn synced(&self) -> bool {
-        true
+    /// The kinds not listed from the cluster yet (readiness waits for none).
+    fn unsynced(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 }
 
