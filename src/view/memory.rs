@@ -123,20 +123,36 @@ macro_rules! watched {
     };
 }
 
-watched!(PartialObjectMeta<Namespace>, "namespaces", namespaces: Arc<NamespaceInfo> =
-    |namespace: &PartialObjectMeta<Namespace>| Arc::new(summary::namespace(&namespace.metadata)), |_| true);
-watched!(Pod, "pods", pods: PodSummary = summary::pod, |pod: &PodSummary| pod.live);
+watched!(PartialObjectMeta<Namespace>, "namespaces", namespaces: Arc<NamespaceInfo> = namespace, always);
+watched!(Pod, "pods", pods: PodSummary = summary::pod, live);
 watched!(Deployment, "deployments", deployments: WorkloadSummary = summary::deployment, active);
 watched!(StatefulSet, "statefulsets", stateful_sets: WorkloadSummary = summary::stateful_set, active);
 watched!(ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::replica_set, active);
 watched!(DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set, active);
 watched!(PersistentVolumeClaim, "persistentvolumeclaims", claims: VolumeClaimSummary =
-    summary::persistent_volume_claim, |claim: &VolumeClaimSummary| claim.bound);
-watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, |_| true);
-watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, |_| true);
+    summary::persistent_volume_claim, bound);
+watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always);
+watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, always);
+
+/// Namespaces are watched metadata-only; policies ask for them shared.
+fn namespace(namespace: &PartialObjectMeta<Namespace>) -> Arc<NamespaceInfo> {
+    Arc::new(summary::namespace(&namespace.metadata))
+}
+
+fn always<S>(_: &S) -> bool {
+    true
+}
+
+fn live(pod: &PodSummary) -> bool {
+    pod.live
+}
 
 fn active(workload: &WorkloadSummary) -> bool {
     workload.active
+}
+
+fn bound(claim: &VolumeClaimSummary) -> bool {
+    claim.bound
 }
 
 /// The namespace and name an object is kept under.
