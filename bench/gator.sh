@@ -6,9 +6,10 @@
 #   ingress-violating  the same with four bad rule hosts, denied
 # gator reviews the bare objects; Defender reviews them wrapped as CREATE
 # AdmissionReviews and parses the whole review each time (its evaluation
-# alone is reported too). The peers run one after another, ROUNDS times,
-# interleaved; the table shows the median of the rounds. Not part of the
-# test suite.
+# alone is reported too). First, bench/gator/equivalence.py checks that the
+# three judge 23 edge-case Ingresses alike. The peers then run one after
+# another, ROUNDS times, interleaved; the table shows the median of the
+# rounds. Not part of the test suite.
 #
 #   bash bench/gator.sh               # ITERATIONS=10000 WARMUP=100 ROUNDS=3
 set -euo pipefail
@@ -30,7 +31,11 @@ if [[ ! -x $GATOR || $(built_version "$GATOR") != "$GATOR_VERSION" ]]; then
   log "installing gator $GATOR_VERSION (go install, once; several minutes)"
   GOBIN=$CACHE/bin go install "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$GATOR_VERSION"
 fi
-cargo build --release --quiet --example engine_bench
+# Every benchmark builds the same set: examples pull in dev-dependency features,
+# so building the binary alone would compile its dependencies a second time.
+cargo build --release --quiet --bin defender --examples
+# Timing a policy that judges differently would compare nothing.
+python3 bench/gator/equivalence.py "$GATOR" target/release/defender
 
 WORK=$(mktemp -d -t defender-gator-XXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -1,8 +1,8 @@
 """The measuring half of bench/apiserver.sh.
 
     measure.py webhook NAME URL CA_BUNDLE_FILE < rendered.json
-        deploy/base's ValidatingWebhookConfiguration (from a kubectl List in
-        JSON), renamed NAME, pointed at Defender on URL and limited to
+        deploy/base's ValidatingWebhookConfiguration (from kubectl's JSON
+        documents), renamed NAME, pointed at Defender on URL and limited to
         namespaces labelled bench.defender.io/admission=NAME.
 
     measure.py run --server URL --ca CA --cert CERT --key KEY [--iterations N]
@@ -38,9 +38,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def webhook(name, url, ca_bundle_file):
-    rendered = json.load(sys.stdin)
-    items = rendered.get("items", [rendered])
-    configuration = next(i for i in items if i["kind"] == "ValidatingWebhookConfiguration")
+    text, documents, decoder, at = sys.stdin.read(), [], json.JSONDecoder(), 0
+    # kubectl prints one JSON document per object, back to back.
+    while at < len(text.rstrip()):
+        document, at = decoder.raw_decode(text, at)
+        documents.append(document)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    configuration = next(d for d in documents if d["kind"] == "ValidatingWebhookConfiguration")
     configuration["metadata"]["name"] = name
     with open(ca_bundle_file) as f:
         ca_bundle = f.read().strip()
@@ -209,7 +214,7 @@ def main():
     measure.add_argument("--ca", required=True)
     measure.add_argument("--cert", required=True)
     measure.add_argument("--key", required=True)
-    measure.add_argument("--iterations", type=int, default=300)
+    measure.add_argument("--iterations", type=int, default=500)
     measure.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     if args.command == "webhook":
