@@ -134,3 +134,5 @@ for name in defender defender-lease; do
   echo "$name judged $decisions requests (the measured ones: $expected)"
   ((decisions >= expected)) || { tail -n 20 "$WORK/$name.log" >&2; log "$name missed requests"; exit 1; }
 done
+# How much of what a webhook adds is Defender's own work.
+python3 bench/apiserver/measure.py inside "$WORK/defender.log" "$WORK/defender-lease.log"

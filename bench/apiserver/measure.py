@@ -5,6 +5,10 @@
         documents), renamed NAME, pointed at Defender on URL and limited to
         namespaces labelled bench.defender.io/admission=NAME.
 
+    measure.py inside LOG...
+        From Defender's JSON decision logs, the median time each spent
+        inside Defender per request kind (its latency_ms field).
+
     measure.py run --server URL --ca CA --cert CERT --key KEY [--iterations N]
         Asserts each configuration is in force, then times dry-run namespace
         DELETEs and Ingress CREATEs, one request per configuration in turn
@@ -202,6 +206,24 @@ def run(args):
             print(f"- {op}, {CONFIGURATIONS[configuration]}: median {gap:+.2f} ms from the VAP's")
 
 
+def inside(logs):
+    """Median latency_ms of the decisions in each Defender log, per kind."""
+    for path in logs:
+        by_kind = {}
+        with open(path) as f:
+            for line in f:
+                try:
+                    fields = json.loads(line).get("fields", {})
+                except json.JSONDecodeError:
+                    continue
+                if "latency_ms" in fields:
+                    key = f"{fields.get('kind')} {fields.get('operation')}"
+                    by_kind.setdefault(key, []).append(fields["latency_ms"])
+        summary = ", ".join(f"{kind} {statistics.median(values):.3f} ms (n={len(values)})"
+                            for kind, values in sorted(by_kind.items()))
+        print(f"- inside {os.path.basename(path).removesuffix('.log')}, median: {summary}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +231,8 @@ def main():
     hook.add_argument("name")
     hook.add_argument("url")
     hook.add_argument("ca_bundle_file")
+    logs = sub.add_parser("inside")
+    logs.add_argument("logs", nargs="+")
     measure = sub.add_parser("run")
     measure.add_argument("--server", required=True)
     measure.add_argument("--ca", required=True)
@@ -219,6 +243,8 @@ def main():
     args = parser.parse_args()
     if args.command == "webhook":
         webhook(args.name, args.url, args.ca_bundle_file)
+    elif args.command == "inside":
+        inside(args.logs)
     else:
         run(args)
 
