@@ -213,9 +213,10 @@ def inside(logs):
         with open(path) as f:
             for line in f:
                 try:
-                    fields = json.loads(line).get("fields", {})
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                fields = record.get("fields", record)
                 if "latency_ms" in fields:
                     key = f"{fields.get('kind')} {fields.get('operation')}"
                     by_kind.setdefault(key, []).append(fields["latency_ms"])
