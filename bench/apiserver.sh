@@ -123,7 +123,10 @@ register defender-lease
 k apply -f bench/apiserver/vap.yaml >/dev/null
 
 log "measuring: $ITERATIONS requests per kind and configuration, alternating"
-echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP; kube-apiserver $(k version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
+server_version=$(curl -fsS --cacert "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
+  --key "$CLUSTER/pki/admin.key" "$(cat "$CLUSTER/apiserver-url")/version" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])')
+echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP; kube-apiserver $server_version"
 python3 bench/apiserver/measure.py run --server "$(cat "$CLUSTER/apiserver-url")" \
   --ca "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" --key "$CLUSTER/pki/admin.key" \
   --iterations "$ITERATIONS" --warmup "$WARMUP"

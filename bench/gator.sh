@@ -59,5 +59,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP ROUNDS=$ROUNDS; gator $GATOR_VERSION, $(go version | awk '{print $3}'), $(rustc --version | awk '{print $1, $2}')"
+echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP ROUNDS=$ROUNDS; gator $GATOR_VERSION," \
+  "$(go version | awk '{print $3}'), $(rustc --version | awk '{print $1, $2}')"
 python3 bench/gator_summary.py "$WORK" "${OBJECTS[@]}"

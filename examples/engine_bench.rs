@@ -47,7 +47,8 @@ fn main() -> anyhow::Result<()> {
     let engine = Engine::new(config::load_embedded()?);
     let namespaces = StaticNamespaces::default();
     for path in &args.objects {
-        let object: Value = serde_json::from_slice(&std::fs::read(path).with_context(|| path.display().to_string())?)
+        let text = std::fs::read(path).with_context(|| path.display().to_string())?;
+        let object: Value = serde_json::from_slice(&text)
             .with_context(|| format!("{}: not a JSON object", path.display()))?;
         let mut synthetic = Synthetic::new(SyntheticOperation::Create);
         synthetic.object = Some(object);

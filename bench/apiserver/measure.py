@@ -187,7 +187,7 @@ def run(args):
                     raise SystemExit(f"{op} under {configuration}: {status} {answer.get('message')}")
                 if i >= args.warmup:
                     samples[(op, configuration)].append(seconds * 1000)
-    print(f"| request | configuration | n | median ms | p99 ms | added median ms | added p99 ms |")
+    print("| request | configuration | n | median ms | p99 ms | added median ms | added p99 ms |")
     print("|---|---|---|---|---|---|---|")
     for op in operations:
         base = samples[(op, "none")]
@@ -197,7 +197,8 @@ def run(args):
             median, p99 = statistics.median(values), percentile(values, 99)
             added = "-" if configuration == "none" else f"{median - base_median:+.2f}"
             added_p99 = "-" if configuration == "none" else f"{p99 - base_p99:+.2f}"
-            print(f"| {op} | {CONFIGURATIONS[configuration]} | {len(values)} | {median:.2f} | {p99:.2f} | {added} | {added_p99} |")
+            print(f"| {op} | {CONFIGURATIONS[configuration]} | {len(values)} | {median:.2f} | {p99:.2f} "
+                  f"| {added} | {added_p99} |")
     print()
     for op in operations:
         vap = statistics.median(samples[(op, "vap")])
