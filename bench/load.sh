@@ -30,7 +30,9 @@ if [[ ! -x $CACHE/bin/opa ]]; then
   log "installing OPA $OPA_VERSION (go install, once)"
   GOBIN=$CACHE/bin go install "github.com/open-policy-agent/opa@$OPA_VERSION"
 fi
-cargo build --release --quiet --bin defender --example allow_all
+# Every benchmark builds the same set: examples pull in dev-dependency features,
+# so building the binary alone would compile its dependencies a second time.
+cargo build --release --quiet --bin defender --examples
 
 WORK=$(mktemp -d -t defender-bench-XXXX)
 PIDS=()

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Latency a real kube-apiserver adds per request with Defender as a webhook
+# and with the equivalent ValidatingAdmissionPolicies (CEL, in the API
+# server's process), over no admission policy at all, measured in one run:
+#   - dry-run DELETE of an ordinary namespace (core-namespaces rule; Defender
+#     also applies namespace-deletion, whose budget a dry run only checks),
+#   - dry-run CREATE of bench/review.py's 2 KB Ingress (ingress-hosts rule),
+# both allowed in every configuration, so each request takes the same path.
+#
+# Four configurations, installed at once, each selecting only its own
+# namespaces (label bench.defender.io/admission), so requests alternate
+# between them one by one and machine drift cancels out:
+#   none            no admission policy
+#   defender        Defender, budgets in memory (--budgets local)
+#   defender-lease  Defender as deployed in a cluster (--own-namespace): the
+#                   namespace budget lives in a Lease, read on every namespace DELETE
+#   vap             bench/apiserver/vap.yaml
+# Before measuring, violating requests prove each one is in force; after, the
+# Defenders' decision counts prove every measured request reached them.
+#
+# The control plane is tests/e2e/cluster.sh's (binaries from
+# tests/e2e/build-control-plane.sh, cached). The Defenders are release
+# `defender serve` processes on loopback with the embedded policies,
+# registered with deploy/base's ValidatingWebhookConfiguration
+# (clientConfig.url), mutual TLS and a namespace watch, as the end-to-end
+# suite runs them. The client is one keep-alive HTTPS connection
+# (bench/apiserver/measure.py). Everything started is stopped on exit. Not
+# part of the test suite.
+#
+#   bash bench/apiserver.sh           # ITERATIONS=500 WARMUP=20 per request kind and configuration
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ITERATIONS=${ITERATIONS:-500}
+WARMUP=${WARMUP:-20}
+
+log() { printf '[apiserver-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Every benchmark builds the same set: examples pull in dev-dependency features,
+# so building the binary alone would compile its dependencies a second time.
+cargo build --release --quiet --bin defender --examples
+BIN=$(tests/e2e/build-control-plane.sh | tail -n1)
+KUBECTL=$BIN/kubectl
+
+WORK=$(mktemp -d -t defender-apiserver-XXXX)
+CLUSTER=$WORK/cluster
+DEFENDER_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${DEFENDER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -d $CLUSTER/pids ]]; then bash tests/e2e/cluster.sh down "$CLUSTER" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting the control plane"
+DEFENDER_E2E_BIN_DIR=$BIN bash tests/e2e/cluster.sh up "$CLUSTER" >/dev/null
+k() { "$KUBECTL" --kubeconfig="$CLUSTER/kubeconfig" "$@"; }
+
+target/release/defender certs --service defender --namespace defender-system --out "$WORK/certs" >/dev/null
+# start_defender NAME FLAGS...: a release `defender serve` on a free loopback
+# port, as the end-to-end suite runs it; sets PORT.
+start_defender() {
+  local name=$1; shift
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  target/release/defender serve --listen "127.0.0.1:$PORT" \
+    --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key" \
+    --kubeconfig "$CLUSTER/kubeconfig" --client-ca "$CLUSTER/ca.crt" --log-format json "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  DEFENDER_PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null --cacert "$WORK/certs/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
+      --key "$CLUSTER/pki/admin.key" "https://127.0.0.1:$PORT/readyz" 2>/dev/null && return 0
+    kill -0 "${DEFENDER_PIDS[-1]}" 2>/dev/null || break
+    sleep 0.2
+  done
+  cat "$WORK/$name.log" >&2
+  log "$name did not become ready"
+  exit 1
+}
+
+# register NAME: deploy/base's webhooks, pointed at Defender on $PORT, for NAME's namespaces.
+register() {
+  k kustomize deploy/base | k create --dry-run=client -o json -f - |
+    python3 bench/apiserver/measure.py webhook "$1" "https://127.0.0.1:$PORT/validate" "$WORK/certs/ca-bundle.b64" |
+    k apply -f - >/dev/null
+}
+
+log "creating the namespaces"
+k create namespace defender-system >/dev/null
+for configuration in none defender defender-lease vap; do
+  k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: bench-$configuration
+  labels:
+    bench.defender.io/admission: $configuration
+    defender.io/skip-delete-confirmation: "true"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: bench-core-$configuration
+  labels:
+    bench.defender.io/admission: $configuration
+    defender.io/core: "true"
+EOF
+done
+
+log "starting two Defenders and installing their webhooks and the policies"
+# Budgets in memory: what a replica without --own-namespace does.
+start_defender defender --budgets local
+register defender
+# As deployed (POD_NAMESPACE): the namespace budget lives in a Lease in
+# defender-system, and a dry-run namespace DELETE reads it.
+start_defender defender-lease --own-namespace defender-system
+register defender-lease
+k apply -f bench/apiserver/vap.yaml >/dev/null
+
+log "measuring: $ITERATIONS requests per kind and configuration, alternating"
+server_version=$(curl -fsS --cacert "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
+  --key "$CLUSTER/pki/admin.key" "$(cat "$CLUSTER/apiserver-url")/version" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])')
+echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP; kube-apiserver $server_version"
+python3 bench/apiserver/measure.py run --server "$(cat "$CLUSTER/apiserver-url")" \
+  --ca "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" --key "$CLUSTER/pki/admin.key" \
+  --iterations "$ITERATIONS" --warmup "$WARMUP"
+# Ingress webhooks fail open (failurePolicy Ignore): make sure none did.
+expected=$((2 * (ITERATIONS + WARMUP)))
+for name in defender defender-lease; do
+  decisions=$(grep -c '"verdict"' "$WORK/$name.log" || true)
+  echo "$name judged $decisions requests (the measured ones: $expected)"
+  ((decisions >= expected)) || { tail -n 20 "$WORK/$name.log" >&2; log "$name missed requests"; exit 1; }
+done
+# How much of what a webhook adds is Defender's own work.
+python3 bench/apiserver/measure.py inside "$WORK/defender.log" "$WORK/defender-lease.log"
