@@ -1,18 +1,23 @@
 //! AdmissionReview (admission.k8s.io/v1) in and out.
 //!
 //! Parsing checks what the API server promises (apiVersion, kind, a request),
-//! so a misconfigured webhook gets a clear error instead of a guess. Responses
-//! are built with kube's `AdmissionResponse`; a denial carries HTTP code 403 and
-//! reason `Forbidden`, which kubectl shows as `Error from server (Forbidden)`.
+//! so a misconfigured webhook gets a clear error instead of a guess. It reads
+//! the review in one pass into kube's `AdmissionRequest`, keeping what policies
+//! read and scanning past the rest ([`object`]). Responses are built with
+//! kube's `AdmissionResponse`; a denial carries HTTP code 403 and reason
+//! `Forbidden`, which kubectl shows as `Error from server (Forbidden)`.
 
-use kube::core::admission::{
-    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
-};
-use kube::core::{DynamicObject, Status};
+mod object;
+mod wire;
+
+use kube::core::admission::{AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND};
+use kube::core::{DynamicObject, Status, TypeMeta};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::engine::Decision;
 use crate::request::Request;
+use wire::WireReview;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -33,18 +38,22 @@ pub enum ReviewError {
 
 /// Parses an AdmissionReview body as the API server sends it.
 pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
-    // The fast path: tracking field paths costs several times the parse, and
-    // only an error message needs them, so a failure is parsed again below.
-    if let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
-        return into_request(review);
+    match serde_json::from_slice::<WireReview>(body) {
+        Ok(review) => into_request(review),
+        Err(error) => Err(explain_body(body, error)),
     }
+}
+
+/// Why a body did not parse, in the words of kube's AdmissionReview types:
+/// tracking field paths costs several times the parse, so only a failure
+/// pays for it. Should kube's types accept what the lean parse refused, the
+/// lean parse's own error stands.
+fn explain_body(body: &[u8], lean_error: serde_json::Error) -> ReviewError {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let review: AdmissionReview<DynamicObject> = match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(review) => review,
-        Err(error) => return Err(envelope_error(body).unwrap_or_else(|| json_error(error))),
-    };
-    deserializer.end().map_err(|e| ReviewError::Json(e.to_string()))?;
-    into_request(review)
+    match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(&mut deserializer) {
+        Err(error) => envelope_error(body).unwrap_or_else(|| json_error(error)),
+        Ok(_) => ReviewError::Json(deserializer.end().err().unwrap_or(lean_error).to_string()),
+    }
 }
 
 /// When a body fails to parse, a wrong apiVersion or kind explains it better
@@ -66,9 +75,15 @@ fn envelope_error(body: &[u8]) -> Option<ReviewError> {
 
 /// Parses an AdmissionReview that is already a JSON value.
 pub fn parse_review_value(value: Value) -> Result<Request, ReviewError> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_path_to_error::deserialize(value).map_err(json_error)?;
-    into_request(review)
+    match WireReview::deserialize(&value) {
+        Ok(review) => into_request(review),
+        Err(lean_error) => {
+            Err(match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(value) {
+                Err(error) => json_error(error),
+                Ok(_) => ReviewError::Json(lean_error.to_string()),
+            })
+        }
+    }
 }
 
 fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> ReviewError {
@@ -81,16 +96,16 @@ fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Rev
     }
 }
 
-fn into_request(review: AdmissionReview<DynamicObject>) -> Result<Request, ReviewError> {
-    if review.types.kind != META_KIND {
-        return Err(ReviewError::Kind(review.types.kind));
+fn into_request(review: WireReview) -> Result<Request, ReviewError> {
+    if review.kind != META_KIND {
+        return Err(ReviewError::Kind(review.kind));
     }
-    if review.types.api_version != META_API_VERSION_V1 {
-        return Err(ReviewError::ApiVersion(review.types.api_version));
+    if review.api_version != META_API_VERSION_V1 {
+        return Err(ReviewError::ApiVersion(review.api_version));
     }
-    let request: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
-    Ok(Request::from(request))
+    let request = review.request.ok_or(ReviewError::MissingRequest)?;
+    let types = TypeMeta { api_version: review.api_version, kind: review.kind };
+    Ok(Request::from(request.into_admission_request(types)))
 }
 
 /// The AdmissionReview response for a decision.
@@ -149,6 +164,64 @@ mod tests {
         assert_eq!(request.name(), "db");
         assert_eq!(request.username(), "alice");
         assert!(!request.is_collection_delete());
+    }
+
+    #[test]
+    fn keeps_every_request_field_kube_defines() {
+        let body = DELETE_SECRET
+            .replace(r#""dryRun": false,"#, r#""subResource": "status", "requestSubResource": "status","#);
+        let request = parse_review(body.as_bytes()).unwrap();
+        let inner = request.inner();
+        assert_eq!(
+            (inner.types.api_version.as_str(), inner.types.kind.as_str()),
+            (META_API_VERSION_V1, META_KIND)
+        );
+        assert_eq!(inner.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(inner.resource.resource, "secrets");
+        assert_eq!(request.sub_resource(), Some("status"));
+        assert_eq!(inner.request_sub_resource.as_deref(), Some("status"));
+        assert!(!request.dry_run(), "a missing dryRun is false");
+        assert_eq!(inner.user_info.extra.as_ref().unwrap()["scopes"], ["a"]);
+        assert_eq!(inner.options.as_ref().unwrap().0["propagationPolicy"], "Background");
+        assert_eq!(request.namespace(), Some("prod"));
+    }
+
+    #[test]
+    fn a_secret_review_keeps_no_trace_of_the_secret_values() {
+        let marker = "s3cr3t-marker";
+        let old_object = format!(
+            r#""oldObject": {{"apiVersion": "v1", "kind": "Secret", "metadata": {{"name": "db", "namespace": "prod",
+                "labels": {{"tier": "db"}}, "managedFields": [{{"manager": "kubectl", "fieldsV1": {{"f:data": {{}}}}}}]}},
+                "data": {{"password": "{marker}"}}, "stringData": {{"token": "{marker}"}}, "type": "Opaque"}}"#
+        );
+        let body = DELETE_SECRET.replace(
+            r#""oldObject": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod"}}"#,
+            &old_object,
+        );
+        let request = parse_review(body.as_bytes()).unwrap();
+        assert!(!format!("{request:?}").contains(marker), "{request:?}");
+        let stored = request.old_object().unwrap();
+        assert_eq!(stored.metadata.managed_fields, None);
+        assert_eq!(request.labels()["tier"], "db");
+        assert_eq!(stored.data["type"], "Opaque");
+    }
+
+    #[test]
+    fn a_value_review_parses_like_a_body() {
+        let value: Value = serde_json::from_str(DELETE_SECRET).unwrap();
+        let request = parse_review_value(value).unwrap();
+        assert_eq!(request.name(), "db");
+        assert!(request.is_delete());
+    }
+
+    #[test]
+    fn names_the_object_field_that_does_not_fit() {
+        let body = DELETE_SECRET.replace(r#""object": null"#, r#""object": [1]"#);
+        let error = parse_review(body.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("request.object"), "{error}");
+        let value: Value = serde_json::from_str(&body).unwrap();
+        let error = parse_review_value(value).unwrap_err();
+        assert!(error.to_string().contains("request.object"), "{error}");
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! The AdmissionReview as it arrives, deserialized in one pass.
+//!
+//! These mirror kube's `AdmissionReview` and `AdmissionRequest` field for
+//! field, with the same defaults, but without serde's `flatten`, which
+//! buffers the whole document before building it, and with objects parsed
+//! by [`LeanObject`]. The result is kube's `AdmissionRequest`, so everything
+//! after parsing is unchanged.
+
+use k8s_openapi::api::authentication::v1::UserInfo;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::{DynamicObject, GroupVersionKind, GroupVersionResource, TypeMeta};
+use serde::Deserialize;
+
+use super::object::LeanObject;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireReview {
+    pub api_version: String,
+    pub kind: String,
+    pub request: Option<WireRequest>,
+    /// Never sent to a webhook, but read as kube's types read it, so the same
+    /// documents are accepted.
+    #[serde(default, rename = "response")]
+    _response: Option<AdmissionResponse>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRequest {
+    uid: String,
+    kind: GroupVersionKind,
+    resource: GroupVersionResource,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    request_kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    request_resource: Option<GroupVersionResource>,
+    #[serde(default)]
+    request_sub_resource: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Operation,
+    user_info: UserInfo,
+    object: Option<LeanObject>,
+    old_object: Option<LeanObject>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    options: Option<RawExtension>,
+}
+
+impl WireRequest {
+    /// kube's request, carrying the review's `types` as kube's conversion does.
+    pub fn into_admission_request(self, types: TypeMeta) -> AdmissionRequest<DynamicObject> {
+        AdmissionRequest {
+            types,
+            uid: self.uid,
+            kind: self.kind,
+            resource: self.resource,
+            sub_resource: self.sub_resource,
+            request_kind: self.request_kind,
+            request_resource: self.request_resource,
+            request_sub_resource: self.request_sub_resource,
+            name: self.name,
+            namespace: self.namespace,
+            operation: self.operation,
+            user_info: self.user_info,
+            object: self.object.map(|object| object.0),
+            old_object: self.old_object.map(|object| object.0),
+            dry_run: self.dry_run,
+            options: self.options,
+        }
+    }
+}
