@@ -11,7 +11,8 @@ use kube::core::admission::{
 use kube::core::{DynamicObject, Status};
 use serde_json::Value;
 
-use crate::engine::Decision;
+use crate::engine::{Decision, Engine};
+use crate::policy::Context;
 use crate::request::Request;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,34 @@ fn into_request(review: AdmissionReview<DynamicObject>) -> Result<Request, Revie
     let request: AdmissionRequest<DynamicObject> =
         review.try_into().map_err(|_| ReviewError::MissingRequest)?;
     Ok(Request::from(request))
+}
+
+/// What the webhook answers for one request body.
+pub enum Answer {
+    /// A judged review; the response carries the request's uid.
+    Judged { request: Box<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    /// Not an AdmissionReview (not JSON, or JSON of another shape): the server
+    /// answers HTTP 400, never a verdict.
+    Malformed(ReviewError),
+    /// An AdmissionReview that cannot be judged: answered without a uid, so the
+    /// API server applies the webhook's failurePolicy.
+    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+}
+
+/// The server's whole path for one body: parse, evaluate, respond.
+pub fn judge(body: &[u8], engine: &Engine, context: &Context) -> Answer {
+    match parse_review(body) {
+        Ok(request) => {
+            let decision = engine.review(&request, context);
+            let review = respond(&request, &decision);
+            Answer::Judged { request: Box::new(request), decision, review }
+        }
+        Err(error @ ReviewError::Json(_)) => Answer::Malformed(error),
+        Err(error) => {
+            let review = respond_invalid(&error);
+            Answer::Unjudgeable { error, review }
+        }
+    }
 }
 
 /// The AdmissionReview response for a decision.
