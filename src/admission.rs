@@ -34,12 +34,16 @@ pub enum ReviewError {
 
 /// Parses an AdmissionReview body as the API server sends it.
 pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
+    // JSON is UTF-8. The parser skips the fields Defender does not read without
+    // checking their bytes, so without this a body that is not JSON could be judged.
+    let text = std::str::from_utf8(body)
+        .map_err(|error| ReviewError::Json(format!("the body is not UTF-8 text: {error}")))?;
     // The fast path: tracking field paths costs several times the parse, and
     // only an error message needs them, so a failure is parsed again below.
-    if let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(body) {
+    if let Ok(review) = serde_json::from_str::<AdmissionReview<DynamicObject>>(text) {
         return into_request(review);
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let review: AdmissionReview<DynamicObject> = match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(review) => review,
         Err(error) => return Err(envelope_error(body).unwrap_or_else(|| json_error(error))),
@@ -217,6 +221,15 @@ mod tests {
         let body = DELETE_SECRET.replace(r#""dryRun": false"#, r#""dryRun": "yes""#);
         let error = parse_review(body.as_bytes()).unwrap_err();
         assert!(error.to_string().contains("request.dryRun"), "{error}");
+    }
+
+    #[test]
+    fn rejects_bytes_that_are_not_utf8_even_in_a_field_it_ignores() {
+        let mut body = DELETE_SECRET.replace(r#""dryRun""#, r#""unknown": "XX", "dryRun""#).into_bytes();
+        let at = body.windows(2).position(|pair| pair == b"XX").unwrap();
+        body[at] = 0xff;
+        let error = parse_review(&body).unwrap_err();
+        assert!(matches!(&error, ReviewError::Json(m) if m.contains("not UTF-8")), "{error}");
     }
 
     #[test]
