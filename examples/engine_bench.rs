@@ -20,8 +20,8 @@ use clap::Parser;
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
 use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
 use serde_json::{Value, json};
 
 // The allocator `defender serve` runs with, so the figures are the server's.
@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.iterations > 0, "--iterations must be positive");
     let engine = Engine::new(config::load_embedded()?);
-    let namespaces = StaticNamespaces::default();
+    let view = MemoryView::default();
     for path in &args.objects {
         let text = std::fs::read(path).with_context(|| path.display().to_string())?;
         let object: Value = serde_json::from_slice(&text)
@@ -55,15 +55,15 @@ fn main() -> anyhow::Result<()> {
         let body = serde_json::to_vec(&synthetic.to_review()?)?;
 
         let parsed = admission::parse_review(&body)?;
-        let verdict = engine.review(&parsed, &engine.context(jiff::Timestamp::now(), &namespaces)).verdict();
+        let verdict = engine.review(&parsed, &engine.context(jiff::Timestamp::now(), &view)).verdict();
 
         let review = || {
             let request = admission::parse_review(black_box(&body)).expect("parsed once already");
-            let decision = engine.review(&request, &engine.context(jiff::Timestamp::now(), &namespaces));
+            let decision = engine.review(&request, &engine.context(jiff::Timestamp::now(), &view));
             black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"));
         };
         let evaluate = || {
-            let context = engine.context(jiff::Timestamp::now(), &namespaces);
+            let context = engine.context(jiff::Timestamp::now(), &view);
             black_box(engine.review(black_box(&parsed), &context));
         };
         let line = json!({
