@@ -12,7 +12,7 @@ use defender::admission::{self, Answer};
 use defender::clock::{Clock, SystemClock};
 use defender::config;
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
+use defender::view::MemoryView;
 use serde_json::Value;
 
 /// One engine for the whole run, as in the server: budgets carry over between inputs.
@@ -20,8 +20,8 @@ static ENGINE: LazyLock<Engine> =
     LazyLock::new(|| Engine::new(config::load_embedded().expect("the embedded policies load")));
 
 pub fn check(body: &[u8]) {
-    let namespaces = StaticNamespaces::default();
-    let context = ENGINE.context(SystemClock.now(), &namespaces);
+    let view = MemoryView::default();
+    let context = ENGINE.context(SystemClock.now(), &view);
     match admission::judge(body, &ENGINE, &context) {
         Answer::Judged { request, decision, review } => {
             let response = review.response.as_ref().expect("a judged review carries a response");

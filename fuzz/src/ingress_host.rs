@@ -13,10 +13,10 @@ use std::sync::LazyLock;
 use defender::clock::{Clock, SystemClock};
 use defender::config::PolicySet;
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
 use defender::policy::ingress_hosts::{HostProblem, IngressHosts, IngressHostsSpec, host_problem};
 use defender::settings::Settings;
 use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
 use serde_json::{Value, json};
 
 pub fn check(data: &[u8]) {
@@ -70,6 +70,6 @@ fn denied(engine: &Engine, spec: Value) -> bool {
     let request = Synthetic { object: Some(ingress), ..Synthetic::new(SyntheticOperation::Create) }
         .build()
         .expect("a buildable request");
-    let namespaces = StaticNamespaces::default();
-    !engine.review(&request, &engine.context(SystemClock.now(), &namespaces)).allowed()
+    let view = MemoryView::default();
+    !engine.review(&request, &engine.context(SystemClock.now(), &view)).allowed()
 }

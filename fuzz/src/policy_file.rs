@@ -10,9 +10,9 @@ use std::sync::LazyLock;
 use defender::clock::{Clock, SystemClock};
 use defender::config::{self, ConfigError, PolicySet};
 use defender::engine::Engine;
-use defender::namespaces::StaticNamespaces;
 use defender::request::Request;
 use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
 use serde_json::{Value, json};
 
 const FILE: &str = "fuzz/policies.yaml";
@@ -31,8 +31,8 @@ pub fn check(data: &[u8]) {
                 assert!(names.insert(policy.name().to_owned()), "two policies named {:?}", policy.name());
             }
             let engine = Engine::new(set);
-            let namespaces = StaticNamespaces::default();
-            let context = engine.context(SystemClock.now(), &namespaces);
+            let view = MemoryView::default();
+            let context = engine.context(SystemClock.now(), &view);
             for request in REQUESTS.iter() {
                 let decision = engine.review(request, &context);
                 if !decision.allowed() {
