@@ -51,7 +51,7 @@ for target in "${TARGETS[@]}"; do
   cargo +nightly fuzz run --target-dir "$TARGET_DIR" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
     tee "$output" | { grep -E --line-buffered '^#[0-9]+.*(pulse|DONE)' >&2 || true; } || status=$?
-  runs=$(awk -F': *' '/stat::number_of_executed_units/ {print $2}' "$output" | tail -n 1)
+  runs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$output" | tail -n 1)
   corpus=$(find "fuzz/corpus/$target" -type f | wc -l)
   if ((status != 0)); then
     tail -n 40 "$output" >&2
