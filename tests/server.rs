@@ -856,7 +856,7 @@ async fn sigterm_under_load_answers_every_review_in_flight_then_exits_cleanly() 
     const IN_FLIGHT: usize = 48;
     let mut server = ServeProcess::start(&[
         "--shutdown-delay",
-        "2s",
+        "3s",
         "--shutdown-grace",
         "60s",
         "--request-timeout",
