@@ -21,7 +21,8 @@ fn main() -> anyhow::Result<()> {
             corpus.policy_files.push(text.into_bytes());
             continue;
         }
-        let suites = suite::read_file(&file).map_err(anyhow::Error::msg)?;
+        // Some fixtures are broken on purpose (they test the harness's errors).
+        let Ok(suites) = suite::read_file(&file) else { continue };
         for step in suites.iter().flat_map(|s| &s.cases).flat_map(|c| &c.steps) {
             let synthetic = harness::synthetic(step);
             // Malformed steps exist on purpose (failing-suite fixtures); they send nothing.
