@@ -16,16 +16,10 @@ RATE=${RATE:-5000}
 CONNECTIONS=${CONNECTIONS:-32}
 RUNS=${RUNS:-3}
 TARGETS=${TARGETS:-limit defender opa}
-CACHE=${DEFENDER_BENCH_CACHE:-$HOME/.cache/defender-bench}
 OPA_VERSION=v1.8.0
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-# Tools, built once into the cache.
-if [[ ! -x $CACHE/bin/oha ]]; then
-  log "installing oha (cargo install, once)"
-  cargo install oha --locked --root "$CACHE"
-fi
+# log, free_port, wait_for_answers, $CACHE, and $OHA (installed once).
+source bench/common.sh
 if [[ ! -x $CACHE/bin/opa ]]; then
   log "installing OPA $OPA_VERSION (go install, once)"
   GOBIN=$CACHE/bin go install "github.com/open-policy-agent/opa@$OPA_VERSION"
@@ -41,8 +35,6 @@ trap cleanup EXIT
 target/release/defender certs --out "$WORK/certs" >/dev/null 2>&1
 python3 bench/review.py >"$WORK/review.json"
 CERT=$WORK/certs/tls.crt KEY=$WORK/certs/tls.key CA=$WORK/certs/ca.crt
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start TARGET: starts the server, sets URL and PID.
 start() {
@@ -62,12 +54,7 @@ start() {
   esac
   PID=$!
   PIDS+=("$PID")
-  for _ in $(seq 100); do
-    if curl -fsS -o /dev/null --cacert "$CA" -H 'Content-Type: application/json' \
-      --data @"$WORK/review.json" "$URL"; then return 0; fi
-    sleep 0.1
-  done
-  log "$1 did not come up"; exit 1
+  wait_for_answers "$URL" "$CA" "$WORK/review.json" || { log "$1 did not come up"; exit 1; }
 }
 
 # Highest VmRSS of PID while the command after it runs, in MB.
@@ -87,14 +74,14 @@ peak_rss() {
 
 oha_run() { # oha_run OUT [extra flags...]
   local out=$1; shift
-  "$CACHE/bin/oha" --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" -m POST \
+  "$OHA" --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" -m POST \
     -D "$WORK/review.json" -H 'Content-Type: application/json' --cacert "$CA" "$@" "$URL" >"$out"
 }
 
 for target in $TARGETS; do
   start "$target"
   log "$target: warm-up"
-  "$CACHE/bin/oha" --no-tui -z 2s -c "$CONNECTIONS" -m POST -D "$WORK/review.json" \
+  "$OHA" --no-tui -z 2s -c "$CONNECTIONS" -m POST -D "$WORK/review.json" \
     -H 'Content-Type: application/json' --cacert "$CA" "$URL" >/dev/null
   for run in $(seq "$RUNS"); do
     log "$target: run $run/$RUNS at saturation ($CONNECTIONS connections, $DURATION)"
@@ -106,5 +93,5 @@ for target in $TARGETS; do
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
 
-echo "$(nproc) cores; DURATION=$DURATION RATE=$RATE CONNECTIONS=$CONNECTIONS RUNS=$RUNS; oha $("$CACHE/bin/oha" --version | awk '{print $2}'), OPA $OPA_VERSION"
+echo "$(nproc) cores; DURATION=$DURATION RATE=$RATE CONNECTIONS=$CONNECTIONS RUNS=$RUNS; oha $("$OHA" --version | awk '{print $2}'), OPA $OPA_VERSION"
 python3 bench/summarize.py "$WORK" "$TARGETS"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Defender's full test suite: formatting, lints, unit and integration tests,
-# the policy suites, then the end-to-end tests against a real control plane.
+# the policy suites, the dependency check, short fuzz and soak runs, then the
+# end-to-end tests against a real control plane.
 # This is the command README.md names and CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,20 @@ cargo test --all-targets
 
 step "policy suites (defender test tests/policies)"
 cargo run --quiet -- test tests/policies
+
+# cargo-deny and cargo-fuzz are installed once into this cache (.ci/cargo-tool.sh).
+TOOLS=${DEFENDER_TOOLS_CACHE:-$HOME/.cache/defender-tools}
+source .ci/cargo-tool.sh
+
+step "cargo deny check licenses bans sources (advisories need GitHub, unreachable here: see deny.toml)"
+"$(cargo_tool cargo-deny "$TOOLS" 0.20.2)" deny check --hide-inclusion-graph licenses bans sources
+
+step "fuzzing: each target for ${FUZZ_SECONDS:-60}s (fuzz/run.sh; nightly, cargo-fuzz)"
+bash fuzz/run.sh
+
+step "soak: 60s at half of saturation against a release build (bench/soak.sh)"
+# The release build's dependencies are kept outside the repository too.
+CARGO_TARGET_DIR=${SOAK_TARGET_DIR:-$HOME/.cache/defender-bench/target} DURATION=60s bash bench/soak.sh
 
 if [[ -f tests/e2e/main.rs ]]; then
   step "end-to-end: building (or reusing) the Kubernetes control plane"

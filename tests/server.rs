@@ -1,6 +1,7 @@
 //! The webhook server over real TLS on 127.0.0.1: reviews, probes, metrics,
 //! limits, hot reload and shutdown.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,8 +132,16 @@ async fn tls_connect(
     harness: &Harness,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    tls_connect_to(harness.server.local_addr(), &harness.ca, versions).await
+}
+
+async fn tls_connect_to(
+    addr: SocketAddr,
+    ca: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
-    let ca = rustls::pki_types::pem::PemObject::from_pem_slice(harness.ca.as_bytes()).unwrap();
+    let ca = rustls::pki_types::pem::PemObject::from_pem_slice(ca.as_bytes()).unwrap();
     roots.add(ca).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -140,7 +149,7 @@ async fn tls_connect(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(harness.server.local_addr()).await?;
+    let tcp = TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
 }
@@ -741,4 +750,185 @@ async fn hostile_requests_get_clear_answers_and_the_server_keeps_judging() {
     assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"allowed\":false"), "{answer}");
     harness.server.shutdown().await;
+}
+
+/// `defender serve` as a process, for what only a process shows: signals and its exit.
+struct ServeProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+    ca: String,
+    /// Its log (JSON lines) so far.
+    log: Arc<std::sync::Mutex<String>>,
+    _dir: TempDir,
+}
+
+impl ServeProcess {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
+        let files = certs.write(&dir.path().join("tls")).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defender"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--tls-cert")
+            .arg(&files.cert)
+            .arg("--tls-key")
+            .arg(&files.key)
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("POD_NAMESPACE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (bound, address) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let entry: Value = serde_json::from_str(&line).unwrap_or_default();
+                if entry["message"] == "Defender is serving" {
+                    let _ = bound.send(entry["addr"].as_str().unwrap_or_default().parse());
+                }
+                lines.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = match address.recv_timeout(PATIENCE) {
+            Ok(Ok(addr)) => addr,
+            _ => panic!("defender serve did not start:\n{}", log.lock().unwrap()),
+        };
+        Self { child, addr, ca: certs.ca_pem, log, _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    }
+
+    async fn wait_for_metric(&self, series: &str, at_least: f64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let response = client(&self.ca).get(self.url("/metrics")).send().await.unwrap();
+            let text = response.text().await.unwrap();
+            if metric(&text, series).is_some_and(|value| value >= at_least) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} never reached {at_least}:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The exit status, once the process has exited.
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still running:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SIGTERM with reviews in flight (bodies half sent, as over a slow link) and
+/// idle keep-alive connections: /readyz fails while the listener stays open for
+/// --shutdown-delay, then the listener closes, every review in flight is
+/// answered with its verdict, and the process exits 0 well within the grace.
+#[tokio::test]
+async fn sigterm_under_load_answers_every_review_in_flight_then_exits_cleanly() {
+    const IN_FLIGHT: usize = 48;
+    let mut server = ServeProcess::start(&[
+        "--shutdown-delay",
+        "3s",
+        "--shutdown-grace",
+        "60s",
+        "--request-timeout",
+        "60s",
+    ]);
+    let mut pending = Vec::new();
+    for index in 0..IN_FLIGHT {
+        let uid = format!("t-{index}");
+        let (review, allowed) = match index % 2 {
+            0 => (delete_namespace(&uid, "kube-system"), false),
+            _ => (create_config_map(&uid, "x"), true),
+        };
+        let body = serde_json::to_vec(&review).unwrap();
+        let mut stream = tls_connect_to(server.addr, &server.ca, &[&rustls::version::TLS13]).await.unwrap();
+        stream.write_all(request_head(body.len()).as_bytes()).await.unwrap();
+        stream.write_all(&body[..body.len() / 2]).await.unwrap();
+        stream.flush().await.unwrap();
+        pending.push((uid, allowed, body, stream));
+    }
+    // An HTTP/2 connection the API server would keep open between reviews.
+    let idle = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(server.ca.as_bytes()).unwrap())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let answered = idle.post(server.url("/validate")).json(&delete_namespace("i-1", "kube-system")).send();
+    assert_eq!(answered.await.unwrap().version(), reqwest::Version::HTTP_2);
+    server.wait_for_metric("defender_in_flight_requests", IN_FLIGHT as f64).await;
+
+    server.signal("-TERM");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let ready = client(&server.ca).get(server.url("/readyz")).send().await;
+        let status = ready.expect("the listener closed before /readyz reported draining").status();
+        if status == 503 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz never reported draining");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while TcpStream::connect(server.addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The listener is closed: now the rest of every body, a little at a time.
+    let mut finishing = tokio::task::JoinSet::new();
+    for (uid, allowed, body, mut stream) in pending {
+        finishing.spawn(async move {
+            for piece in body[body.len() / 2..].chunks(body.len() / 8 + 1) {
+                let sent = async { stream.write_all(piece).await.and(stream.flush().await) };
+                sent.await.unwrap_or_else(|error| panic!("{uid} was cut off mid-body: {error}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (uid, allowed, read_until_closed(&mut stream).await)
+        });
+    }
+    let mut judged = 0;
+    while let Some(finished) = finishing.join_next().await {
+        let (uid, allowed, answer) = finished.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{uid}: {answer}");
+        assert!(answer.contains(&format!(r#""uid":"{uid}""#)), "{uid}: {answer}");
+        assert!(answer.contains(&format!(r#""allowed":{allowed}"#)), "{uid}: {answer}");
+        judged += 1;
+    }
+    assert_eq!(judged, IN_FLIGHT);
+
+    let status = server.exited().await;
+    let log = server.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("shut down cleanly") && !log.contains("still busy"), "{log}");
+    drop(idle);
 }

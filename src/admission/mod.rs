@@ -15,7 +15,8 @@ use kube::core::{DynamicObject, Status, TypeMeta};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::engine::Decision;
+use crate::engine::{Decision, Engine};
+use crate::policy::Context;
 use crate::request::Request;
 use wire::WireReview;
 
@@ -38,7 +39,11 @@ pub enum ReviewError {
 
 /// Parses an AdmissionReview body as the API server sends it.
 pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
-    match serde_json::from_slice::<WireReview>(body) {
+    // JSON is UTF-8. The parser skips the fields Defender does not read without
+    // checking their bytes, so without this a body that is not JSON could be judged.
+    let text = std::str::from_utf8(body)
+        .map_err(|error| ReviewError::Json(format!("the body is not UTF-8 text: {error}")))?;
+    match serde_json::from_str::<WireReview>(text) {
         Ok(review) => into_request(review),
         Err(error) => Err(explain_body(body, error)),
     }
@@ -106,6 +111,34 @@ fn into_request(review: WireReview) -> Result<Request, ReviewError> {
     let request = review.request.ok_or(ReviewError::MissingRequest)?;
     let types = TypeMeta { api_version: review.api_version, kind: review.kind };
     Ok(Request::from(request.into_admission_request(types)))
+}
+
+/// What the webhook answers for one request body.
+pub enum Answer {
+    /// A judged review; the response carries the request's uid.
+    Judged { request: Box<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    /// Not an AdmissionReview (not JSON, or JSON of another shape): the server
+    /// answers HTTP 400, never a verdict.
+    Malformed(ReviewError),
+    /// An AdmissionReview that cannot be judged: answered without a uid, so the
+    /// API server applies the webhook's failurePolicy.
+    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+}
+
+/// The server's whole path for one body: parse, evaluate, respond.
+pub fn judge(body: &[u8], engine: &Engine, context: &Context) -> Answer {
+    match parse_review(body) {
+        Ok(request) => {
+            let decision = engine.review(&request, context);
+            let review = respond(&request, &decision);
+            Answer::Judged { request: Box::new(request), decision, review }
+        }
+        Err(error @ ReviewError::Json(_)) => Answer::Malformed(error),
+        Err(error) => {
+            let review = respond_invalid(&error);
+            Answer::Unjudgeable { error, review }
+        }
+    }
 }
 
 /// The AdmissionReview response for a decision.
@@ -261,6 +294,15 @@ mod tests {
         let body = DELETE_SECRET.replace(r#""dryRun": false"#, r#""dryRun": "yes""#);
         let error = parse_review(body.as_bytes()).unwrap_err();
         assert!(error.to_string().contains("request.dryRun"), "{error}");
+    }
+
+    #[test]
+    fn rejects_bytes_that_are_not_utf8_even_in_a_field_it_ignores() {
+        let mut body = DELETE_SECRET.replace(r#""dryRun""#, r#""unknown": "XX", "dryRun""#).into_bytes();
+        let at = body.windows(2).position(|pair| pair == b"XX").unwrap();
+        body[at] = 0xff;
+        let error = parse_review(&body).unwrap_err();
+        assert!(matches!(&error, ReviewError::Json(m) if m.contains("not UTF-8")), "{error}");
     }
 
     #[test]

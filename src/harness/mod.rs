@@ -162,6 +162,11 @@ fn run_case(
 }
 
 fn build_request(step: &Step) -> Result<Request, String> {
+    synthetic(step).build().map_err(|e| e.to_string())
+}
+
+/// The request a step sends, as the API server would build it.
+pub fn synthetic(step: &Step) -> Synthetic {
     let operation = match (step.operation, step.collection) {
         (Operation::Create, _) => SyntheticOperation::Create,
         (Operation::Update, _) => SyntheticOperation::Update,
@@ -186,7 +191,7 @@ fn build_request(step: &Step) -> Result<Request, String> {
     }
     synthetic.dry_run = step.dry_run;
     synthetic.sub_resource = step.sub_resource.clone();
-    synthetic.build().map_err(|e| e.to_string())
+    synthetic
 }
 
 fn check(step: &Step, decision: &Decision) -> Result<(), String> {

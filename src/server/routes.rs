@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
-use crate::admission::{self, ReviewError};
+use crate::admission::{self, Answer};
 use crate::server::audit;
 use crate::server::body::{self, BodyError};
 use crate::server::metrics::ErrorKind;
@@ -64,34 +64,31 @@ async fn review(state: &AppState, request: Request, started: Instant) -> Respons
             return status(StatusCode::BAD_REQUEST, format!("defender: {error}"));
         }
     };
-    let request = match admission::parse_review(&body) {
-        Ok(request) => request,
-        Err(error @ ReviewError::Json(_)) => {
-            state.metrics.error(ErrorKind::MalformedReview);
-            tracing::warn!("rejected a body that is not an AdmissionReview: {error}");
-            return status(StatusCode::BAD_REQUEST, format!("defender: {error}"));
-        }
-        Err(error) => {
-            // Well-formed but not judgeable: an AdmissionReview answer without a
-            // uid, which the API server treats per the webhook's failurePolicy.
-            state.metrics.error(ErrorKind::InvalidReview);
-            tracing::warn!("cannot judge an AdmissionReview: {error}");
-            return Json(admission::respond_invalid(&error)).into_response();
-        }
-    };
     let engine = state.engine.get();
     let context = engine
         .context(state.clock.now(), state.view.as_ref())
         .with_own_namespace(state.own_namespace.as_deref());
-    let decision = engine.review(&request, &context);
-    let response = admission::respond(&request, &decision);
-    let latency = started.elapsed();
-    state.metrics.review(&request, &decision, latency);
-    audit::decision(&request, &decision, latency);
-    if let Some(events) = &state.events {
-        events.record(&request, &decision);
+    match admission::judge(&body, &engine, &context) {
+        Answer::Judged { request, decision, review } => {
+            let latency = started.elapsed();
+            state.metrics.review(&request, &decision, latency);
+            audit::decision(&request, &decision, latency);
+            if let Some(events) = &state.events {
+                events.record(&request, &decision);
+            }
+            Json(review).into_response()
+        }
+        Answer::Malformed(error) => {
+            state.metrics.error(ErrorKind::MalformedReview);
+            tracing::warn!("rejected a body that is not an AdmissionReview: {error}");
+            status(StatusCode::BAD_REQUEST, format!("defender: {error}"))
+        }
+        Answer::Unjudgeable { error, review } => {
+            state.metrics.error(ErrorKind::InvalidReview);
+            tracing::warn!("cannot judge an AdmissionReview: {error}");
+            Json(review).into_response()
+        }
     }
-    Json(response).into_response()
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -1,0 +1,69 @@
+//! Any body -> the server's parse, evaluate, respond path (`admission::judge`)
+//! with the embedded policies.
+//!
+//! Whatever arrives: no panic; only UTF-8 text (as JSON must be) is judged; a
+//! judged review answers with the uid the body sent and the engine's verdict;
+//! a body that cannot be judged is never allowed; every response serializes
+//! to the AdmissionReview the API server reads.
+
+use std::sync::LazyLock;
+
+use defender::admission::{self, Answer};
+use defender::clock::{Clock, SystemClock};
+use defender::config;
+use defender::engine::Engine;
+use defender::view::MemoryView;
+use serde_json::Value;
+
+/// One engine for the whole run, as in the server: budgets carry over between inputs.
+static ENGINE: LazyLock<Engine> =
+    LazyLock::new(|| Engine::new(config::load_embedded().expect("the embedded policies load")));
+
+pub fn check(body: &[u8]) {
+    let view = MemoryView::default();
+    let context = ENGINE.context(SystemClock.now(), &view);
+    match admission::judge(body, &ENGINE, &context) {
+        Answer::Judged { request, decision, review } => {
+            let response = review.response.as_ref().expect("a judged review carries a response");
+            assert_eq!(response.uid, request.uid(), "the response answers another request");
+            assert_eq!(response.allowed, decision.allowed(), "the response contradicts the decision");
+            if !response.allowed {
+                assert!(!response.result.message.is_empty(), "a denial without a message");
+            }
+            assert!(std::str::from_utf8(body).is_ok(), "judged a body that is not UTF-8, so not JSON");
+            let sent: Sent = serde_json::from_slice(body).expect("a judged body has a request uid");
+            assert_eq!(sent.request.uid, response.uid, "the response's uid is not the one the body sent");
+            let answered = serialized(&review);
+            assert_eq!(answered["response"]["uid"].as_str(), Some(request.uid()));
+            assert_eq!(answered["response"]["allowed"].as_bool(), Some(response.allowed));
+        }
+        Answer::Malformed(error) => {
+            assert!(!error.to_string().is_empty(), "a parse error without a message");
+        }
+        Answer::Unjudgeable { error, review } => {
+            let answered = serialized(&review);
+            assert_eq!(answered["response"]["allowed"].as_bool(), Some(false), "{error} was allowed");
+            assert_eq!(answered["response"]["uid"].as_str(), Some(""), "{error} answered with a uid");
+        }
+    }
+}
+
+/// Only the uid of a review, read on its own.
+#[derive(serde::Deserialize)]
+struct Sent {
+    request: SentRequest,
+}
+
+#[derive(serde::Deserialize)]
+struct SentRequest {
+    uid: String,
+}
+
+/// The review as the server sends it, read back as the API server would.
+fn serialized(review: &impl serde::Serialize) -> Value {
+    let bytes = serde_json::to_vec(review).expect("a response serializes");
+    let answered: Value = serde_json::from_slice(&bytes).expect("a response is JSON");
+    assert_eq!(answered["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answered["kind"], "AdmissionReview");
+    answered
+}

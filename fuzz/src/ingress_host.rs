@@ -1,0 +1,75 @@
+//! Any host -> the ingress host matcher (`host_problem`) and the
+//! ingress-hosts policy that applies it.
+//!
+//! The first byte picks whether wildcard subdomains are allowed; the rest is
+//! the host. Whatever it is: no panic; a `*` passes only as a leading `*.`
+//! label over a domain of two or more labels, with wildcards allowed;
+//! allowing wildcards lifts only the wildcard problem; an Ingress carrying
+//! the host (as a rule host or a TLS host) is denied exactly when the matcher
+//! finds a problem that routes traffic.
+
+use std::sync::LazyLock;
+
+use defender::clock::{Clock, SystemClock};
+use defender::config::PolicySet;
+use defender::engine::Engine;
+use defender::policy::ingress_hosts::{HostProblem, IngressHosts, IngressHostsSpec, host_problem};
+use defender::settings::Settings;
+use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::view::MemoryView;
+use serde_json::{Value, json};
+
+pub fn check(data: &[u8]) {
+    let Some((&flags, host)) = data.split_first() else { return };
+    // Hosts reach the policy as JSON strings, which are UTF-8.
+    let Ok(host) = std::str::from_utf8(host) else { return };
+    let allow = flags & 1 == 1;
+    let problem = host_problem(Some(host), allow);
+
+    let trimmed = host.trim().trim_end_matches('.');
+    if trimmed.is_empty() {
+        assert_eq!(problem, Some(HostProblem::Missing));
+    }
+    if problem.is_none() && trimmed.contains('*') {
+        let suffix = trimmed.strip_prefix("*.").expect("an accepted wildcard starts with *.");
+        assert!(allow, "{host:?} accepted while wildcards are not allowed");
+        assert!(!suffix.contains('*'), "{host:?} accepted with a second '*'");
+        assert!(suffix.split('.').filter(|l| !l.is_empty()).count() >= 2, "{host:?} accepted over a TLD");
+    }
+
+    let strict = host_problem(Some(host), false);
+    let lenient = host_problem(Some(host), true);
+    match strict {
+        Some(HostProblem::Wildcard) => assert_eq!(lenient, None, "{host:?}"),
+        other => assert_eq!(lenient, other, "allowing wildcards changed {host:?} beyond the wildcard"),
+    }
+
+    let engine = if allow { &*LENIENT } else { &*STRICT };
+    let ruled = denied(engine, json!({"rules": [{"host": host}]}));
+    assert_eq!(ruled, problem.is_some(), "rule host {host:?}: matcher says {problem:?}");
+    // An empty TLS host names no certificate and routes nothing.
+    let tls = denied(engine, json!({"rules": [{"host": "app.example.com"}], "tls": [{"hosts": [host]}]}));
+    let routes = problem.is_some_and(|p| p != HostProblem::Missing);
+    assert_eq!(tls, routes, "TLS host {host:?}: matcher says {problem:?}");
+}
+
+static STRICT: LazyLock<Engine> = LazyLock::new(|| engine(false));
+static LENIENT: LazyLock<Engine> = LazyLock::new(|| engine(true));
+
+fn engine(allow_wildcard_subdomains: bool) -> Engine {
+    let spec = IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() };
+    let policies: Vec<Box<dyn defender::policy::Policy>> =
+        vec![Box::new(IngressHosts::new("ingress-hosts", spec))];
+    Engine::new(PolicySet { settings: Settings::default(), policies })
+}
+
+/// Whether an Ingress CREATE with this spec is denied.
+fn denied(engine: &Engine, spec: Value) -> bool {
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                         "metadata": {"name": "web", "namespace": "shop"}, "spec": spec});
+    let request = Synthetic { object: Some(ingress), ..Synthetic::new(SyntheticOperation::Create) }
+        .build()
+        .expect("a buildable request");
+    let view = MemoryView::default();
+    !engine.review(&request, &engine.context(SystemClock.now(), &view)).allowed()
+}

@@ -1,0 +1,63 @@
+//! The fuzz targets' checks (fuzz/src/), replayed on stable over every input
+//! kept in fuzz/regressions/<target>/ (inputs that once broke an invariant)
+//! and over the repository's examples they are seeded from.
+
+#[path = "../fuzz/src/admission_review.rs"]
+mod admission_review;
+#[path = "../fuzz/src/ingress_host.rs"]
+mod ingress_host;
+#[path = "../fuzz/src/policy_file.rs"]
+mod policy_file;
+
+use std::path::{Path, PathBuf};
+
+/// The files in each directory under the repository root, in name order.
+fn inputs(dirs: &[&str], extension: Option<&str>) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|path| {
+            path.is_file() && extension.is_none_or(|ext| path.extension().is_some_and(|e| e == ext))
+        }));
+    }
+    files.sort();
+    files
+}
+
+fn replay(files: &[PathBuf], check: fn(&[u8])) {
+    for file in files {
+        let data = std::fs::read(file).unwrap();
+        if std::panic::catch_unwind(|| check(&data)).is_err() {
+            panic!("{} breaks an invariant (the panic is printed above)", file.display());
+        }
+    }
+}
+
+#[test]
+fn admission_reviews() {
+    let examples = inputs(&["tests/fixtures"], Some("json"));
+    assert!(!examples.is_empty(), "no example reviews found");
+    replay(&examples, admission_review::check);
+    replay(&inputs(&["fuzz/regressions/admission_review"], None), admission_review::check);
+}
+
+#[test]
+fn policy_files() {
+    let examples =
+        inputs(&["policies", "tests/policies/custom-policies", "tests/fixtures/bad-policies"], Some("yaml"));
+    assert!(examples.len() >= 7, "policy examples went missing: {examples:?}");
+    replay(&examples, policy_file::check);
+    replay(&inputs(&["fuzz/regressions/policy_file"], None), policy_file::check);
+}
+
+#[test]
+fn ingress_hosts() {
+    // A flag byte (1: wildcard subdomains allowed) before the host.
+    for host in ["app.example.com", "*", "*.example.com", "*.com", "", "a.*.com", " *.example.com. "] {
+        for flag in [0u8, 1] {
+            ingress_host::check(&[&[flag], host.as_bytes()].concat());
+        }
+    }
+    replay(&inputs(&["fuzz/regressions/ingress_host"], None), ingress_host::check);
+}
