@@ -6,11 +6,12 @@
 //! host and path another namespace already serves is reported. Only routes
 //! the request adds are judged, so an update does not trip over a conflict
 //! that was already there. What other namespaces serve comes from the
-//! cluster view.
+//! cluster view, asked once per host and path the request adds: a review
+//! costs what the request holds, however many routes the cluster serves.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::networking::v1::{Ingress, IngressSpec};
+use k8s_openapi::api::networking::v1::IngressSpec;
 use kube::core::DynamicObject;
 use serde::Deserialize;
 
@@ -18,7 +19,8 @@ use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request};
-use crate::view::http_route::{self, HttpRoute, HttpRouteSpec};
+use crate::view::bounds::MAX_ROUTES;
+use crate::view::http_route::{self, HttpRouteSpec};
 use crate::view::{HostPath, Route, summary};
 
 /// How many conflicts a message names; the rest are counted.
@@ -63,20 +65,27 @@ fn router(request: &Request) -> Option<Router> {
     }
 }
 
-/// The hosts and paths an object routes, as the view summarizes them. An
-/// object that does not parse routes nothing: the API server has validated it.
-/// Only the spec is read, straight from the request's JSON: cloning the whole
-/// object and converting it to a typed one cost more than every other policy's
+/// Every host and path an object routes, as the view summarizes them but
+/// without its cap: a request is judged whole. An object that does not
+/// parse routes nothing: the API server has validated it. Only the spec is
+/// read, straight from the request's JSON: cloning the whole object and
+/// converting it to a typed one cost more than every other policy's
 /// evaluation together, many times over.
 fn routes(router: Router, object: Option<&DynamicObject>) -> BTreeSet<HostPath> {
     let Some(spec) = object.and_then(|object| object.data.get("spec")) else { return BTreeSet::new() };
     let routes = match router {
-        Router::Ingress => IngressSpec::deserialize(spec)
-            .map(|spec| summary::ingress(&Ingress { spec: Some(spec), ..Ingress::default() }).routes),
-        Router::HttpRoute => HttpRouteSpec::deserialize(spec)
-            .map(|spec| summary::http_route(&HttpRoute { spec, ..HttpRoute::default() }).routes),
+        Router::Ingress => IngressSpec::deserialize(spec).map(|spec| summary::ingress_routes(&spec)),
+        Router::HttpRoute => HttpRouteSpec::deserialize(spec).map(|spec| summary::http_route_routes(&spec)),
     };
-    routes.map(|routes| routes.into_vec().into_iter().collect()).unwrap_or_default()
+    routes.unwrap_or_default()
+}
+
+/// The routes the request adds that other namespaces already serve.
+struct Conflicts {
+    /// The first [`NAMED`], each with one object serving it.
+    named: Vec<(HostPath, Route)>,
+    /// How many (route added, object serving it) pairs in all.
+    total: usize,
 }
 
 impl DuplicateHosts {
@@ -85,20 +94,28 @@ impl DuplicateHosts {
     }
 
     /// Each route the request adds, with the other namespaces' objects already serving it.
-    fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Vec<(HostPath, Route)> {
+    fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Conflicts {
         let namespace = request.namespace().unwrap_or_default();
         let before = routes(router, request.old_object());
-        let mut conflicts = Vec::new();
+        let mut conflicts = Conflicts { named: Vec::new(), total: 0 };
         for added in routes(router, request.object()).difference(&before) {
-            let taken = context.view.routes_to(&added.host).into_iter();
-            conflicts.extend(
-                taken
-                    .filter(|route| route.namespace != namespace && route.path == added.path)
-                    .map(|route| (added.clone(), route)),
-            );
+            let serving = context.view.serving(added, namespace, NAMED - conflicts.named.len());
+            conflicts.total += serving.total;
+            conflicts.named.extend(serving.first.into_iter().map(|route| (added.clone(), route)));
         }
         conflicts
     }
+}
+
+/// `shop.example.com/ (served by ingress "shop/web")`, saying when the view
+/// knows only part of what that object serves.
+fn describe(route: &HostPath, other: &Route) -> String {
+    let partial = if other.truncated {
+        format!("; only its first {MAX_ROUTES} routes are known to Defender")
+    } else {
+        String::new()
+    };
+    format!("{route} (served by {}{partial})", other.describe())
 }
 
 impl Policy for DuplicateHosts {
@@ -119,16 +136,13 @@ impl Policy for DuplicateHosts {
     fn evaluate(&self, request: &Request, context: &Context) -> Verdict {
         let Some(router) = router(request) else { return Verdict::Pass };
         let conflicts = self.conflicts(request, router, context);
-        if conflicts.is_empty() {
+        if conflicts.total == 0 {
             return Verdict::Pass;
         }
-        let mut named: Vec<String> = conflicts
-            .iter()
-            .take(NAMED)
-            .map(|(route, other)| format!("{route} (served by {})", other.describe()))
-            .collect();
-        if conflicts.len() > NAMED {
-            let last = format!("{} and {} more", named.pop().unwrap_or_default(), conflicts.len() - NAMED);
+        let mut named: Vec<String> = conflicts.named.iter().map(|(route, other)| describe(route, other)).collect();
+        if conflicts.total > named.len() {
+            let more = conflicts.total - named.len();
+            let last = format!("{} and {more} more", named.pop().unwrap_or_default());
             named.push(last);
         }
         Verdict::Violation(Violation::new(

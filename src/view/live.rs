@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::view::http_route::{self, HttpRoute};
 use crate::view::memory::{self, MemoryView, Watched};
-use crate::view::{ClusterView, Contents, NamespaceInfo, Referent, Route, User};
+use crate::view::{ClusterView, Contents, HostPath, NamespaceInfo, Referent, Route, Serving, User};
 
 /// The cluster as the API server last reported it.
 pub struct LiveView {
@@ -211,6 +211,10 @@ impl ClusterView for LiveView {
 
     fn routes_to(&self, host: &str) -> Vec<Route> {
         self.read().routes_to(host)
+    }
+
+    fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving {
+        self.read().serving(route, outside, limit)
     }
 
     fn unsynced(&self) -> Vec<&'static str> {

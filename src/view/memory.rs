@@ -3,7 +3,10 @@
 //!
 //! Filled from manifests by the harness and the unit tests, and from watch
 //! events by the live view; a summary is made by the same function either way.
+//! Routing kinds are also indexed by host and path ([`RouteIndex`]), kept in
+//! step on every change.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,14 +18,17 @@ use kube::core::PartialObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::view::bounds::{self, MAX_NAME};
 use crate::view::http_route::{self, HttpRoute};
+use crate::view::routes::{Owner, RouteIndex, Serving};
 use crate::view::summary::{
     self, HostPath, IngressSummary, NamespaceInfo, PodSummary, Reference, Referent, RouteSummary,
     VolumeClaimSummary, WorkloadSummary,
 };
 use crate::view::{ClusterView, Contents, Route, RouteKind, User, UserKind};
 
-/// Summaries of one kind, by namespace (`""` for cluster-scoped objects) and name.
+/// Summaries of one kind, by namespace (`""` for cluster-scoped objects) and
+/// name, both bounded to [`MAX_NAME`].
 #[derive(Debug, Clone)]
 pub struct Store<S> {
     by_namespace: HashMap<String, HashMap<String, S>>,
@@ -34,35 +40,43 @@ impl<S> Default for Store<S> {
     }
 }
 
+/// A name as the view keeps it.
+fn bounded(name: &str) -> Cow<'_, str> {
+    bounds::text(name, MAX_NAME)
+}
+
 impl<S> Store<S> {
-    pub fn insert(&mut self, namespace: &str, name: &str, summary: S) {
-        let names = match self.by_namespace.get_mut(namespace) {
+    /// Returns the summary it replaces.
+    pub fn insert(&mut self, namespace: &str, name: &str, summary: S) -> Option<S> {
+        let (namespace, name) = (bounded(namespace), bounded(name));
+        let names = match self.by_namespace.get_mut(namespace.as_ref()) {
             Some(names) => names,
-            None => self.by_namespace.entry(namespace.to_owned()).or_default(),
+            None => self.by_namespace.entry(namespace.into_owned()).or_default(),
         };
-        match names.get_mut(name) {
-            Some(kept) => *kept = summary,
-            None => {
-                names.insert(name.to_owned(), summary);
-            }
+        match names.get_mut(name.as_ref()) {
+            Some(kept) => Some(std::mem::replace(kept, summary)),
+            None => names.insert(name.into_owned(), summary),
         }
     }
 
-    pub fn remove(&mut self, namespace: &str, name: &str) {
-        if let Some(names) = self.by_namespace.get_mut(namespace) {
-            names.remove(name);
-            if names.is_empty() {
-                self.by_namespace.remove(namespace);
-            }
+    /// Returns the summary it removes.
+    pub fn remove(&mut self, namespace: &str, name: &str) -> Option<S> {
+        let (namespace, name) = (bounded(namespace), bounded(name));
+        let names = self.by_namespace.get_mut(namespace.as_ref())?;
+        let removed = names.remove(name.as_ref());
+        if names.is_empty() {
+            self.by_namespace.remove(namespace.as_ref());
         }
+        removed
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<&S> {
-        self.by_namespace.get(namespace)?.get(name)
+        self.by_namespace.get(bounded(namespace).as_ref())?.get(bounded(name).as_ref())
     }
 
     pub fn in_namespace(&self, namespace: &str) -> impl Iterator<Item = (&str, &S)> {
-        self.by_namespace.get(namespace).into_iter().flatten().map(|(name, summary)| (name.as_str(), summary))
+        let names = self.by_namespace.get(bounded(namespace).as_ref());
+        names.into_iter().flatten().map(|(name, summary)| (name.as_str(), summary))
     }
 
     /// `(namespace, name, summary)` for every object.
@@ -96,10 +110,32 @@ pub trait Watched: kube::Resource + Sized {
     fn store(view: &MemoryView) -> &Store<Self::Summary>;
 
     fn store_mut(view: &mut MemoryView) -> &mut Store<Self::Summary>;
+
+    /// For kinds that route traffic by host: the routes a summary serves, as
+    /// the [`RouteIndex`] records them. A new routing kind (another Gateway
+    /// API route) needs a [`RouteKind`], a summary and this.
+    fn routing(_summary: &Self::Summary) -> Option<Routing<'_>> {
+        None
+    }
+}
+
+/// The routes one summary serves.
+pub struct Routing<'a> {
+    pub kind: RouteKind,
+    pub routes: &'a [HostPath],
+    /// It serves more than `routes` holds.
+    pub truncated: bool,
+}
+
+impl Routing<'_> {
+    fn owner<'a>(&'a self, namespace: &'a str, name: &'a str) -> Owner<'a> {
+        Owner { kind: self.kind, namespace, name, routes: self.routes, truncated: self.truncated }
+    }
 }
 
 macro_rules! watched {
-    ($kind:ty, $plural:literal, $field:ident: $summary:ty = $summarize:expr, $matters:expr) => {
+    ($kind:ty, $plural:literal, $field:ident: $summary:ty = $summarize:expr, $matters:expr
+     $(, routing: $routing:expr)?) => {
         impl Watched for $kind {
             type Summary = $summary;
             const PLURAL: &'static str = $plural;
@@ -111,6 +147,12 @@ macro_rules! watched {
             fn matters(summary: &$summary) -> bool {
                 $matters(summary)
             }
+
+            $(
+                fn routing(summary: &$summary) -> Option<Routing<'_>> {
+                    Some($routing(summary))
+                }
+            )?
 
             fn store(view: &MemoryView) -> &Store<$summary> {
                 &view.$field
@@ -131,8 +173,17 @@ watched!(ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::rep
 watched!(DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set, active);
 watched!(PersistentVolumeClaim, "persistentvolumeclaims", claims: VolumeClaimSummary =
     summary::persistent_volume_claim, bound);
-watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always);
-watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, always);
+watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always, routing: ingress_routing);
+watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, always,
+    routing: http_route_routing);
+
+fn ingress_routing(summary: &IngressSummary) -> Routing<'_> {
+    Routing { kind: RouteKind::Ingress, routes: &summary.routes, truncated: summary.routes_truncated }
+}
+
+fn http_route_routing(summary: &RouteSummary) -> Routing<'_> {
+    Routing { kind: RouteKind::HttpRoute, routes: &summary.routes, truncated: summary.truncated }
+}
 
 /// Namespaces are watched metadata-only; policies ask for them shared.
 fn namespace(namespace: &PartialObjectMeta<Namespace>) -> Arc<NamespaceInfo> {
@@ -171,6 +222,8 @@ pub struct MemoryView {
     claims: Store<VolumeClaimSummary>,
     ingresses: Store<IngressSummary>,
     http_routes: Store<RouteSummary>,
+    /// Who serves each host and path, over every routing kind.
+    routes: RouteIndex,
 }
 
 impl MemoryView {
@@ -181,24 +234,35 @@ impl MemoryView {
     }
 
     pub fn put<K: Watched>(&mut self, namespace: &str, name: &str, summary: K::Summary) {
-        let store = K::store_mut(self);
+        let (namespace, name) = (bounded(namespace), bounded(name));
+        if let Some(old) = K::store_mut(self).remove(&namespace, &name) {
+            unindex::<K>(&mut self.routes, &namespace, &name, &old);
+        }
         if K::matters(&summary) {
-            store.insert(namespace, name, summary);
-        } else {
-            store.remove(namespace, name);
+            index::<K>(&mut self.routes, &namespace, &name, &summary);
+            K::store_mut(self).insert(&namespace, &name, summary);
         }
     }
 
     pub fn delete<K: Watched>(&mut self, object: &K) {
         let (namespace, name) = key(object);
-        K::store_mut(self).remove(&namespace, &name);
+        let (namespace, name) = (bounded(&namespace), bounded(&name));
+        if let Some(old) = K::store_mut(self).remove(&namespace, &name) {
+            unindex::<K>(&mut self.routes, &namespace, &name, &old);
+        }
     }
 
     /// Replaces everything known of kind `K` (a watch listed it afresh).
     pub fn replace<K: Watched>(&mut self, summaries: Vec<(String, String, K::Summary)>) {
+        let old = std::mem::take(K::store_mut(self));
+        for (namespace, name, summary) in old.iter() {
+            unindex::<K>(&mut self.routes, namespace, name, summary);
+        }
         let mut store = Store::default();
         for (namespace, name, summary) in summaries {
             if K::matters(&summary) {
+                let (namespace, name) = (bounded(&namespace), bounded(&name));
+                index::<K>(&mut self.routes, &namespace, &name, &summary);
                 store.insert(&namespace, &name, summary);
             }
         }
@@ -279,6 +343,18 @@ impl MemoryView {
     }
 }
 
+fn index<K: Watched>(routes: &mut RouteIndex, namespace: &str, name: &str, summary: &K::Summary) {
+    if let Some(routing) = K::routing(summary) {
+        routes.add(&routing.owner(namespace, name));
+    }
+}
+
+fn unindex<K: Watched>(routes: &mut RouteIndex, namespace: &str, name: &str, summary: &K::Summary) {
+    if let Some(routing) = K::routing(summary) {
+        routes.remove(&routing.owner(namespace, name));
+    }
+}
+
 /// The references to `referent` `name` (they are sorted, so they are adjacent).
 fn matching<'a>(
     references: &'a [Reference],
@@ -311,23 +387,11 @@ impl ClusterView for MemoryView {
     }
 
     fn routes_to(&self, host: &str) -> Vec<Route> {
-        let host = HostPath::new(host, None).host;
-        let ingresses = self.ingresses.iter().map(|(ns, name, s)| (RouteKind::Ingress, ns, name, &s.routes));
-        let http_routes =
-            self.http_routes.iter().map(|(ns, name, s)| (RouteKind::HttpRoute, ns, name, &s.routes));
-        let mut routes: Vec<Route> = ingresses
-            .chain(http_routes)
-            .flat_map(|(kind, namespace, name, routes)| {
-                routes.iter().filter(|route| route.host == host).map(move |route| Route {
-                    kind,
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    path: route.path.clone(),
-                })
-            })
-            .collect();
-        routes.sort();
-        routes
+        self.routes.to_host(&HostPath::new(host, None).host)
+    }
+
+    fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving {
+        self.routes.serving(route, outside, limit)
     }
 }
 

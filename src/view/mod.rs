@@ -8,9 +8,11 @@
 //! Both hold the same trimmed summaries ([`summary`]) and answer through the
 //! same code, so offline and live judge alike.
 
+pub mod bounds;
 pub mod http_route;
 mod live;
 mod memory;
+mod routes;
 pub mod summary;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 
 pub use live::LiveView;
 pub use memory::{MemoryView, Store, Watched};
+pub use routes::Serving;
 pub use summary::{HostPath, NamespaceInfo, Referent, Via};
 
 /// What is said of a declared object whose kind the view does not keep.
@@ -35,8 +38,13 @@ pub trait ClusterView: Send + Sync {
     /// live Pods, and Ingresses (TLS secrets, backend services), sorted.
     fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User>;
 
-    /// Every route (Ingress rule path, HTTPRoute hostname and path) serving `host`, in any namespace.
+    /// Every route (Ingress rule path, HTTPRoute hostname and path) serving `host`, in any namespace, sorted.
     fn routes_to(&self, host: &str) -> Vec<Route>;
+
+    /// The objects serving exactly `route`'s host and path outside namespace
+    /// `outside`: the first `limit` (by kind, namespace and name) and how many
+    /// in all. Costs what it returns, whatever the cluster holds.
+    fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving;
 
     /// The kinds not listed from the cluster yet (readiness waits for none).
     fn unsynced(&self) -> Vec<&'static str> {
@@ -123,6 +131,16 @@ pub enum RouteKind {
     HttpRoute,
 }
 
+impl RouteKind {
+    /// How messages name the kind: `ingress`, `httproute`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Ingress => "ingress",
+            RouteKind::HttpRoute => "httproute",
+        }
+    }
+}
+
 /// One object serving a host at a path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Route {
@@ -130,16 +148,14 @@ pub struct Route {
     pub namespace: String,
     pub name: String,
     pub path: String,
+    /// The object serves more routes than the view keeps ([`bounds::MAX_ROUTES`]).
+    pub truncated: bool,
 }
 
 impl Route {
     /// `ingress "other/web"`, `httproute "other/web"`
     pub fn describe(&self) -> String {
-        let kind = match self.kind {
-            RouteKind::Ingress => "ingress",
-            RouteKind::HttpRoute => "httproute",
-        };
-        format!("{kind} \"{}/{}\"", self.namespace, self.name)
+        format!("{} \"{}/{}\"", self.kind.as_str(), self.namespace, self.name)
     }
 }
 

@@ -3,6 +3,9 @@
 //! watches deliver, the harness and the unit tests summarize the manifests
 //! they declare, so both judge from the same facts.
 //!
+//! What a summary keeps is bounded ([`bounds`]): strings are capped and so
+//! are per-object lists, which then say they were cut.
+//!
 //! Objects that already carry a deletionTimestamp are on their way out: they
 //! hold nothing a namespace deletion would add to the loss, and use nothing
 //! whose deletion would hurt them more. Their summaries say so.
@@ -14,12 +17,13 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::core::v1::{
     Container, EnvFromSource, EnvVar, EphemeralContainer, PersistentVolumeClaim, Pod, Volume,
 };
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
 use crate::selector::Labels;
-use crate::view::http_route::HttpRoute;
+use crate::view::bounds::{self, MAX_HOST, MAX_NAME, MAX_PATH, MAX_REFERENCES, MAX_ROUTES};
+use crate::view::http_route::{HttpRoute, HttpRouteSpec};
 
 /// The facts policies need about one namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -33,9 +37,11 @@ pub struct NamespaceInfo {
 }
 
 /// A Namespace, from its metadata alone (the live view watches nothing else).
+/// Labels past [`bounds::MAX_LABELS`] are not kept; Defender's own come first.
 pub fn namespace(metadata: &ObjectMeta) -> NamespaceInfo {
+    let (labels, _) = metadata.labels.as_ref().map(bounds::labels).unwrap_or_default();
     NamespaceInfo {
-        labels: metadata.labels.clone().unwrap_or_default(),
+        labels,
         terminating: metadata.deletion_timestamp.is_some(),
     }
 }
@@ -105,8 +111,11 @@ pub struct PodSummary {
     /// Not finished (Pending, Running or Unknown) and not being deleted.
     /// Pending pods count: they are about to run (or would, given a node).
     pub live: bool,
-    /// The Secrets and ConfigMaps it uses, each way once, sorted.
+    /// The Secrets and ConfigMaps it uses, each way once, sorted: the first
+    /// [`MAX_REFERENCES`].
     pub references: Box<[Reference]>,
+    /// It uses more than `references` holds.
+    pub references_truncated: bool,
 }
 
 /// A Pod: its phase and every Secret and ConfigMap it names, in all its
@@ -130,7 +139,8 @@ pub fn pod(pod: &Pod) -> PodSummary {
             add(&mut references, Referent::Secret, &secret.name, Via::ImagePullSecrets);
         }
     }
-    PodSummary { live, references: references.into_iter().collect() }
+    let (references, references_truncated) = bounds::first(references, MAX_REFERENCES);
+    PodSummary { live, references, references_truncated }
 }
 
 fn environment(env: Option<&[EnvVar]>, env_from: Option<&[EnvFromSource]>, into: &mut BTreeSet<Reference>) {
@@ -177,7 +187,7 @@ fn leaving(metadata: &ObjectMeta) -> bool {
 
 fn add(into: &mut BTreeSet<Reference>, referent: Referent, name: &str, via: Via) {
     if !name.is_empty() {
-        into.insert(Reference { referent, name: name.to_owned(), via });
+        into.insert(Reference { referent, name: bounds::owned(name, MAX_NAME), via });
     }
 }
 
@@ -235,7 +245,8 @@ pub fn persistent_volume_claim(claim: &PersistentVolumeClaim) -> VolumeClaimSumm
 }
 
 /// A host and path some route serves. Hosts are compared without case or
-/// a trailing dot; a missing path is `/`.
+/// a trailing dot; a missing path is `/`. Both are bounded ([`MAX_HOST`],
+/// [`MAX_PATH`]) alike in requests and in the view, so they still compare.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HostPath {
     pub host: String,
@@ -244,8 +255,8 @@ pub struct HostPath {
 
 impl HostPath {
     pub fn new(host: &str, path: Option<&str>) -> Self {
-        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-        let path = path.filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
+        let host = bounds::text(host.trim().trim_end_matches('.'), MAX_HOST).to_ascii_lowercase();
+        let path = bounds::owned(path.filter(|p| !p.is_empty()).unwrap_or("/"), MAX_PATH);
         Self { host, path }
     }
 }
@@ -258,34 +269,54 @@ impl fmt::Display for HostPath {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngressSummary {
-    /// Secrets named by `spec.tls[].secretName`, and Services its backends route to.
+    /// Secrets named by `spec.tls[].secretName`, and Services its backends
+    /// route to: the first [`MAX_REFERENCES`].
     pub references: Box<[Reference]>,
+    pub references_truncated: bool,
     /// The hosts and paths its rules serve (rules without a host serve every
-    /// host; they are the ingress-hosts policy's concern and not listed).
+    /// host; they are the ingress-hosts policy's concern and not listed): the
+    /// first [`MAX_ROUTES`].
     pub routes: Box<[HostPath]>,
+    /// It serves more than `routes` holds.
+    pub routes_truncated: bool,
 }
 
 pub fn ingress(ingress: &Ingress) -> IngressSummary {
+    let (references, routes) = match &ingress.spec {
+        Some(spec) => (ingress_references(spec), ingress_routes(spec)),
+        None => Default::default(),
+    };
+    let (references, references_truncated) = bounds::first(references, MAX_REFERENCES);
+    let (routes, routes_truncated) = bounds::first(routes, MAX_ROUTES);
+    IngressSummary { references, references_truncated, routes, routes_truncated }
+}
+
+fn ingress_references(spec: &IngressSpec) -> BTreeSet<Reference> {
     let mut references = BTreeSet::new();
+    for tls in spec.tls.iter().flatten() {
+        add(&mut references, Referent::Secret, tls.secret_name.as_deref().unwrap_or(""), Via::Tls);
+    }
+    if let Some(backend) = &spec.default_backend {
+        backend_reference(backend, Via::DefaultBackend, &mut references);
+    }
+    let paths = spec.rules.iter().flatten().flat_map(|rule| rule.http.iter().flat_map(|http| &http.paths));
+    for path in paths {
+        backend_reference(&path.backend, Via::Backend, &mut references);
+    }
+    references
+}
+
+/// Every host and path an Ingress spec serves, however many: what a
+/// request adds is judged whole, only the view keeps a bounded summary.
+pub fn ingress_routes(spec: &IngressSpec) -> BTreeSet<HostPath> {
     let mut routes = BTreeSet::new();
-    if let Some(spec) = &ingress.spec {
-        for tls in spec.tls.iter().flatten() {
-            add(&mut references, Referent::Secret, tls.secret_name.as_deref().unwrap_or(""), Via::Tls);
-        }
-        if let Some(backend) = &spec.default_backend {
-            backend_reference(backend, Via::DefaultBackend, &mut references);
-        }
-        for rule in spec.rules.iter().flatten() {
-            let host = rule.host.as_deref().filter(|host| !host.trim().is_empty());
-            for path in rule.http.iter().flat_map(|http| &http.paths) {
-                backend_reference(&path.backend, Via::Backend, &mut references);
-                if let Some(host) = host {
-                    routes.insert(HostPath::new(host, path.path.as_deref()));
-                }
-            }
+    for rule in spec.rules.iter().flatten() {
+        let Some(host) = rule.host.as_deref().filter(|host| !host.trim().is_empty()) else { continue };
+        for path in rule.http.iter().flat_map(|http| &http.paths) {
+            routes.insert(HostPath::new(host, path.path.as_deref()));
         }
     }
-    IngressSummary { references: references.into_iter().collect(), routes: routes.into_iter().collect() }
+    routes
 }
 
 fn backend_reference(backend: &IngressBackend, via: Via, into: &mut BTreeSet<Reference>) {
@@ -296,15 +327,24 @@ fn backend_reference(backend: &IngressBackend, via: Via, into: &mut BTreeSet<Ref
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteSummary {
-    /// Every hostname with every path its rules match (a rule without a path match serves `/`).
+    /// Every hostname with every path its rules match (a rule without a path
+    /// match serves `/`): the first [`MAX_ROUTES`].
     pub routes: Box<[HostPath]>,
+    /// It serves more than `routes` holds.
+    pub truncated: bool,
 }
 
 /// A Gateway API HTTPRoute. A route without hostnames takes its listener's
 /// hosts, which the route does not name: it lists no routes.
 pub fn http_route(route: &HttpRoute) -> RouteSummary {
+    let (routes, truncated) = bounds::first(http_route_routes(&route.spec), MAX_ROUTES);
+    RouteSummary { routes, truncated }
+}
+
+/// Every host and path an HTTPRoute spec serves, however many (see [`ingress_routes`]).
+pub fn http_route_routes(spec: &HttpRouteSpec) -> BTreeSet<HostPath> {
     let mut paths = BTreeSet::new();
-    for rule in &route.spec.rules {
+    for rule in &spec.rules {
         if rule.matches.is_empty() {
             paths.insert(None);
         }
@@ -316,12 +356,12 @@ pub fn http_route(route: &HttpRoute) -> RouteSummary {
         paths.insert(None);
     }
     let mut routes = BTreeSet::new();
-    for host in route.spec.hostnames.iter().filter(|host| !host.trim().is_empty()) {
+    for host in spec.hostnames.iter().filter(|host| !host.trim().is_empty()) {
         for path in &paths {
             routes.insert(HostPath::new(host, *path));
         }
     }
-    RouteSummary { routes: routes.into_iter().collect() }
+    routes
 }
 
 #[cfg(test)]
