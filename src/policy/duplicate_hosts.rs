@@ -279,6 +279,56 @@ mod tests {
         );
     }
 
+    fn paths(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("/p{i:04}")).collect()
+    }
+
+    #[test]
+    fn a_request_is_judged_on_all_its_routes_however_many() {
+        let fixture = Fixture::new().with_objects(&[ingress("shop", "web", "shop.example.com", &["/p0150"])]);
+        let many = paths(MAX_ROUTES * 2);
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let request = fixture.create(ingress("intruder", "web", "shop.example.com", &many));
+        assert!(fixture.violation(&policy(), &request).reason.contains("shop.example.com/p0150"));
+    }
+
+    #[test]
+    fn a_conflict_with_an_object_the_view_keeps_in_part_says_so() {
+        let many = paths(MAX_ROUTES + 1);
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let fixture = Fixture::new().with_objects(&[ingress("shop", "big", "shop.example.com", &many)]);
+        let request = fixture.create(ingress("intruder", "web", "shop.example.com", &["/p0000"]));
+        assert_eq!(
+            fixture.violation(&policy(), &request).reason,
+            format!(
+                "ingress \"intruder/web\" would serve hosts and paths another namespace already serves: \
+                 shop.example.com/p0000 (served by ingress \"shop/big\"; only its first {MAX_ROUTES} routes are \
+                 known to Defender)"
+            )
+        );
+        // Past the cap, the view does not know the route.
+        let past = fixture.create(ingress("intruder", "web", "shop.example.com", &["/p0100"]));
+        assert!(matches!(policy().evaluate(&past, &fixture.context()), Verdict::Pass));
+    }
+
+    #[test]
+    fn conflicts_over_several_added_routes_are_named_in_order_and_counted() {
+        let taken: Vec<Value> = (1..=3)
+            .map(|i| ingress(&format!("team-{i}"), "web", "shop.example.com", &["/a", "/b", "/c"]))
+            .collect();
+        let fixture = Fixture::new().with_objects(&taken);
+        let request = fixture.create(ingress("late", "web", "shop.example.com", &["/a", "/b", "/c"]));
+        let reason = fixture.violation(&policy(), &request).reason;
+        assert!(
+            reason.ends_with(
+                "shop.example.com/a (served by ingress \"team-1/web\"), shop.example.com/a (served by ingress \
+                 \"team-2/web\"), shop.example.com/a (served by ingress \"team-3/web\"), shop.example.com/b \
+                 (served by ingress \"team-1/web\"), shop.example.com/b (served by ingress \"team-2/web\") and 4 more"
+            ),
+            "{reason}"
+        );
+    }
+
     #[test]
     fn applies_to_ingress_and_httproute_writes_only() {
         let fixture = Fixture::new();

@@ -56,6 +56,11 @@ pub fn owned(value: &str, max: usize) -> String {
     text(value, max).into_owned()
 }
 
+/// `value` bounded, reusing it when it fits.
+pub fn string(value: String, max: usize) -> String {
+    if value.len() <= max { value } else { owned(&value, max) }
+}
+
 /// The first `max` items in order, and whether any were left out.
 pub fn first<T>(items: BTreeSet<T>, max: usize) -> (Box<[T]>, bool) {
     let truncated = items.len() > max;

@@ -255,7 +255,7 @@ pub struct HostPath {
 
 impl HostPath {
     pub fn new(host: &str, path: Option<&str>) -> Self {
-        let host = bounds::text(host.trim().trim_end_matches('.'), MAX_HOST).to_ascii_lowercase();
+        let host = bounds::string(host.trim().trim_end_matches('.').to_ascii_lowercase(), MAX_HOST);
         let path = bounds::owned(path.filter(|p| !p.is_empty()).unwrap_or("/"), MAX_PATH);
         Self { host, path }
     }

@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::view::bounds::MAX_NAME;
 
 fn pod(namespace: &str, name: &str, secret: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
@@ -112,4 +113,61 @@ fn routes_to_finds_ingress_and_http_route_hosts_in_every_namespace() {
     let found: Vec<String> = routes.iter().map(|r| format!("{} {}", r.describe(), r.path)).collect();
     assert_eq!(found, ["ingress \"shop/web\" /", "httproute \"team-b/api\" /"]);
     assert!(view.routes_to("other.example.com").is_empty());
+}
+
+fn ingress(namespace: &str, name: &str, host: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"rules": [{"host": host, "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+}
+
+fn served_by(view: &MemoryView, host: &str) -> Vec<String> {
+    view.routes_to(host).iter().map(|route| route.describe()).collect()
+}
+
+#[test]
+fn the_host_index_follows_changes_deletions_and_relistings() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&ingress("shop", "web", "a.example.com")).unwrap();
+    view.add_manifest(&ingress("blog", "web", "a.example.com")).unwrap();
+    assert_eq!(served_by(&view, "a.example.com"), ["ingress \"blog/web\"", "ingress \"shop/web\""]);
+    // A changed host moves the route.
+    view.add_manifest(&ingress("shop", "web", "b.example.com")).unwrap();
+    assert_eq!(served_by(&view, "a.example.com"), ["ingress \"blog/web\""]);
+    assert_eq!(served_by(&view, "b.example.com"), ["ingress \"shop/web\""]);
+    let blog: Ingress = serde_json::from_value(ingress("blog", "web", "a.example.com")).unwrap();
+    view.delete(&blog);
+    assert!(served_by(&view, "a.example.com").is_empty());
+    let listed: Ingress = serde_json::from_value(ingress("new", "web", "c.example.com")).unwrap();
+    view.replace::<Ingress>(vec![("new".into(), "web".into(), listed.summarize())]);
+    assert!(served_by(&view, "b.example.com").is_empty(), "a relisting forgets what it does not list");
+    assert_eq!(served_by(&view, "c.example.com"), ["ingress \"new/web\""]);
+    assert_eq!(view.routes.len(), 1);
+}
+
+#[test]
+fn serving_skips_the_asking_namespace_and_counts_the_rest() {
+    let mut view = MemoryView::default();
+    for namespace in ["a", "b", "c", "own"] {
+        view.add_manifest(&ingress(namespace, "web", "shop.example.com")).unwrap();
+    }
+    let serving = view.serving(&HostPath::new("shop.example.com", None), "own", 2);
+    let names: Vec<String> = serving.first.iter().map(Route::describe).collect();
+    assert_eq!((names, serving.total), (vec!["ingress \"a/web\"".to_owned(), "ingress \"b/web\"".to_owned()], 3));
+}
+
+#[test]
+fn long_names_are_kept_bounded_and_still_found() {
+    let mut view = MemoryView::default();
+    let (namespace, name) = ("n".repeat(400), "w".repeat(400));
+    view.add_manifest(&ingress(&namespace, &name, "long.example.com")).unwrap();
+    let routes = view.routes_to("long.example.com");
+    assert!(routes[0].namespace.len() <= MAX_NAME && routes[0].name.len() <= MAX_NAME);
+    let other = "w".repeat(399) + "x";
+    view.add_manifest(&ingress(&namespace, &other, "long.example.com")).unwrap();
+    assert_eq!(view.count::<Ingress>(), 2, "names with one beginning stay apart");
+    let gone: Ingress = serde_json::from_value(ingress(&namespace, &name, "long.example.com")).unwrap();
+    view.delete(&gone);
+    assert_eq!(view.routes_to("long.example.com").len(), 1);
 }

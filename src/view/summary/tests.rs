@@ -2,6 +2,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::view::bounds::{MAX_HOST, MAX_NAME, MAX_PATH, MAX_REFERENCES, MAX_ROUTES};
 
 fn parse<T: DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).unwrap()
@@ -158,4 +159,75 @@ fn a_namespace_is_its_labels_and_whether_it_is_terminating() {
     let info = namespace(&metadata);
     assert_eq!(info.labels.get("team").map(String::as_str), Some("shop"));
     assert!(info.terminating);
+}
+
+fn ingress_with_paths(host: &str, paths: usize) -> Ingress {
+    let paths: Vec<Value> = (0..paths)
+        .map(|i| {
+            json!({"path": format!("/p{i:04}"), "pathType": "Prefix",
+                   "backend": {"service": {"name": format!("svc-{i:04}"), "port": {"number": 80}}}})
+        })
+        .collect();
+    parse(json!({"metadata": {"name": "big"}, "spec": {"rules": [{"host": host, "http": {"paths": paths}}]}}))
+}
+
+#[test]
+fn an_ingress_keeps_its_first_routes_and_references_and_says_it_was_cut() {
+    let big = ingress_with_paths("big.example.com", MAX_ROUTES + 50);
+    let summary = ingress(&big);
+    assert_eq!(summary.routes.len(), MAX_ROUTES);
+    assert_eq!(summary.routes[0], HostPath::new("big.example.com", Some("/p0000")));
+    assert!(summary.routes_truncated);
+    assert_eq!(summary.references.len(), MAX_REFERENCES);
+    assert!(summary.references_truncated);
+    let spec = big.spec.as_ref().unwrap();
+    assert_eq!(ingress_routes(spec).len(), MAX_ROUTES + 50, "a request's routes are all judged");
+    let small = ingress(&ingress_with_paths("small.example.com", 3));
+    assert!(!small.routes_truncated && !small.references_truncated);
+}
+
+#[test]
+fn an_http_route_keeps_its_first_routes_of_every_hostname_and_path() {
+    let hostnames: Vec<String> = (0..16).map(|i| format!("h{i:02}.example.com")).collect();
+    let matches: Vec<Value> =
+        (0..64).map(|i| json!({"path": {"type": "PathPrefix", "value": format!("/m{i:02}")}})).collect();
+    let route: HttpRoute = parse(json!({"metadata": {"name": "r"},
+        "spec": {"hostnames": hostnames, "rules": [{"matches": matches}]}}));
+    assert_eq!(http_route_routes(&route.spec).len(), 16 * 64);
+    let summary = http_route(&route);
+    assert_eq!((summary.routes.len(), summary.truncated), (MAX_ROUTES, true));
+}
+
+#[test]
+fn a_pod_keeps_its_first_references_and_says_it_was_cut() {
+    let env: Vec<Value> = (0..MAX_REFERENCES + 1)
+        .map(|i| json!({"name": format!("V{i}"), "valueFrom": {"secretKeyRef": {"name": format!("s-{i:04}"), "key": "k"}}}))
+        .collect();
+    let summary = pod(&parse(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "env": env}]}})));
+    assert_eq!(summary.references.len(), MAX_REFERENCES);
+    assert!(summary.references_truncated);
+    assert_eq!(summary.references[0], reference(Referent::Secret, "s-0000", Via::Env));
+}
+
+#[test]
+fn hosts_paths_and_names_are_bounded_alike_everywhere() {
+    let long_host = format!("{}.example.com", "a".repeat(400));
+    let long_path = format!("/{}", "p".repeat(5000));
+    let route = HostPath::new(&long_host, Some(&long_path));
+    assert!(route.host.len() <= MAX_HOST && route.path.len() <= MAX_PATH);
+    assert_eq!(route, HostPath::new(&long_host.to_uppercase(), Some(&long_path)), "still compared without case");
+    let summary = pod(&parse(json!({"metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "envFrom": [{"secretRef": {"name": "s".repeat(1000)}}]}]}})));
+    assert!(summary.references[0].name.len() <= MAX_NAME);
+}
+
+#[test]
+fn a_namespace_keeps_a_bounded_number_of_labels_defenders_own_first() {
+    let mut labels: serde_json::Map<String, Value> =
+        (0..200).map(|i| (format!("team-{i:03}"), Value::from("x"))).collect();
+    labels.insert("defender.io/deletion-allowed".into(), "true".into());
+    let metadata: ObjectMeta = parse(json!({"name": "shop", "labels": labels}));
+    let info = namespace(&metadata);
+    assert_eq!(info.labels.len(), crate::view::bounds::MAX_LABELS);
+    assert_eq!(info.labels.get("defender.io/deletion-allowed").map(String::as_str), Some("true"));
 }
