@@ -139,7 +139,8 @@ impl Policy for DuplicateHosts {
         if conflicts.total == 0 {
             return Verdict::Pass;
         }
-        let mut named: Vec<String> = conflicts.named.iter().map(|(route, other)| describe(route, other)).collect();
+        let mut named: Vec<String> =
+            conflicts.named.iter().map(|(route, other)| describe(route, other)).collect();
         if conflicts.total > named.len() {
             let more = conflicts.total - named.len();
             let last = format!("{} and {more} more", named.pop().unwrap_or_default());

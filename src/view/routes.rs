@@ -161,12 +161,7 @@ mod tests {
         assert_eq!(found.total, 6);
         assert_eq!(
             names(&found),
-            [
-                "ingress \"a/web\" /",
-                "ingress \"b/web\" /",
-                "ingress \"c/web\" /",
-                "httproute \"a/r\" /"
-            ]
+            ["ingress \"a/web\" /", "ingress \"b/web\" /", "ingress \"c/web\" /", "httproute \"a/r\" /"]
         );
         assert_eq!(index.serving(&shop[0], "own", 0), Serving { first: Vec::new(), total: 6 });
         assert_eq!(index.serving(&HostPath::new("shop.example.com", Some("/x")), "own", 5).total, 0);

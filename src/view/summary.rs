@@ -40,10 +40,7 @@ pub struct NamespaceInfo {
 /// Labels past [`bounds::MAX_LABELS`] are not kept; Defender's own come first.
 pub fn namespace(metadata: &ObjectMeta) -> NamespaceInfo {
     let (labels, _) = metadata.labels.as_ref().map(bounds::labels).unwrap_or_default();
-    NamespaceInfo {
-        labels,
-        terminating: metadata.deletion_timestamp.is_some(),
-    }
+    NamespaceInfo { labels, terminating: metadata.deletion_timestamp.is_some() }
 }
 
 /// The kinds of object that others depend on by name.

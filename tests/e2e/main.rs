@@ -7,6 +7,7 @@
 
 mod coordination;
 mod env;
+mod hosts_scale;
 mod scenarios;
 
 use std::path::Path;

@@ -53,6 +53,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
         coordination::apiserver_outage,
     ),
+    (
+        "with 5,000 routes in Defender's view, an Ingress taking 100 of them gets its duplicate-hosts warning",
+        crate::hosts_scale::duplicate_hosts_at_scale,
+    ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
 

@@ -154,7 +154,10 @@ fn serving_skips_the_asking_namespace_and_counts_the_rest() {
     }
     let serving = view.serving(&HostPath::new("shop.example.com", None), "own", 2);
     let names: Vec<String> = serving.first.iter().map(Route::describe).collect();
-    assert_eq!((names, serving.total), (vec!["ingress \"a/web\"".to_owned(), "ingress \"b/web\"".to_owned()], 3));
+    assert_eq!(
+        (names, serving.total),
+        (vec!["ingress \"a/web\"".to_owned(), "ingress \"b/web\"".to_owned()], 3)
+    );
 }
 
 #[test]

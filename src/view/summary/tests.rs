@@ -203,7 +203,8 @@ fn a_pod_keeps_its_first_references_and_says_it_was_cut() {
     let env: Vec<Value> = (0..MAX_REFERENCES + 1)
         .map(|i| json!({"name": format!("V{i}"), "valueFrom": {"secretKeyRef": {"name": format!("s-{i:04}"), "key": "k"}}}))
         .collect();
-    let summary = pod(&parse(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "env": env}]}})));
+    let summary =
+        pod(&parse(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "env": env}]}})));
     assert_eq!(summary.references.len(), MAX_REFERENCES);
     assert!(summary.references_truncated);
     assert_eq!(summary.references[0], reference(Referent::Secret, "s-0000", Via::Env));
@@ -215,7 +216,11 @@ fn hosts_paths_and_names_are_bounded_alike_everywhere() {
     let long_path = format!("/{}", "p".repeat(5000));
     let route = HostPath::new(&long_host, Some(&long_path));
     assert!(route.host.len() <= MAX_HOST && route.path.len() <= MAX_PATH);
-    assert_eq!(route, HostPath::new(&long_host.to_uppercase(), Some(&long_path)), "still compared without case");
+    assert_eq!(
+        route,
+        HostPath::new(&long_host.to_uppercase(), Some(&long_path)),
+        "still compared without case"
+    );
     let summary = pod(&parse(json!({"metadata": {"name": "p"},
         "spec": {"containers": [{"name": "a", "envFrom": [{"secretRef": {"name": "s".repeat(1000)}}]}]}})));
     assert!(summary.references[0].name.len() <= MAX_NAME);
