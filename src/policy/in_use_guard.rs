@@ -130,6 +130,10 @@ fn consequences(users: &[User]) -> String {
     if ingress_uses(&[Via::Backend, Via::DefaultBackend]) {
         what.push("requests the ingresses route to it fail");
     }
+    if what.is_empty() {
+        // Only ingresses the view knows in part, which may use it in a way it cannot tell.
+        what.push("the ingresses may lose what they take from it");
+    }
     what.join(" and ")
 }
 
@@ -274,6 +278,30 @@ mod tests {
             violation.reason.contains(
                 "in use by ingress prod/fallback (defaultBackend), ingress prod/web (backend); without it, \
                  requests the ingresses route to it fail"
+            ),
+            "{}",
+            violation.reason
+        );
+    }
+
+    #[test]
+    fn an_ingress_known_in_part_may_use_a_service_it_is_not_known_to_name() {
+        let paths: Vec<Value> = (0..=crate::view::bounds::MAX_REFERENCES)
+            .map(|i| {
+                json!({"path": format!("/p{i}"), "pathType": "Prefix",
+                       "backend": {"service": {"name": format!("svc-{i:04}"), "port": {"number": 80}}}})
+            })
+            .collect();
+        let fixture = Fixture::new().with_objects(&[ingress(
+            "big",
+            json!({"rules": [{"host": "big.example.com", "http": {"paths": paths}}]}),
+        )]);
+        let violation =
+            fixture.violation(&policy(), &fixture.delete(object("v1", "Service", "prod", "svc-0100", &[])));
+        assert!(
+            violation.reason.ends_with(
+                "in use by ingress prod/big (perhaps: only its first 100 references are known to Defender); \
+                 without it, the ingresses may lose what they take from it"
             ),
             "{}",
             violation.reason

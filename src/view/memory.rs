@@ -327,15 +327,22 @@ impl MemoryView {
 
     fn users_of(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
         let mut users = Vec::new();
-        let pods = self.pods.in_namespace(namespace).map(|(pod, s)| (UserKind::Pod, pod, &s.references[..]));
+        let pods = self
+            .pods
+            .in_namespace(namespace)
+            .map(|(pod, s)| (UserKind::Pod, pod, &s.references[..], s.references_truncated));
         let ingresses = self
             .ingresses
             .in_namespace(namespace)
-            .map(|(ingress, s)| (UserKind::Ingress, ingress, &s.references[..]));
-        for (kind, user, references) in pods.chain(ingresses) {
-            let via: Vec<_> = matching(references, referent, name).map(|reference| reference.via).collect();
-            if !via.is_empty() {
-                users.push(User { kind, namespace: namespace.to_owned(), name: user.to_owned(), via });
+            .map(|(ingress, s)| (UserKind::Ingress, ingress, &s.references[..], s.references_truncated));
+        let name = bounds::text(name, MAX_NAME);
+        for (kind, user, references, truncated) in pods.chain(ingresses) {
+            let via: Vec<_> = matching(references, referent, &name).map(|reference| reference.via).collect();
+            // What the view does not keep of an object may name it: say so rather than miss it.
+            let truncated = truncated && kind.may_refer_to(referent);
+            if !via.is_empty() || truncated {
+                let (namespace, name) = (namespace.to_owned(), user.to_owned());
+                users.push(User { kind, namespace, name, via, truncated });
             }
         }
         users.sort();

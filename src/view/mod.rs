@@ -36,6 +36,8 @@ pub trait ClusterView: Send + Sync {
 
     /// Who uses the Secret, ConfigMap or Service `name` in `namespace`:
     /// live Pods, and Ingresses (TLS secrets, backend services), sorted.
+    /// Objects whose references the view keeps only in part may use it
+    /// unseen: they are listed too, as [`User::truncated`].
     fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User>;
 
     /// Every route (Ingress rule path, HTTPRoute hostname and path) serving `host`, in any namespace, sorted.
@@ -104,16 +106,31 @@ pub enum UserKind {
     Ingress,
 }
 
+impl UserKind {
+    /// Pods name Secrets and ConfigMaps; Ingresses name Secrets (TLS) and Services (backends).
+    pub fn may_refer_to(self, referent: Referent) -> bool {
+        match self {
+            UserKind::Pod => matches!(referent, Referent::Secret | Referent::ConfigMap),
+            UserKind::Ingress => matches!(referent, Referent::Secret | Referent::Service),
+        }
+    }
+}
+
 /// An object that uses a Secret, ConfigMap or Service, and how.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct User {
     pub kind: UserKind,
     pub namespace: String,
     pub name: String,
+    /// How it uses it, as far as the view knows.
     pub via: Vec<Via>,
+    /// The object names more than the view keeps ([`bounds::MAX_REFERENCES`]):
+    /// it may use it in a way not listed in `via`.
+    pub truncated: bool,
 }
 
-/// `pod prod/api-7d9 (envFrom, volume)`
+/// `pod prod/api-7d9 (envFrom, volume)`, and for an object known in part
+/// `pod prod/big (perhaps: only its first 100 references are known to Defender)`
 impl fmt::Display for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
@@ -121,7 +138,12 @@ impl fmt::Display for User {
             UserKind::Ingress => "ingress",
         };
         let via: Vec<&str> = self.via.iter().map(|via| via.as_str()).collect();
-        write!(f, "{kind} {}/{} ({})", self.namespace, self.name, via.join(", "))
+        let mut how = via.join(", ");
+        if self.truncated {
+            let known = format!("only its first {} references are known to Defender", bounds::MAX_REFERENCES);
+            how = if how.is_empty() { format!("perhaps: {known}") } else { format!("{how}; {known}") };
+        }
+        write!(f, "{kind} {}/{} ({how})", self.namespace, self.name)
     }
 }
 
@@ -186,7 +208,18 @@ mod tests {
             namespace: "prod".into(),
             name: "api-7d9".into(),
             via: vec![Via::EnvFrom, Via::Volume],
+            truncated: false,
         };
         assert_eq!(user.to_string(), "pod prod/api-7d9 (envFrom, volume)");
+        let partial = User { truncated: true, ..user.clone() };
+        assert_eq!(
+            partial.to_string(),
+            "pod prod/api-7d9 (envFrom, volume; only its first 100 references are known to Defender)"
+        );
+        let unseen = User { via: Vec::new(), ..partial };
+        assert_eq!(
+            unseen.to_string(),
+            "pod prod/api-7d9 (perhaps: only its first 100 references are known to Defender)"
+        );
     }
 }

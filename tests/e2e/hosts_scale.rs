@@ -43,13 +43,13 @@ fn namespace(k: &Kubectl, name: &str) -> Check {
 /// Defender's own time for the intruder's review, from its decision log.
 fn defender_latency_ms(log: &str) -> Option<f64> {
     log.lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .map(|record| record.get("fields").cloned().unwrap_or(record))
         .filter(|fields| {
             fields["namespace"] == INTRUDER && fields["operation"] == "CREATE" && fields["dry_run"] == false
         })
-        .filter_map(|fields| fields["latency_ms"].as_f64())
-        .last()
+        .find_map(|fields| fields["latency_ms"].as_f64())
 }
 
 pub fn duplicate_hosts_at_scale(world: &mut World) -> Check {

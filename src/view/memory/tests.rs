@@ -174,3 +174,31 @@ fn long_names_are_kept_bounded_and_still_found() {
     view.delete(&gone);
     assert_eq!(view.routes_to("long.example.com").len(), 1);
 }
+
+#[test]
+fn an_object_known_in_part_is_listed_as_a_possible_user() {
+    let mut view = MemoryView::default();
+    let env: Vec<Value> = (0..bounds::MAX_REFERENCES + 1)
+        .map(|i| json!({"name": format!("V{i}"), "valueFrom": {"secretKeyRef": {"name": format!("s-{i:04}"), "key": "k"}}}))
+        .collect();
+    view.add_manifest(
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big", "namespace": "prod"},
+        "spec": {"containers": [{"name": "a", "env": env}]}}),
+    )
+    .unwrap();
+    view.add_manifest(&pod("prod", "small", "db")).unwrap();
+    let users = |referent, name| -> Vec<String> {
+        view.users(referent, "prod", name).iter().map(ToString::to_string).collect()
+    };
+    // The last Secret it names is past what the view keeps.
+    assert_eq!(
+        users(Referent::Secret, "s-0100"),
+        ["pod prod/big (perhaps: only its first 100 references are known to Defender)"]
+    );
+    assert_eq!(
+        users(Referent::Secret, "s-0000"),
+        ["pod prod/big (env; only its first 100 references are known to Defender)"]
+    );
+    assert_eq!(users(Referent::Secret, "db").len(), 2);
+    assert!(users(Referent::Service, "web").is_empty(), "pods do not name Services");
+}
