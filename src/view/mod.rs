@@ -45,8 +45,16 @@ pub trait ClusterView: Send + Sync {
 
     /// The objects serving exactly `route`'s host and path outside namespace
     /// `outside`: the first `limit` (by kind, namespace and name) and how many
-    /// in all. Costs what it returns, whatever the cluster holds.
-    fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving;
+    /// in all. The views holding routes answer from their index, at the cost
+    /// of what they return, whatever the cluster holds.
+    fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving {
+        let serving: Vec<Route> = self
+            .routes_to(&route.host)
+            .into_iter()
+            .filter(|other| other.namespace != outside && other.path == route.path)
+            .collect();
+        Serving { total: serving.len(), first: serving.into_iter().take(limit).collect() }
+    }
 
     /// The kinds not listed from the cluster yet (readiness waits for none).
     fn unsynced(&self) -> Vec<&'static str> {
@@ -199,6 +207,45 @@ mod tests {
         );
         assert!(Contents::default().is_empty());
         assert!(!contents.is_empty());
+    }
+
+    /// A view that answers routes only by host, as a view without an index would.
+    struct ByHost(MemoryView);
+
+    impl ClusterView for ByHost {
+        fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+            self.0.namespace(name)
+        }
+
+        fn contents(&self, namespace: &str) -> Contents {
+            self.0.contents(namespace)
+        }
+
+        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+            self.0.users(referent, namespace, name)
+        }
+
+        fn routes_to(&self, host: &str) -> Vec<Route> {
+            self.0.routes_to(host)
+        }
+    }
+
+    #[test]
+    fn serving_from_routes_by_host_answers_as_the_index_does() {
+        let mut view = MemoryView::default();
+        for (namespace, path) in [("a", "/"), ("b", "/"), ("b", "/v1"), ("own", "/"), ("c", "/")] {
+            view.add_manifest(&serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "web", "namespace": namespace},
+                "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [{"path": path,
+                    "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}))
+                .unwrap();
+        }
+        let by_host = ByHost(view.clone());
+        for (path, limit) in [(None, 2), (None, 0), (Some("/v1"), 5), (Some("/none"), 5)] {
+            let route = HostPath::new("shop.example.com", path);
+            assert_eq!(by_host.serving(&route, "own", limit), view.serving(&route, "own", limit), "{route}");
+        }
+        assert_eq!(view.serving(&HostPath::new("shop.example.com", None), "own", 2).total, 3);
     }
 
     #[test]
