@@ -1,7 +1,9 @@
 //! duplicate-hosts with a large cluster: 5,000 routes in Defender's live
-//! view, and a new Ingress taking some of them still gets its warning. The
-//! Ingress webhook is `Ignore`, so an answer later than its timeout would
+//! view, and a new Ingress taking every one of them still gets its warning.
+//! The Ingress webhook is `Ignore`, so an answer later than its timeout would
 //! let the Ingress through silently: the warning is the proof it came in time.
+//! Comparing each added route with every route served would be 25 million
+//! comparisons; looked up by host and path, it is 5,000 lookups.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,6 @@ const INTRUDER: &str = "e2e-scale-intruder";
 /// 50 Ingresses of 100 rules: 5,000 routes, each Ingress within what the view keeps whole.
 const INGRESSES: usize = 50;
 const RULES: usize = 100;
-/// The intruder takes every 50th route: two hosts of each Ingress, 100 in all.
-const TAKEN_EVERY: usize = 50;
 
 fn host(route: usize) -> String {
     format!("scale-{route:04}.e2e.example.com")
@@ -68,8 +68,8 @@ pub fn duplicate_hosts_at_scale(world: &mut World) -> Check {
         began.elapsed().as_secs_f64()
     );
 
-    let intruder = ingress(INTRUDER, "web", (0..INGRESSES * RULES).step_by(TAKEN_EVERY)).to_string();
-    let taken = INGRESSES * RULES / TAKEN_EVERY;
+    let taken = INGRESSES * RULES;
+    let intruder = ingress(INTRUDER, "web", 0..taken).to_string();
     let warning = format!(
         "Warning: defender/duplicate-hosts: ingress \"{INTRUDER}/web\" would serve hosts and paths another \
          namespace already serves: {}/ (served by ingress \"{NAMESPACE}/web-00\")",
@@ -95,8 +95,7 @@ pub fn duplicate_hosts_at_scale(world: &mut World) -> Check {
     let inside = defender_latency_ms(&world.defender.log_text())
         .map_or_else(|| "not logged".to_owned(), |ms| format!("{ms:.3} ms"));
     println!(
-        "      an Ingress taking {taken} of {} routes judged: kubectl create {:.0} ms in all, inside Defender {inside}",
-        INGRESSES * RULES,
+        "      an Ingress taking all {taken} routes judged: kubectl create {:.0} ms in all, inside Defender {inside}",
         elapsed.as_secs_f64() * 1000.0
     );
     // The Ingresses go; the namespaces stay (deleting them would spend the namespace budget).

@@ -54,7 +54,7 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::apiserver_outage,
     ),
     (
-        "with 5,000 routes in Defender's view, an Ingress taking 100 of them gets its duplicate-hosts warning",
+        "with 5,000 routes in Defender's view, an Ingress taking all of them gets its duplicate-hosts warning",
         crate::hosts_scale::duplicate_hosts_at_scale,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
