@@ -233,9 +233,15 @@ mod tests {
     #[test]
     fn serving_from_routes_by_host_answers_as_the_index_does() {
         let mut view = MemoryView::default();
-        for (namespace, path) in [("a", "/"), ("b", "/"), ("b", "/v1"), ("own", "/"), ("c", "/")] {
+        for (namespace, name, path) in [
+            ("a", "web", "/"),
+            ("b", "web", "/"),
+            ("b", "api", "/v1"),
+            ("own", "web", "/"),
+            ("c", "web", "/"),
+        ] {
             view.add_manifest(&serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                "metadata": {"name": "web", "namespace": namespace},
+                "metadata": {"name": name, "namespace": namespace},
                 "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [{"path": path,
                     "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}))
                 .unwrap();
