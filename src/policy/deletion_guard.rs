@@ -271,6 +271,10 @@ impl Policy for DeletionGuard {
         }
     }
 
+    fn namespace_exemptions(&self) -> Vec<Label> {
+        vec![self.exempt_label.clone()]
+    }
+
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
         let plural = crate::synthetic::plural(request.kind());
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
