@@ -359,7 +359,7 @@ mod tests {
             "sandbox",
             NamespaceInfo {
                 labels: [("defender.io/deletion-allowed".into(), "true".into())].into(),
-                terminating: false,
+                ..NamespaceInfo::default()
             },
         );
         let configmap = object("v1", "ConfigMap", "sandbox", "settings", &[]);
@@ -410,7 +410,7 @@ mod tests {
             "prod",
             NamespaceInfo {
                 labels: [("defender.io/deletion-allowed".into(), "true".into())].into(),
-                terminating: false,
+                ..NamespaceInfo::default()
             },
         );
         assert!(matches!(policy().evaluate(&request, &labelled.context()), Verdict::Pass));
