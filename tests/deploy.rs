@@ -57,8 +57,14 @@ fn every_webhook_skips_exactly_the_control_plane_identities_the_settings_exempt(
             .filter_map(|c| c["expression"].as_str())
             .filter(|e| e.contains("request.userInfo.username"))
             .collect();
-        assert_eq!(skipping.len(), 1, "{}: one condition names the control plane", webhook["name"].as_str().unwrap());
-        let mut named: Vec<&str> = quoted(skipping[0]).into_iter().filter(|q| q.starts_with("system:")).collect();
+        assert_eq!(
+            skipping.len(),
+            1,
+            "{}: one condition names the control plane",
+            webhook["name"].as_str().unwrap()
+        );
+        let mut named: Vec<&str> =
+            quoted(skipping[0]).into_iter().filter(|q| q.starts_with("system:")).collect();
         named.sort();
         assert_eq!(named, expected, "{}", webhook["name"].as_str().unwrap());
     }
