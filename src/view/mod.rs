@@ -80,7 +80,7 @@ pub fn corroborates_namespace(
     if required
         .iter()
         .filter(|key| view.lists_every_namespace() || known.annotations.contains_key(**key))
-        .any(|key| differs(key))
+        .any(differs)
     {
         return Err("the namespace's annotations differ");
     }

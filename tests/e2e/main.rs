@@ -8,6 +8,7 @@
 mod coordination;
 mod env;
 mod scenarios;
+mod ways_around;
 
 use std::path::Path;
 use std::process::ExitCode;

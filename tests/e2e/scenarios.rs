@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination};
+use crate::{World, coordination, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -52,6 +52,19 @@ pub const ALL: &[(&str, Scenario)] = &[
     (
         "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
         coordination::apiserver_outage,
+    ),
+    (
+        "a dangling ownerReference on a core namespace or a protected Secret is refused; the garbage collector \
+         cannot delete a core namespace either",
+        ways_around::garbage_collector_owner_references,
+    ),
+    (
+        "an Ingress held by a finalizer is judged on update, and released by removing it",
+        ways_around::finalizer_held_ingress,
+    ),
+    (
+        "namespaces/status cannot strip the core label nor add an exemption label",
+        ways_around::namespace_status_keeps_its_guard,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
@@ -467,7 +480,7 @@ fn namespace_delete_latency(world: &mut World) -> Check {
     Ok(())
 }
 
-fn create_namespace(k: &crate::env::Kubectl, name: &str, labels: &[&str]) -> Check {
+pub fn create_namespace(k: &crate::env::Kubectl, name: &str, labels: &[&str]) -> Check {
     let labels: String = labels
         .iter()
         .filter_map(|label| label.split_once('='))
@@ -512,7 +525,7 @@ fn pods(ns: &str, count: usize) -> String {
         .join("---\n")
 }
 
-fn ingress(ns: &str, name: &str, host: Option<&str>) -> String {
+pub fn ingress(ns: &str, name: &str, host: Option<&str>) -> String {
     let host = host.map(|h| format!("host: \"{h}\"\n      ")).unwrap_or_default();
     format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules:\n    - \
