@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination};
+use crate::{World, coordination, hosts_scope};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -54,6 +54,11 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::apiserver_outage,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
+    (
+        "hosts in Ingress alias annotations follow the host rules; IP addresses are refused",
+        hosts_scope::alias_annotations,
+    ),
+    ("GRPCRoute and TLSRoute hostnames are judged in every served version", hosts_scope::gateway_route_kinds),
 ];
 
 /// The cooldown the e2e policy set uses instead of 5 minutes, so the soft
