@@ -129,7 +129,8 @@ fn route_crd(kind: &str, plural: &str, versions: &[&str]) -> String {
         .collect();
     format!(
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  \
-         name: {plural}.gateway.networking.k8s.io\nspec:\n  group: gateway.networking.k8s.io\n  scope: Namespaced\n  \
+         name: {plural}.gateway.networking.k8s.io\n  \
+         annotations: {{api-approved.kubernetes.io: \"unapproved, a schemaless copy for Defender's tests\"}}\nspec:\n  group: gateway.networking.k8s.io\n  scope: Namespaced\n  \
          names: {{kind: {kind}, plural: {plural}, singular: {}, listKind: {kind}List}}\n  versions:\n{versions}",
         kind.to_lowercase()
     )

@@ -53,12 +53,13 @@ pub const ALL: &[(&str, Scenario)] = &[
         "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
         coordination::apiserver_outage,
     ),
-    ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
+    // Before the latency scenario, which removes the webhook configuration.
     (
         "hosts in Ingress alias annotations follow the host rules; IP addresses are refused",
         hosts_scope::alias_annotations,
     ),
     ("GRPCRoute and TLSRoute hostnames are judged in every served version", hosts_scope::gateway_route_kinds),
+    ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
 
 /// The cooldown the e2e policy set uses instead of 5 minutes, so the soft
