@@ -19,6 +19,8 @@ pub mod cascading_protection;
 pub mod core_namespaces;
 pub mod deletion_guard;
 pub mod duplicate_hosts;
+pub mod host_annotations;
+pub mod hostname;
 pub mod in_use_guard;
 pub mod ingress_hosts;
 pub mod namespace_deletion;

@@ -7,6 +7,7 @@
 
 mod coordination;
 mod env;
+mod hosts_scope;
 mod scenarios;
 mod ways_around;
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination, ways_around};
+use crate::{World, coordination, hosts_scope, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -66,6 +66,12 @@ pub const ALL: &[(&str, Scenario)] = &[
         "namespaces/status cannot strip the core label nor add an exemption label",
         ways_around::namespace_status_keeps_its_guard,
     ),
+    // Before the latency scenario, which removes the webhook configuration.
+    (
+        "hosts in Ingress alias annotations follow the host rules; IP addresses are refused",
+        hosts_scope::alias_annotations,
+    ),
+    ("GRPCRoute and TLSRoute hostnames are judged in every served version", hosts_scope::gateway_route_kinds),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
 
