@@ -44,6 +44,19 @@ const CASES: &[(&str, Verdict, &str)] = &[
         "cannot be added to the existing namespace",
     ),
     ("kube-system-add-on-deletes-secret", Verdict::Deny, "secret \"shop/db\" is protected against deletion"),
+    (
+        "grpcroute-with-too-broad-wildcard",
+        Verdict::Deny,
+        "\"*.com\" is a wildcard over a whole top-level domain",
+    ),
+    ("tlsroute-v1alpha2-without-hostnames", Verdict::Deny, "tlsroute \"shop/db\" would take traffic"),
+    ("ingress-v1beta1-catch-all-backend", Verdict::Deny, "spec.backend receives traffic for every host"),
+    (
+        "ingress-alias-annotation-wildcard",
+        Verdict::Deny,
+        "annotation nginx.ingress.kubernetes.io/server-alias host",
+    ),
+    ("httproute-ip-address-hostname", Verdict::Deny, "is an IP address, and IP addresses are not hostnames"),
 ];
 
 fn dir() -> PathBuf {
