@@ -8,7 +8,9 @@
 mod coordination;
 mod env;
 mod hosts_scale;
+mod hosts_scope;
 mod scenarios;
+mod ways_around;
 
 use std::path::Path;
 use std::process::ExitCode;
