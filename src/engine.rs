@@ -11,6 +11,9 @@ use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
 use crate::request::Request;
 use crate::settings::{Settings, Skip};
 
+mod cutoff;
+pub use cutoff::Cutoff;
+
 /// One policy's finding on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -122,6 +125,12 @@ impl Engine {
     }
 
     pub fn review(&self, request: &Request, context: &Context) -> Decision {
+        self.review_unless_cut_off(request, context, &Cutoff::new())
+    }
+
+    /// [`Engine::review`] for a caller that may stop waiting: once `cutoff` is
+    /// cut off, no budget is spent, and the decision returned is not to be sent.
+    pub fn review_unless_cut_off(&self, request: &Request, context: &Context, cutoff: &Cutoff) -> Decision {
         if let Some(skip) = self.skip_reason(request, context) {
             return Decision { skipped: Some(skip), ..Decision::default() };
         }
@@ -134,7 +143,7 @@ impl Engine {
                 Verdict::Violation(violation) => findings.push(finding(policy.as_ref(), violation)),
             }
         }
-        if !findings.iter().any(|f| f.action == Action::Deny) {
+        if !findings.iter().any(|f| f.action == Action::Deny) && cutoff.begin_spending() {
             self.spend(request, context, charges, &mut findings);
         }
         let mut decision = Decision { findings, ..Decision::default() };

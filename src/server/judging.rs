@@ -1,0 +1,118 @@
+//! Parsing and judging one review off the async runtime, against the deadline.
+//!
+//! The body is parsed and judged on a blocking thread, so a slow evaluation
+//! never stalls the runtime and the deadline can always fire. Once the review
+//! is parsed its uid is known, so a review cut off by the deadline is answered
+//! with a verdict ([`overtime`]) instead of an error the API server would read
+//! as "allowed" for an `Ignore` webhook.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionReview;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::admission::{self, ReviewError};
+use crate::engine::{Cutoff, Decision};
+use crate::request::Request;
+use crate::server::memory::{BufferReservation, JudgingSlot};
+use crate::server::overtime::{self, Overtime};
+use crate::server::state::AppState;
+
+/// How one review ended.
+pub enum Judgement {
+    /// Judged in time; the response carries the request's uid.
+    Judged { request: Arc<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    /// Parsed, but cut off by the deadline (or its evaluation failed): answered
+    /// for its uid without a decision.
+    Unfinished { request: Arc<Request>, answer: Overtime, why: Unfinished },
+    /// Not an AdmissionReview at all: HTTP 400.
+    Malformed(ReviewError),
+    /// An AdmissionReview that cannot be judged, answered without a uid.
+    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+    /// Not even parsed by the deadline: no uid to answer for.
+    ParseTimedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    Deadline,
+    /// Evaluation panicked: a bug, answered like a timeout rather than an error.
+    Failed,
+}
+
+/// What the blocking thread holds while it works: the body's buffer bytes
+/// stay reserved until the parsed review is dropped too.
+pub struct Held {
+    pub reservation: BufferReservation,
+    pub slot: JudgingSlot,
+}
+
+pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Instant) -> Judgement {
+    let engine = state.engine.get();
+    let cutoff = Arc::new(Cutoff::new());
+    let (parsed_tx, parsed_rx) = oneshot::channel();
+    let task = {
+        let (state, engine, cutoff) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&cutoff));
+        tokio::task::spawn_blocking(move || {
+            let Held { reservation, slot } = held;
+            let request = match admission::parse_review(&body) {
+                Ok(request) => Arc::new(request),
+                Err(error) => {
+                    // The receiver is gone only if the deadline passed: nobody to tell.
+                    let _ = parsed_tx.send(Err(error));
+                    drop((reservation, slot));
+                    return None;
+                }
+            };
+            drop(body);
+            let _ = parsed_tx.send(Ok(Arc::clone(&request)));
+            let context = engine
+                .context(state.clock.now(), state.view.as_ref())
+                .with_own_namespace(state.own_namespace.as_deref());
+            let decision = engine.review_unless_cut_off(&request, &context, &cutoff);
+            // Given back only now, however long after the deadline: until here the
+            // parsed review held the memory, and the evaluation a slot.
+            drop((reservation, slot));
+            Some(decision)
+        })
+    };
+    let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
+        Err(_) => return Judgement::ParseTimedOut,
+        // The parse panicked before it could answer.
+        Ok(Err(_)) => return Judgement::Malformed(ReviewError::Json("the body could not be parsed".to_owned())),
+        Ok(Ok(Err(error @ ReviewError::Json(_)))) => return Judgement::Malformed(error),
+        Ok(Ok(Err(error))) => {
+            let review = admission::respond_invalid(&error);
+            return Judgement::Unjudgeable { error, review };
+        }
+        Ok(Ok(Ok(request))) => request,
+    };
+    let unfinished = |why| {
+        let what_happened = match why {
+            Unfinished::Deadline => {
+                format!("could not finish judging this request within {}", humantime::format_duration(state.request_timeout))
+            }
+            Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
+        };
+        let answer = overtime::answer(&engine, &request, &what_happened);
+        Judgement::Unfinished { request: Arc::clone(&request), answer, why }
+    };
+    let mut task = task;
+    let finished = match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(finished) => finished,
+        // Nothing is spent from now on, so the fallback answer is the whole truth.
+        Err(_) if cutoff.cut_off() => return unfinished(Unfinished::Deadline),
+        // Already spending a budget: that decision must be the one sent.
+        Err(_) => task.await,
+    };
+    match finished {
+        Ok(Some(decision)) => {
+            let review = admission::respond(&request, &decision);
+            Judgement::Judged { request, decision, review }
+        }
+        Ok(None) | Err(_) => unfinished(Unfinished::Failed),
+    }
+}
