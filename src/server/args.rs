@@ -56,7 +56,7 @@ pub struct ServeArgs {
     /// with 503. Bodies over 1 MiB may use seven eighths of it, so large
     /// bodies held open cannot shed small reviews. Keep it under half the
     /// container's memory limit: parsing and judging hold up to as much again.
-    #[arg(long, value_name = "BYTES", default_value = "96Mi", value_parser = byte_size)]
+    #[arg(long, value_name = "BYTES", default_value = "64Mi", value_parser = byte_size)]
     pub max_buffered_bytes: usize,
 
     /// The most reviews parsed and judged at once; past it, requests are shed with 503.

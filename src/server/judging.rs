@@ -82,7 +82,9 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
     let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
         Err(_) => return Judgement::ParseTimedOut,
         // The parse panicked before it could answer.
-        Ok(Err(_)) => return Judgement::Malformed(ReviewError::Json("the body could not be parsed".to_owned())),
+        Ok(Err(_)) => {
+            return Judgement::Malformed(ReviewError::Json("the body could not be parsed".to_owned()));
+        }
         Ok(Ok(Err(error @ ReviewError::Json(_)))) => return Judgement::Malformed(error),
         Ok(Ok(Err(error))) => {
             let review = admission::respond_invalid(&error);
@@ -93,7 +95,10 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
     let unfinished = |why| {
         let what_happened = match why {
             Unfinished::Deadline => {
-                format!("could not finish judging this request within {}", humantime::format_duration(state.request_timeout))
+                format!(
+                    "could not finish judging this request within {}",
+                    humantime::format_duration(state.request_timeout)
+                )
             }
             Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
         };

@@ -43,7 +43,8 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
             enforcing.join(", ")
         );
         if engine.settings().is_break_glass(request) {
-            warnings.push(format!("defender: break-glass used; this was overridden and is audited: {message}"));
+            warnings
+                .push(format!("defender: break-glass used; this was overridden and is audited: {message}"));
             response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
             "warn"
         } else {
