@@ -8,6 +8,7 @@
 mod coordination;
 mod env;
 mod scenarios;
+mod server_limits;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -54,6 +54,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::apiserver_outage,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
+    (
+        "an Ingress UPDATE whose review is over 8 MiB is judged and denied, not refused as too large",
+        crate::server_limits::oversized_ingress_update,
+    ),
 ];
 
 /// The cooldown the e2e policy set uses instead of 5 minutes, so the soft
