@@ -294,3 +294,19 @@ impl Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::byte_size;
+
+    #[test]
+    fn byte_sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(byte_size("1024"), Ok(1024));
+        assert_eq!(byte_size("512Ki"), Ok(512 << 10));
+        assert_eq!(byte_size("64Mi"), Ok(64 << 20));
+        assert_eq!(byte_size("1Gi"), Ok(1 << 30));
+        for bad in ["", "Mi", "64MB", "0", "-1", "1.5Gi"] {
+            assert!(byte_size(bad).is_err(), "{bad:?}");
+        }
+    }
+}

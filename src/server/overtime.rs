@@ -57,3 +57,43 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
     response.audit_annotations.insert("unfinished".to_owned(), what_happened.to_owned());
     Overtime { review: response.into_review(), verdict }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::testing::{Fixture, namespace, object};
+
+    fn engine() -> Engine {
+        Engine::new(config::load_embedded().unwrap())
+    }
+
+    #[test]
+    fn a_request_a_denying_policy_applies_to_is_denied_naming_the_policies() {
+        let request = Fixture::new().delete(namespace("shop"));
+        let answer = answer(&engine(), &request, "could not finish judging this request within 4s");
+        assert_eq!(answer.verdict, "deny");
+        let response = answer.review.response.unwrap();
+        assert!(!response.allowed);
+        assert_eq!(response.uid, request.inner().uid);
+        assert_eq!(response.result.code, 503);
+        let message = &response.result.message;
+        assert!(message.starts_with("Defender could not finish judging this request within 4s"), "{message}");
+        assert!(message.contains("core-namespaces") && message.contains("namespace-deletion"), "{message}");
+        assert!(message.ends_with("nothing was changed; try again"), "{message}");
+    }
+
+    #[test]
+    fn a_request_no_denying_policy_applies_to_is_allowed_with_a_warning() {
+        let request = Fixture::new().create(object("v1", "ConfigMap", "shop", "settings", &[]));
+        let answer = answer(&engine(), &request, "failed while judging this request");
+        assert_eq!(answer.verdict, "warn");
+        let response = answer.review.response.unwrap();
+        assert!(response.allowed);
+        let warnings = response.warnings.unwrap();
+        assert!(
+            warnings[0].contains("failed while judging this request; it was let through"),
+            "{warnings:?}"
+        );
+    }
+}
