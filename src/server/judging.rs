@@ -68,7 +68,11 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
                 }
             };
             drop(body);
-            let _ = parsed_tx.send(Ok(Arc::clone(&request)));
+            if parsed_tx.send(Ok(Arc::clone(&request))).is_err() {
+                // Nobody waits for it any more: the deadline passed while parsing.
+                drop((reservation, slot));
+                return None;
+            }
             let context = engine
                 .context(state.clock.now(), state.view.as_ref())
                 .with_own_namespace(state.own_namespace.as_deref());
@@ -79,6 +83,9 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
             Some(decision)
         })
     };
+    // However this ends (answered, timed out, or dropped because the client
+    // went away), an evaluation still running afterwards spends nothing.
+    let _cut_off_when_done = CutOffWhenDone(Arc::clone(&cutoff));
     let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
         Err(_) => return Judgement::ParseTimedOut,
         // The parse panicked before it could answer.
@@ -119,5 +126,13 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
             Judgement::Judged { request, decision, review }
         }
         Ok(None) | Err(_) => unfinished(Unfinished::Failed),
+    }
+}
+
+struct CutOffWhenDone(Arc<Cutoff>);
+
+impl Drop for CutOffWhenDone {
+    fn drop(&mut self) {
+        self.0.cut_off();
     }
 }
