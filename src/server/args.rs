@@ -51,12 +51,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
-    /// The most request-body bytes buffered at once across all requests,
-    /// received or being judged (suffixes Ki, Mi, Gi). Past it, requests are shed
-    /// with 503. Bodies over 1 MiB may use seven eighths of it, so large
-    /// bodies held open cannot shed small reviews. Keep it under half the
-    /// container's memory limit: parsing and judging hold up to as much again.
-    #[arg(long, value_name = "BYTES", default_value = "64Mi", value_parser = byte_size)]
+    /// The most memory request bodies may hold at once across all requests,
+    /// received or being judged, the trees parsing them builds included
+    /// (suffixes Ki, Mi, Gi). Past it, requests are shed with 503. Bodies over
+    /// 1 MiB may use seven eighths of it, so large bodies held open cannot shed
+    /// small reviews. Keep it about half the container's memory limit.
+    #[arg(long, value_name = "BYTES", default_value = "128Mi", value_parser = byte_size)]
     pub max_buffered_bytes: usize,
 
     /// The most reviews parsed and judged at once; past it, requests are shed with 503.

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use crate::admission::{self, ReviewError};
 use crate::engine::{Cutoff, Decision};
 use crate::request::Request;
-use crate::server::memory::{BufferReservation, JudgingSlot};
+use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
 use crate::server::overtime::{self, Overtime};
+use crate::server::parse_cost;
 use crate::server::state::AppState;
 
 /// How one review ended.
@@ -34,6 +35,14 @@ pub enum Judgement {
     Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
     /// Not even parsed by the deadline: no uid to answer for.
     ParseTimedOut,
+    /// Parsing it would pass a memory cap.
+    Shed(Shed),
+}
+
+/// Why a body yielded no request to judge.
+enum Unparsed {
+    Review(ReviewError),
+    Shed(Shed),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +66,18 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
     let task = {
         let (state, engine, cutoff) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&cutoff));
         tokio::task::spawn_blocking(move || {
-            let Held { reservation, slot } = held;
+            let Held { mut reservation, slot } = held;
+            // The body stays held while its tree is built, so both are charged.
+            let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
+            if let Err(shed) = reservation.reserve_up_to(parsed_size) {
+                // The receiver is gone only if the deadline passed: nobody to tell.
+                let _ = parsed_tx.send(Err(Unparsed::Shed(shed)));
+                return None;
+            }
             let request = match admission::parse_review(&body) {
                 Ok(request) => Arc::new(request),
                 Err(error) => {
-                    // The receiver is gone only if the deadline passed: nobody to tell.
-                    let _ = parsed_tx.send(Err(error));
+                    let _ = parsed_tx.send(Err(Unparsed::Review(error)));
                     drop((reservation, slot));
                     return None;
                 }
@@ -92,8 +107,9 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         Ok(Err(_)) => {
             return Judgement::Malformed(ReviewError::Json("the body could not be parsed".to_owned()));
         }
-        Ok(Ok(Err(error @ ReviewError::Json(_)))) => return Judgement::Malformed(error),
-        Ok(Ok(Err(error))) => {
+        Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
+        Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
+        Ok(Ok(Err(Unparsed::Review(error)))) => {
             let review = admission::respond_invalid(&error);
             return Judgement::Unjudgeable { error, review };
         }

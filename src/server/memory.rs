@@ -1,5 +1,5 @@
-//! Caps on what requests may hold at once: bytes of request bodies buffered,
-//! and reviews being judged. A request that would pass a cap is shed with 503
+//! Caps on what requests may hold at once: bytes of request bodies buffered
+//! (with what parsing them builds), and reviews being judged. A request that would pass a cap is shed with 503
 //! at once rather than queued, so memory stays bounded however many clients
 //! send large bodies slowly.
 
@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// How much requests may hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryLimits {
-    /// Bytes of request bodies buffered across all requests, judged or still arriving.
+    /// Bytes of request bodies buffered across all requests, judged or still
+    /// arriving, and of the trees parsing them builds.
     pub max_buffered_bytes: usize,
     /// Reviews parsed and being judged at once.
     pub max_reviews_in_flight: usize,
@@ -17,12 +18,13 @@ pub struct MemoryLimits {
 
 impl Default for MemoryLimits {
     /// Sized for the Deployment's 256 MiB memory limit. Measured with a debug
-    /// build: about 43 MiB at rest, 124 MiB at most while 40 clients held large
-    /// unfinished bodies against a 64 MiB cap, 145 MiB while the largest legal
-    /// reviews were judged at once; the rest is room for a large cluster view.
-    /// 64 reviews judged at once is far more than one replica ever needs.
+    /// build (tests/server_limits.rs): about 43 MiB at rest, and at most
+    /// 170 MiB while 40 clients held large unfinished bodies and then the
+    /// largest legal reviews arrived six at a time; the rest is room for the
+    /// cluster view of a large cluster. 64 reviews judged at once is far more
+    /// than one replica ever needs.
     fn default() -> Self {
-        Self { max_buffered_bytes: 64 << 20, max_reviews_in_flight: 64 }
+        Self { max_buffered_bytes: 128 << 20, max_reviews_in_flight: 64 }
     }
 }
 
@@ -120,7 +122,6 @@ impl BufferReservation {
         Ok(())
     }
 
-    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -14,6 +14,7 @@ mod judging;
 mod memory;
 mod metrics;
 mod overtime;
+mod parse_cost;
 mod reload;
 mod routes;
 mod state;

@@ -104,6 +104,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             Json(review).into_response()
         }
         Judgement::ParseTimedOut => timed_out(&state),
+        Judgement::Shed(reason) => shed(&state, reason),
     }
 }
 
