@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::admission::{self, ReviewError};
-use crate::engine::{Cutoff, Decision};
+use crate::engine::{Cutoff, Decision, Engine};
 use crate::request::Request;
 use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
 use crate::server::overtime::{self, Overtime};
@@ -65,38 +65,7 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
     let (parsed_tx, parsed_rx) = oneshot::channel();
     let task = {
         let (state, engine, cutoff) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&cutoff));
-        tokio::task::spawn_blocking(move || {
-            let Held { mut reservation, slot } = held;
-            // The body stays held while its tree is built, so both are charged.
-            let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
-            if let Err(shed) = reservation.reserve_up_to(parsed_size) {
-                // The receiver is gone only if the deadline passed: nobody to tell.
-                let _ = parsed_tx.send(Err(Unparsed::Shed(shed)));
-                return None;
-            }
-            let request = match admission::parse_review(&body) {
-                Ok(request) => Arc::new(request),
-                Err(error) => {
-                    let _ = parsed_tx.send(Err(Unparsed::Review(error)));
-                    drop((reservation, slot));
-                    return None;
-                }
-            };
-            drop(body);
-            if parsed_tx.send(Ok(Arc::clone(&request))).is_err() {
-                // Nobody waits for it any more: the deadline passed while parsing.
-                drop((reservation, slot));
-                return None;
-            }
-            let context = engine
-                .context(state.clock.now(), state.view.as_ref())
-                .with_own_namespace(state.own_namespace.as_deref());
-            let decision = engine.review_unless_cut_off(&request, &context, &cutoff);
-            // Given back only now, however long after the deadline: until here the
-            // parsed review held the memory, and the evaluation a slot.
-            drop((reservation, slot));
-            Some(decision)
-        })
+        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, parsed_tx, &cutoff))
     };
     // However this ends (answered, timed out, or dropped because the client
     // went away), an evaluation still running afterwards spends nothing.
@@ -105,7 +74,8 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         Err(_) => return Judgement::ParseTimedOut,
         // The parse panicked before it could answer.
         Ok(Err(_)) => {
-            return Judgement::Malformed(ReviewError::Json("the body could not be parsed".to_owned()));
+            let error = "parsing the body failed (an internal error, logged)".to_owned();
+            return Judgement::Malformed(ReviewError::Json(error));
         }
         Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
         Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
@@ -143,6 +113,46 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         }
         Ok(None) | Err(_) => unfinished(Unfinished::Failed),
     }
+}
+
+type Parsed = Result<Arc<Request>, Unparsed>;
+
+/// The blocking half: charges the cap for the parse, parses, tells the
+/// waiter, then judges unless cut off. The reservation and the slot are given
+/// back only at the end, however long after the deadline: until then the
+/// parsed review holds the memory, and the evaluation a slot.
+fn parse_and_judge(
+    state: &AppState,
+    engine: &Engine,
+    body: Bytes,
+    held: Held,
+    parsed: oneshot::Sender<Parsed>,
+    cutoff: &Cutoff,
+) -> Option<Decision> {
+    let Held { mut reservation, slot: _slot } = held;
+    // The body stays held while its tree is built, so both are charged.
+    let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
+    if let Err(shed) = reservation.reserve_up_to(parsed_size) {
+        // The receiver is gone only if the deadline passed: nobody to tell.
+        let _ = parsed.send(Err(Unparsed::Shed(shed)));
+        return None;
+    }
+    let request = match admission::parse_review(&body) {
+        Ok(request) => Arc::new(request),
+        Err(error) => {
+            let _ = parsed.send(Err(Unparsed::Review(error)));
+            return None;
+        }
+    };
+    drop(body);
+    if parsed.send(Ok(Arc::clone(&request))).is_err() {
+        // Nobody waits for it any more: the deadline passed while parsing.
+        return None;
+    }
+    let context = engine
+        .context(state.clock.now(), state.view.as_ref())
+        .with_own_namespace(state.own_namespace.as_deref());
+    Some(engine.review_unless_cut_off(&request, &context, cutoff))
 }
 
 struct CutOffWhenDone(Arc<Cutoff>);
