@@ -64,6 +64,11 @@ impl Holdings {
         Arc::new(Self { limits, buffered: AtomicUsize::new(0), judging: AtomicUsize::new(0) })
     }
 
+    /// The most one request over [`SMALL_BODY_BYTES`] may hold.
+    pub fn largest_request(&self) -> usize {
+        self.limits.max_buffered_bytes - self.limits.max_buffered_bytes / 8
+    }
+
     pub fn limits(&self) -> MemoryLimits {
         self.limits
     }
@@ -90,10 +95,11 @@ impl Holdings {
     /// Adds `bytes` to the buffered total if the total stays within the cap
     /// for a body that will then hold `body_total` bytes.
     fn try_buffer(&self, bytes: usize, body_total: usize) -> bool {
-        let mut cap = self.limits.max_buffered_bytes;
-        if body_total > SMALL_BODY_BYTES {
-            cap -= cap / 8;
-        }
+        let cap = if body_total > SMALL_BODY_BYTES {
+            self.largest_request()
+        } else {
+            self.limits.max_buffered_bytes
+        };
         self.buffered
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 held.checked_add(bytes).filter(|total| *total <= cap)

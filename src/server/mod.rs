@@ -213,6 +213,16 @@ impl Server {
             holdings: memory::Holdings::new(config.memory),
             ready: false.into(),
         });
+        // The largest body, and its strings once parsed, must fit for every legal review to be judged.
+        if state.holdings.largest_request() < 2 * MAX_BODY_BYTES {
+            tracing::warn!(
+                "with --max-buffered-bytes {} MiB, the largest reviews an API server can send ({} MiB) are \
+                 shed, not judged; {} MiB or more fits them",
+                config.memory.max_buffered_bytes >> 20,
+                MAX_BODY_BYTES >> 20,
+                (2 * MAX_BODY_BYTES * 8 / 7) >> 20
+            );
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let cert_watch = CertWatch::new(cert_path, key_path, cert_pair, current_cert, Arc::clone(&metrics));
         let policy_watch = config
