@@ -53,11 +53,12 @@ pub const ALL: &[(&str, Scenario)] = &[
         "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
         coordination::apiserver_outage,
     ),
-    ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
     (
         "an Ingress UPDATE whose review is over 8 MiB is judged and denied, not refused as too large",
         crate::server_limits::oversized_ingress_update,
     ),
+    // Last: it unregisters Defender's webhooks to measure without them.
+    ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
 
 /// The cooldown the e2e policy set uses instead of 5 minutes, so the soft

@@ -22,7 +22,8 @@ pub fn oversized_ingress_update(world: &mut World) -> Check {
     // kubectl would send these escaped too, six times over the API server's
     // 3 MiB request limit; raw JSON keeps each `<` one byte.
     send(world, "POST", &base, &ingress(ns, "shop.example.com"), "201")?;
-    let answer = send(world, "PUT", &format!("{base}/web"), &ingress(ns, "*.com"), "403")?;
+    let answer = send(world, "PUT", &format!("{base}/web"), &ingress(ns, "*.com"), "403")
+        .map_err(|error| format!("{error}\nthe API server on its webhooks: {}", webhook_log_lines(world)))?;
     for expected in ["defender/ingress-hosts", "*.com"] {
         if !answer.contains(expected) {
             return Err(format!("the oversized UPDATE was refused, but not by Defender's verdict: {answer}"));
@@ -36,6 +37,13 @@ pub fn oversized_ingress_update(world: &mut World) -> Check {
         return Err("Defender refused a request body as too large".to_owned());
     }
     Ok(())
+}
+
+/// What the API server logged about calling webhooks, for a failure message.
+fn webhook_log_lines(world: &World) -> String {
+    let log = std::fs::read_to_string(world.cluster.dir.join("logs/kube-apiserver.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains("webhook")).collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
 fn ingress(ns: &str, host: &str) -> Value {
@@ -73,7 +81,7 @@ fn send(world: &World, method: &str, url: &str, object: &Value, expected: &str) 
         _ => Err(format!(
             "{method} {url}: expected HTTP {expected}, got {}: {}",
             text.rsplit_once('\n').map_or("nothing", |(_, code)| code),
-            text.chars().take(2000).collect::<String>() + &String::from_utf8_lossy(&output.stderr)
+            text.chars().take(300).collect::<String>() + &String::from_utf8_lossy(&output.stderr)
         )),
     }
 }
