@@ -9,6 +9,7 @@ use crate::budget::{Refusal, Spent, Unavailable};
 use crate::config::PolicySet;
 use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
 use crate::request::Request;
+use crate::selector::Label;
 use crate::settings::{Settings, Skip};
 
 mod cutoff;
@@ -100,11 +101,15 @@ impl Decision {
 pub struct Engine {
     settings: Settings,
     policies: Vec<Box<dyn Policy>>,
+    namespace_exemptions: Vec<Label>,
 }
 
 impl Engine {
     pub fn new(set: PolicySet) -> Self {
-        Self { settings: set.settings, policies: set.policies }
+        let mut namespace_exemptions: Vec<Label> =
+            set.policies.iter().flat_map(|policy| policy.namespace_exemptions()).collect();
+        namespace_exemptions.dedup();
+        Self { settings: set.settings, policies: set.policies, namespace_exemptions }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -121,7 +126,13 @@ impl Engine {
         now: jiff::Timestamp,
         view: &'a dyn crate::view::ClusterView,
     ) -> Context<'a> {
-        Context { now, view, break_glass_groups: &self.settings.break_glass_groups, own_namespace: None }
+        Context {
+            now,
+            view,
+            break_glass_groups: &self.settings.break_glass_groups,
+            own_namespace: None,
+            namespace_exemptions: &self.namespace_exemptions,
+        }
     }
 
     pub fn review(&self, request: &Request, context: &Context) -> Decision {
@@ -131,20 +142,29 @@ impl Engine {
     /// [`Engine::review`] for a caller that may stop waiting: once `cutoff` is
     /// cut off, no budget is spent, and the decision returned is not to be sent.
     pub fn review_unless_cut_off(&self, request: &Request, context: &Context, cutoff: &Cutoff) -> Decision {
-        if let Some(skip) = self.skip_reason(request, context) {
+        if let Some(skip) = self.teardown(request, context) {
             return Decision { skipped: Some(skip), ..Decision::default() };
         }
-        let mut findings = Vec::new();
-        let mut charges = Vec::new();
-        for policy in self.policies.iter().filter(|p| p.applies(request)) {
-            match policy.evaluate(request, context) {
-                Verdict::Pass => {}
-                Verdict::Spend(charge) => charges.push((policy.as_ref(), charge)),
-                Verdict::Violation(violation) => findings.push(finding(policy.as_ref(), violation)),
-            }
+        // The control plane's own identities pass, except where a policy
+        // holds them too (deleting a core namespace: nothing in a healthy
+        // control plane does, so one that tries was sent by someone).
+        let exempt = self.settings.exempt_identity(request);
+        let mut judgement = Judgement::default();
+        self.judge(request, None, context, exempt.is_some(), &mut judgement);
+        // A change that lets the garbage collector delete the object is
+        // judged as the deletion it causes, unless that deletion would pass
+        // as teardown.
+        if let Some(proxy) = request.deletion_by_proxy()
+            && self.teardown(&proxy, context).is_none()
+        {
+            self.judge(&proxy, Some(request), context, exempt.is_some(), &mut judgement);
         }
-        if !findings.iter().any(|f| f.action == Action::Deny) && cutoff.begin_spending() {
-            self.spend(request, context, charges, &mut findings);
+        let Judgement { mut findings, charges } = judgement;
+        if exempt.is_some() && findings.is_empty() {
+            return Decision { skipped: exempt, ..Decision::default() };
+        }
+        if exempt.is_none() && !findings.iter().any(|f| f.action == Action::Deny) && cutoff.begin_spending() {
+            self.spend(context, charges, &mut findings);
         }
         let mut decision = Decision { findings, ..Decision::default() };
         if !decision.allowed() && self.settings.is_break_glass(request) {
@@ -153,11 +173,50 @@ impl Engine {
         decision
     }
 
-    fn skip_reason(&self, request: &Request, context: &Context) -> Option<Skip> {
-        if let Some(skip) = self.settings.skip_reason(request) {
+    /// Evaluates every policy that applies to `request` (only those that hold
+    /// the control plane too, for an exempt identity). `proxy_for` is the
+    /// update a deletion by proxy stands for: findings say so.
+    fn judge<'a>(
+        &'a self,
+        request: &Request,
+        proxy_for: Option<&Request>,
+        context: &Context,
+        exempt: bool,
+        judgement: &mut Judgement<'a>,
+    ) {
+        let applicable = self
+            .policies
+            .iter()
+            .filter(|p| p.applies(request) && (!exempt || p.holds_control_plane(request)));
+        for policy in applicable {
+            match policy.evaluate(request, context) {
+                Verdict::Pass => {}
+                Verdict::Spend(charge) => judgement.charges.push(Pending {
+                    policy: policy.as_ref(),
+                    charge,
+                    request: request.clone(),
+                    proxy_for: proxy_for.map(Request::describe_owned),
+                }),
+                Verdict::Violation(violation) => {
+                    let violation = match proxy_for {
+                        Some(update) => by_proxy(update, violation),
+                        None => violation,
+                    };
+                    judgement.findings.push(finding(policy.as_ref(), violation));
+                }
+            }
+        }
+    }
+
+    /// Requests that finish what was already decided: deleting an object on
+    /// its way out, removing its finalizers, deleting inside a namespace
+    /// that is being deleted.
+    fn teardown(&self, request: &Request, context: &Context) -> Option<Skip> {
+        if let Some(skip) = self.settings.teardown(request) {
             return Some(skip);
         }
         let terminating = self.settings.allow_in_terminating_namespaces
+            && request.is_delete()
             && !request.is_kind("", "Namespace")
             && request.namespace().and_then(|ns| context.namespace(ns)).is_some_and(|ns| ns.terminating);
         terminating.then_some(Skip::TerminatingNamespace)
@@ -165,15 +224,9 @@ impl Engine {
 
     /// Spends every charge, or none: if one does not fit, the ones already spent
     /// are refunded. Dry runs only check that each would fit.
-    fn spend(
-        &self,
-        request: &Request,
-        context: &Context,
-        charges: Vec<(&dyn Policy, Charge)>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn spend(&self, context: &Context, charges: Vec<Pending>, findings: &mut Vec<Finding>) {
         let mut spent: Vec<&Charge> = Vec::new();
-        for (policy, charge) in &charges {
+        for Pending { policy, charge, request, proxy_for } in &charges {
             let fits = if request.dry_run() {
                 charge.budget.check(&charge.key, &charge.object, context.now)
             } else {
@@ -187,6 +240,10 @@ impl Engine {
                         Refusal::Exhausted(exhausted) => policy.over_budget(request, &exhausted, context),
                         Refusal::Unavailable(unavailable) => unreachable_budget(&unavailable),
                     };
+                    let violation = match proxy_for {
+                        Some(update) => by_proxy_named(update, violation),
+                        None => violation,
+                    };
                     findings.push(finding(*policy, violation));
                     if policy.action() == Action::Deny {
                         for charge in spent.drain(..) {
@@ -197,6 +254,38 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// What the policies found, and the budget slots they ask for.
+#[derive(Default)]
+struct Judgement<'a> {
+    findings: Vec<Finding>,
+    charges: Vec<Pending<'a>>,
+}
+
+/// A charge waiting for the final decision, with the request it is for.
+struct Pending<'a> {
+    policy: &'a dyn Policy,
+    charge: Charge,
+    request: Request,
+    /// For a deletion by proxy: how messages name the update that causes it.
+    proxy_for: Option<String>,
+}
+
+/// A finding on the deletion an owner-reference change causes, said as such.
+fn by_proxy(update: &Request, violation: Violation) -> Violation {
+    by_proxy_named(&update.describe_owned(), violation)
+}
+
+fn by_proxy_named(object: &str, violation: Violation) -> Violation {
+    Violation {
+        reason: format!(
+            "adding an ownerReference to {object} lets the garbage collector delete it, so the change is \
+             judged as that deletion: {}",
+            violation.reason
+        ),
+        ..violation
     }
 }
 

@@ -112,6 +112,50 @@ impl Request {
         stored.metadata.deletion_timestamp.as_ref().map(|time| time.0)
     }
 
+    /// An UPDATE (of the object or a subresource) that adds an owner
+    /// reference or points an existing one elsewhere. The garbage collector
+    /// deletes an object whose owners are all gone, so a dangling owner
+    /// reference is a deletion carried out later by the collector.
+    pub fn adds_owner_references(&self) -> bool {
+        if *self.operation() != Operation::Update {
+            return false;
+        }
+        let (Some(new), Some(old)) = (self.object(), self.old_object()) else {
+            return false;
+        };
+        let before = owner_keys(old);
+        owner_keys(new).iter().any(|owner| !before.contains(owner))
+    }
+
+    /// The DELETE that an owner-reference change amounts to: the object as it
+    /// would be stored, deleted by the same user. `None` when the request
+    /// does not add or alter owner references.
+    pub fn deletion_by_proxy(&self) -> Option<Request> {
+        if !self.adds_owner_references() {
+            return None;
+        }
+        let mut inner = self.inner.clone();
+        inner.operation = Operation::Delete;
+        inner.sub_resource = None;
+        inner.old_object = inner.object.take();
+        Some(Request { inner })
+    }
+
+    /// An UPDATE of an object on its way out that only removes finalizers:
+    /// the last step of its deletion, which must never be blocked.
+    pub fn only_removes_finalizers(&self) -> bool {
+        if *self.operation() != Operation::Update || self.deletion_timestamp().is_none() {
+            return false;
+        }
+        let (Some(new), Some(old)) = (self.object(), self.old_object()) else {
+            return false;
+        };
+        let kept = new.metadata.finalizers.as_deref().unwrap_or_default();
+        let had = old.metadata.finalizers.as_deref().unwrap_or_default();
+        let removes_only = kept.len() < had.len() && kept.iter().all(|f| had.contains(f));
+        removes_only && without_bookkeeping(new) == without_bookkeeping(old)
+    }
+
     pub fn username(&self) -> &str {
         self.inner.user_info.username.as_deref().unwrap_or("")
     }
@@ -128,6 +172,34 @@ impl Request {
     pub fn describe(&self) -> ObjectName<'_> {
         ObjectName(self)
     }
+
+    /// The same request, made to a subresource (`status`, `finalize`).
+    pub fn with_sub_resource(mut self, sub_resource: &str) -> Self {
+        self.inner.sub_resource = Some(sub_resource.to_owned());
+        self
+    }
+
+    pub fn describe_owned(&self) -> String {
+        self.describe().to_string()
+    }
+}
+
+/// What identifies an owner reference: the owner's uid, kind and name.
+fn owner_keys(object: &DynamicObject) -> Vec<(&str, &str, &str)> {
+    let owners = object.metadata.owner_references.as_deref().unwrap_or_default();
+    owners.iter().map(|o| (o.uid.as_str(), o.kind.as_str(), o.name.as_str())).collect()
+}
+
+/// The object without what the API server and finalizer removal change on
+/// their own, for comparing an update's before and after.
+fn without_bookkeeping(object: &DynamicObject) -> DynamicObject {
+    let mut object = object.clone();
+    let metadata = &mut object.metadata;
+    metadata.finalizers = None;
+    metadata.resource_version = None;
+    metadata.generation = None;
+    metadata.managed_fields = None;
+    object
 }
 
 pub fn labels_of(object: Option<&DynamicObject>) -> &Labels {

@@ -20,22 +20,56 @@ pub struct Settings {
     /// Groups allowed through every policy, with a warning and an audit line.
     #[serde(default = "default_break_glass_groups")]
     pub break_glass_groups: Vec<String>,
-    /// Let requests on objects that already carry a deletionTimestamp through.
+    /// Let DELETEs of objects that already carry a deletionTimestamp through,
+    /// and updates that only remove their finalizers.
     #[serde(default = "yes")]
     pub skip_objects_being_deleted: bool,
-    /// Let requests inside a namespace that is itself being deleted through.
+    /// Let DELETEs inside a namespace that is itself being deleted through.
     #[serde(default = "yes")]
     pub allow_in_terminating_namespaces: bool,
 }
 
+/// The control plane's own identities, and why each must pass. Only the
+/// controllers that delete (or adopt, by owner reference) the kinds Defender
+/// judges: add-ons that also run in kube-system are judged like anyone.
+/// deploy/'s matchConditions name the same users (a test keeps them in step).
+pub const CONTROL_PLANE_USERS: &[(&str, &str)] = &[
+    ("system:serviceaccount:kube-system:namespace-controller", "empties and finalizes deleted namespaces"),
+    (
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        "deletes dependents whose owners are gone, and orphans them",
+    ),
+    ("system:serviceaccount:kube-system:replicaset-controller", "creates, adopts and deletes its pods"),
+    ("system:serviceaccount:kube-system:replication-controller", "creates, adopts and deletes its pods"),
+    ("system:serviceaccount:kube-system:statefulset-controller", "creates, adopts and deletes its pods"),
+    ("system:serviceaccount:kube-system:daemon-set-controller", "creates, adopts and deletes its pods"),
+    ("system:serviceaccount:kube-system:job-controller", "creates, adopts and deletes its pods"),
+    ("system:serviceaccount:kube-system:cronjob-controller", "deletes the pods of jobs it replaces"),
+    ("system:serviceaccount:kube-system:node-controller", "evicts pods from lost or tainted nodes"),
+    (
+        "system:serviceaccount:kube-system:device-taint-eviction-controller",
+        "evicts pods from tainted devices",
+    ),
+    ("system:serviceaccount:kube-system:pod-garbage-collector", "deletes finished and orphaned pods"),
+    ("system:serviceaccount:kube-system:persistent-volume-binder", "deletes its volume recycler pods"),
+    (
+        "system:serviceaccount:kube-system:legacy-service-account-token-cleaner",
+        "deletes unused legacy service account token Secrets",
+    ),
+    ("system:serviceaccount:kube-system:token-cleaner", "deletes expired bootstrap token Secrets"),
+    ("system:kube-controller-manager", "all of the above, when controllers share one identity"),
+    ("system:kube-scheduler", "deletes pods it preempts"),
+];
+
+/// Kubelets delete the pods of their node.
+pub const CONTROL_PLANE_GROUPS: &[&str] = &["system:nodes"];
+
 fn default_exempt_users() -> Vec<String> {
-    ["system:serviceaccount:kube-system:*", "system:kube-controller-manager", "system:kube-scheduler"]
-        .map(String::from)
-        .to_vec()
+    CONTROL_PLANE_USERS.iter().map(|(user, _)| (*user).to_owned()).collect()
 }
 
 fn default_exempt_groups() -> Vec<String> {
-    vec!["system:nodes".to_owned()]
+    CONTROL_PLANE_GROUPS.iter().map(|group| (*group).to_owned()).collect()
 }
 
 fn default_break_glass_groups() -> Vec<String> {
@@ -64,6 +98,7 @@ pub enum Skip {
     ExemptUser,
     ExemptGroup,
     BeingDeleted,
+    FinishingTeardown,
     TerminatingNamespace,
 }
 
@@ -73,6 +108,7 @@ impl Skip {
             Skip::ExemptUser => "exempt-user",
             Skip::ExemptGroup => "exempt-group",
             Skip::BeingDeleted => "object-being-deleted",
+            Skip::FinishingTeardown => "finalizers-removed",
             Skip::TerminatingNamespace => "namespace-terminating",
         }
     }
@@ -92,9 +128,8 @@ impl Settings {
         Ok(())
     }
 
-    /// Whether the request comes from the control plane or touches an object on its way out.
-    /// Namespace termination is checked by the engine, which has the namespace view.
-    pub fn skip_reason(&self, request: &Request) -> Option<Skip> {
+    /// Whether the request comes from the control plane.
+    pub fn exempt_identity(&self, request: &Request) -> Option<Skip> {
         let username = request.username();
         if self.exempt_users.iter().any(|pattern| user_matches(pattern, username)) {
             return Some(Skip::ExemptUser);
@@ -102,10 +137,23 @@ impl Settings {
         if request.groups().iter().any(|group| self.exempt_groups.contains(group)) {
             return Some(Skip::ExemptGroup);
         }
-        if self.skip_objects_being_deleted && request.deletion_timestamp().is_some() {
-            return Some(Skip::BeingDeleted);
-        }
         None
+    }
+
+    /// Whether the request finishes the deletion of an object already on its
+    /// way out: deleting it again (graceful deletion retries), or removing
+    /// its finalizers. Any other change to such an object is judged: a
+    /// finalizer can keep it, and its namespace, around forever.
+    /// Namespace termination is checked by the engine, which has the namespace view.
+    pub fn teardown(&self, request: &Request) -> Option<Skip> {
+        if !self.skip_objects_being_deleted || request.deletion_timestamp().is_none() {
+            return None;
+        }
+        if request.is_delete() {
+            Some(Skip::BeingDeleted)
+        } else {
+            request.only_removes_finalizers().then_some(Skip::FinishingTeardown)
+        }
     }
 
     pub fn is_break_glass(&self, request: &Request) -> bool {
@@ -130,6 +178,7 @@ mod tests {
             "system:serviceaccount:kube-system:*",
             "system:serviceaccount:kube-system:namespace-controller"
         ));
+        assert!(!Settings::default().exempt_users.iter().any(|user| user.contains('*')));
         assert!(!user_matches("system:serviceaccount:kube-system:*", "system:serviceaccount:prod:deployer"));
         assert!(user_matches("system:kube-scheduler", "system:kube-scheduler"));
         assert!(!user_matches("system:kube-scheduler", "system:kube-scheduler-evil"));

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::policy::{Context, Policy, Verdict, Violation};
 use crate::request::Request;
+use crate::selector::Label;
 use crate::synthetic::{Synthetic, SyntheticOperation};
 use crate::view::{MemoryView, NamespaceInfo};
 
@@ -13,6 +14,7 @@ pub struct Fixture {
     pub now: Timestamp,
     pub view: MemoryView,
     pub break_glass_groups: Vec<String>,
+    pub namespace_exemptions: Vec<Label>,
 }
 
 impl Fixture {
@@ -21,6 +23,10 @@ impl Fixture {
             now: "2026-01-01T00:00:00Z".parse().expect("valid timestamp"),
             view: MemoryView::default(),
             break_glass_groups: vec!["defender:break-glass".to_owned()],
+            namespace_exemptions: vec![Label {
+                key: "defender.io/deletion-allowed".to_owned(),
+                value: "true".to_owned(),
+            }],
         }
     }
 
@@ -44,6 +50,7 @@ impl Fixture {
             view: &self.view,
             break_glass_groups: &self.break_glass_groups,
             own_namespace: None,
+            namespace_exemptions: &self.namespace_exemptions,
         }
     }
 

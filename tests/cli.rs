@@ -48,6 +48,7 @@ fn policy_suites_pass() {
         "namespace-deletion",
         "deletion-guard",
         "ingress-hosts",
+        "ingress-hosts-scope",
         "custom-policies",
         "cascading-protection",
         "in-use-guard",
@@ -204,6 +205,71 @@ fn check_fails_on_a_denied_manifest_and_says_why() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("deny   ingress \"shop/catch-all\""));
     assert!(text.contains("spec.rules[0].host \"*\" matches every host"));
+}
+
+/// Manifests of the v1beta1 Ingress versions still live in repositories; their
+/// catch-all `spec.backend` is judged like `spec.defaultBackend`.
+#[test]
+fn check_denies_a_v1beta1_ingress_with_a_catch_all_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("legacy.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: extensions/v1beta1\n\
+         kind: Ingress\n\
+         metadata: {name: legacy, namespace: shop}\n\
+         spec:\n  \
+           backend: {serviceName: web, servicePort: 80}\n  \
+           rules:\n  \
+           - host: shop.example.com\n    \
+             http: {paths: [{path: /, backend: {serviceName: web, servicePort: 80}}]}\n\
+         ---\n\
+         apiVersion: networking.k8s.io/v1beta1\n\
+         kind: Ingress\n\
+         metadata: {name: web, namespace: shop}\n\
+         spec: {rules: [{host: shop.example.com}]}\n",
+    )
+    .unwrap();
+    let output = defender(&["check", "-f", file.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "legacy.yaml document 1)\n       defender/ingress-hosts: ingress \
+             \"shop/legacy\" would take traffic meant for other hosts: spec.backend receives traffic for every \
+             host no rule matches"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("deny   ingress \"shop/legacy\" ("), "{text}");
+    assert!(text.contains("allow  ingress \"shop/web\" ("), "{text}");
+    assert!(text.ends_with("2 objects: 1 allowed, 1 denied, 0 unusable\n"), "{text}");
+}
+
+#[test]
+fn review_denies_a_v1beta1_ingress_with_a_catch_all_backend() {
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "5d2c3a8e-0b1f-4c59-9a57-3e6f0f1d2b44",
+            "kind": {"group": "networking.k8s.io", "version": "v1beta1", "kind": "Ingress"},
+            "resource": {"group": "networking.k8s.io", "version": "v1beta1", "resource": "ingresses"},
+            "name": "legacy", "namespace": "shop", "operation": "CREATE",
+            "userInfo": {"username": "developer@example.com", "groups": ["system:authenticated"]},
+            "object": {
+                "apiVersion": "networking.k8s.io/v1beta1", "kind": "Ingress",
+                "metadata": {"name": "legacy", "namespace": "shop"},
+                "spec": {"backend": {"serviceName": "web", "servicePort": 80}}
+            },
+            "oldObject": null, "dryRun": false
+        }
+    });
+    let output = defender_with_stdin(&["review"], review.to_string().as_bytes());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("spec.backend receives traffic for every host no rule matches"), "{message}");
 }
 
 #[test]

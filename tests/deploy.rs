@@ -32,3 +32,60 @@ fn every_container_has_a_read_only_root_and_no_privileges() {
         assert!(context["capabilities"]["add"].is_null(), "{container:?}");
     }
 }
+
+fn webhooks() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/base/validatingwebhookconfiguration.yaml");
+    let configuration: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    configuration["webhooks"].as_sequence().unwrap().clone()
+}
+
+/// The quoted names in a CEL expression: `'system:kube-scheduler'`.
+fn quoted(expression: &str) -> Vec<&str> {
+    expression.split('\'').skip(1).step_by(2).collect()
+}
+
+#[test]
+fn every_webhook_skips_exactly_the_control_plane_identities_the_settings_exempt() {
+    let settings = defender::settings::Settings::default();
+    let mut expected: Vec<&str> = settings.exempt_users.iter().map(String::as_str).collect();
+    expected.extend(settings.exempt_groups.iter().map(String::as_str));
+    expected.sort();
+    for webhook in webhooks() {
+        let conditions = webhook["matchConditions"].as_sequence().unwrap();
+        let skipping: Vec<&str> = conditions
+            .iter()
+            .filter_map(|c| c["expression"].as_str())
+            .filter(|e| e.contains("request.userInfo.username"))
+            .collect();
+        assert_eq!(
+            skipping.len(),
+            1,
+            "{}: one condition names the control plane",
+            webhook["name"].as_str().unwrap()
+        );
+        let mut named: Vec<&str> =
+            quoted(skipping[0]).into_iter().filter(|q| q.starts_with("system:")).collect();
+        named.sort();
+        assert_eq!(named, expected, "{}", webhook["name"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn owner_reference_updates_of_guarded_kinds_are_routed() {
+    for webhook in webhooks() {
+        let name = webhook["name"].as_str().unwrap();
+        if !matches!(name, "deletions.defender.io" | "pod-deletions.defender.io") {
+            continue;
+        }
+        let rules = webhook["rules"].as_sequence().unwrap();
+        for rule in rules {
+            let operations = rule["operations"].as_sequence().unwrap();
+            assert!(operations.contains(&Value::from("UPDATE")), "{name}: {rule:?}");
+        }
+        let conditions = webhook["matchConditions"].as_sequence().unwrap();
+        assert!(
+            conditions.iter().any(|c| c["expression"].as_str().unwrap().contains("ownerReferences")),
+            "{name}: only owner-reference updates leave the API server"
+        );
+    }
+}

@@ -17,6 +17,16 @@ fn label() -> impl Strategy<Value = String> {
     "[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?"
 }
 
+/// A hostname of `count` labels; the last one is never a number (a numeric
+/// last label makes the name an IPv4 address).
+fn hostname(count: std::ops::Range<usize>) -> impl Strategy<Value = Vec<String>> {
+    (prop::collection::vec(label(), count.start - 1..count.end - 1), "[a-z]([a-z0-9-]{0,8}[a-z0-9])?")
+        .prop_map(|(mut labels, last)| {
+            labels.push(last);
+            labels
+        })
+}
+
 proptest! {
     /// Whatever the text, the matcher answers without panicking, and a host
     /// holding a `*` is never accepted unless it is exactly `*.` + a domain of
@@ -39,7 +49,7 @@ proptest! {
     /// Concrete hosts are always accepted; `*.` over them only when allowed,
     /// and `*.` over a single label never.
     #[test]
-    fn concrete_hosts_pass_and_wildcards_follow_the_setting(labels in prop::collection::vec(label(), 1..5), allow: bool) {
+    fn concrete_hosts_pass_and_wildcards_follow_the_setting(labels in hostname(1..5), allow: bool) {
         let host = labels.join(".");
         prop_assert_eq!(host_problem(Some(&host), allow), None);
         let wildcard = format!("*.{host}");
@@ -50,6 +60,15 @@ proptest! {
         };
         prop_assert_eq!(host_problem(Some(&wildcard), allow), expected);
         prop_assert_eq!(host_problem(Some(&format!("*.*.{host}")), allow).is_some(), true);
+    }
+
+    /// An IP address is never a hostname, whatever the spelling and the
+    /// wildcard setting.
+    #[test]
+    fn ip_addresses_are_never_accepted(v4: std::net::Ipv4Addr, v6: std::net::Ipv6Addr, allow: bool) {
+        for address in [v4.to_string(), v6.to_string(), format!("[{v6}]"), u32::from(v4).to_string()] {
+            prop_assert_eq!(host_problem(Some(&address), allow), Some(HostProblem::IpAddress), "{}", address);
+        }
     }
 
     /// However spends, refunds and time steps interleave, no window of the

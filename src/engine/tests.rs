@@ -275,3 +275,160 @@ fn an_unreachable_shared_budget_fails_closed_and_dry_runs_only_ask() {
     assert_eq!(ledger.spends.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(ledger.checks.load(std::sync::atomic::Ordering::SeqCst), 1, "a dry run only checks");
 }
+
+fn with_owner(mut object: Value, uid: &str) -> Value {
+    object["metadata"]["ownerReferences"] =
+        serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": uid}]);
+    object
+}
+
+fn being_deleted(mut object: Value) -> Value {
+    object["metadata"]["deletionTimestamp"] = "2025-12-31T23:59:00Z".into();
+    object
+}
+
+#[test]
+fn a_dangling_owner_reference_is_judged_as_the_deletion_it_causes() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let core = crate::testing::namespace_with_labels("payments", &[("defender.io/core", "true")]);
+    let decision = engine.review(&fixture.update(core.clone(), with_owner(core, "1")), &fixture.context());
+    let message = decision.denial_message().unwrap();
+    assert!(
+        message.contains(
+            "adding an ownerReference to namespace \"payments\" lets the garbage collector delete it"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("is marked core"), "{message}");
+
+    let secret = object("v1", "Secret", "prod", "db", &[]);
+    let decision =
+        engine.review(&fixture.update(secret.clone(), with_owner(secret, "1")), &fixture.context());
+    let message = decision.denial_message().unwrap();
+    assert!(message.contains("secret \"prod/db\" is protected against deletion"), "{message}");
+
+    let plain = crate::testing::namespace("scratch");
+    let decision = engine.review(&fixture.update(plain.clone(), with_owner(plain, "1")), &fixture.context());
+    assert!(decision.denial_message().unwrap().contains("has not been confirmed for deletion"));
+}
+
+#[test]
+fn owner_references_that_change_nothing_or_are_removed_are_not_deletions() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let owned = with_owner(object("v1", "Secret", "prod", "db", &[]), "1");
+    let mut relabelled = owned.clone();
+    relabelled["metadata"]["labels"] = serde_json::json!({"team": "shop"});
+    assert!(engine.review(&fixture.update(owned.clone(), relabelled), &fixture.context()).allowed());
+    let orphaned = object("v1", "Secret", "prod", "db", &[]);
+    assert!(engine.review(&fixture.update(owned.clone(), orphaned), &fixture.context()).allowed());
+    let moved = with_owner(object("v1", "Secret", "prod", "db", &[]), "2");
+    assert!(!engine.review(&fixture.update(owned, moved), &fixture.context()).allowed());
+    let exempt = object("v1", "Secret", "prod", "db", &[("defender.io/deletion-allowed", "true")]);
+    let owned_exempt = with_owner(exempt.clone(), "1");
+    assert!(engine.review(&fixture.update(exempt, owned_exempt), &fixture.context()).allowed());
+}
+
+#[test]
+fn an_owner_reference_added_through_a_subresource_is_judged_too() {
+    let fixture = Fixture::new();
+    let service = object("v1", "Service", "prod", "web", &[]);
+    let request = fixture.update(service.clone(), with_owner(service, "1")).with_sub_resource("status");
+    assert!(!engine().review(&request, &fixture.context()).allowed());
+}
+
+#[test]
+fn objects_being_deleted_are_judged_on_update_unless_only_finalizers_go() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let mut held = being_deleted(crate::testing::ingress(
+        "web",
+        serde_json::json!({"rules": [{"host": "a.example.com"}]}),
+    ));
+    held["metadata"]["finalizers"] = serde_json::json!(["example.com/hold"]);
+    let mut wildcard = held.clone();
+    wildcard["spec"]["rules"][0]["host"] = "*.example.com".into();
+    let decision = engine.review(&fixture.update(held.clone(), wildcard), &fixture.context());
+    assert!(!decision.allowed(), "{decision:?}");
+    let mut released = held.clone();
+    released["metadata"]["finalizers"] = serde_json::json!([]);
+    let decision = engine.review(&fixture.update(held, released), &fixture.context());
+    assert_eq!(decision.skipped, Some(Skip::FinishingTeardown));
+}
+
+#[test]
+fn updates_in_a_terminating_namespace_are_judged() {
+    let fixture =
+        Fixture::new().with_namespace("prod", NamespaceInfo { terminating: true, ..Default::default() });
+    let ingress = crate::testing::ingress("web", serde_json::json!({"rules": [{"host": "a.example.com"}]}));
+    let mut hostless = ingress.clone();
+    hostless["spec"]["rules"][0] = serde_json::json!({});
+    assert!(!engine().review(&fixture.update(ingress, hostless), &fixture.context()).allowed());
+}
+
+#[test]
+fn control_plane_identities_cannot_delete_a_live_core_namespace() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let gc = "system:serviceaccount:kube-system:generic-garbage-collector";
+    let decision =
+        engine.review(&delete_as(crate::testing::namespace("kube-node-lease"), gc, &[]), &fixture.context());
+    assert!(!decision.allowed());
+    assert_eq!(decision.fired_policies(), ["core-namespaces"]);
+    let terminating = being_deleted(crate::testing::namespace("kube-node-lease"));
+    let controller = "system:serviceaccount:kube-system:namespace-controller";
+    assert!(engine.review(&delete_as(terminating, controller, &[]), &fixture.context()).allowed());
+    let addon = "system:serviceaccount:kube-system:coredns";
+    assert!(
+        !engine
+            .review(&delete_as(object("v1", "Secret", "prod", "db", &[]), addon, &[]), &fixture.context())
+            .allowed()
+    );
+}
+
+/// A view that lists a live cluster's namespaces: what it does not hold does not exist.
+struct ListedNamespaces(crate::view::MemoryView);
+
+impl crate::view::ClusterView for ListedNamespaces {
+    fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+        self.0.namespace(name)
+    }
+    fn contents(&self, namespace: &str) -> crate::view::Contents {
+        self.0.contents(namespace)
+    }
+    fn users(&self, referent: crate::view::Referent, namespace: &str, name: &str) -> Vec<crate::view::User> {
+        self.0.users(referent, namespace, name)
+    }
+    fn routes_to(&self, host: &str) -> Vec<crate::view::Route> {
+        self.0.routes_to(host)
+    }
+    fn lists_every_namespace(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn namespace_deletions_the_view_does_not_corroborate_spend_no_budget() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let mut view = crate::view::MemoryView::default();
+    let confirmed = |uid: &str| {
+        let mut namespace = confirmed_namespace("real");
+        namespace["metadata"]["uid"] = uid.into();
+        namespace
+    };
+    view.add_manifest(&confirmed("uid-1")).unwrap();
+    let view = ListedNamespaces(view);
+    let context = Context { view: &view, ..fixture.context() };
+    // Forged reviews: a namespace that does not exist, another uid. Judged
+    // (and allowed), but the budget of 3 stays whole.
+    for _ in 0..3 {
+        assert!(engine.review(&fixture.delete(confirmed_namespace("ghost")), &context).allowed());
+        assert!(engine.review(&fixture.delete(confirmed("uid-2")), &context).allowed());
+    }
+    let budget = &engine.policies().iter().find(|p| p.name() == "namespace-deletion").unwrap().budgets()[0];
+    assert_eq!(budget.budget.remaining("cluster", fixture.now), 3);
+    assert!(engine.review(&fixture.delete(confirmed("uid-1")), &context).allowed());
+    assert_eq!(budget.budget.remaining("cluster", fixture.now), 2);
+}

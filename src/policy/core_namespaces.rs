@@ -75,21 +75,41 @@ impl CoreNamespaces {
         ))
     }
 
-    fn check_update(&self, request: &Request, context: &Context) -> Verdict {
-        let was_core = self.spec.selector.matches(labels_of(request.old_object()));
-        let still_core = self.spec.selector.matches(labels_of(request.object()));
-        if !was_core || still_core {
-            return Verdict::Pass;
-        }
+    /// A change (create, update, or a status or finalize subresource
+    /// update, which keep metadata changes too) must not strip a core
+    /// namespace of its label nor give it a label that disarms a policy.
+    fn check_change(&self, request: &Request, context: &Context) -> Verdict {
+        let old = labels_of(request.old_object());
+        let new = labels_of(request.object());
         let name = request.name();
-        Verdict::Violation(Violation::absolute(
-            format!(
-                "namespace {name:?} is a core namespace and must keep its label {}; \
-                 removing it would let the namespace be deleted",
-                self.spec.selector
-            ),
-            context.break_glass_hint(),
-        ))
+        if self.spec.selector.matches(old) && !self.spec.selector.matches(new) {
+            return Verdict::Violation(Violation::absolute(
+                format!(
+                    "namespace {name:?} is a core namespace and must keep its label {}; \
+                     removing it would let the namespace be deleted",
+                    self.spec.selector
+                ),
+                context.break_glass_hint(),
+            ));
+        }
+        let is_core = self.is_listed(name)
+            || context.own_namespace == Some(name)
+            || self.spec.selector.matches(new)
+            || self.spec.selector.matches(old);
+        let added = context.namespace_exemptions.iter().find(|label| label.is_on(new) && !label.is_on(old));
+        match added {
+            Some(label) if is_core => Verdict::Violation(Violation::absolute(
+                format!(
+                    "namespace {name:?} is a core namespace and cannot carry label {label}: it would turn off \
+                     Defender's protection for everything in it"
+                ),
+                format!(
+                    "Label the objects you mean to delete instead (kubectl label <kind> <name> -n {name} {label}). {}",
+                    context.break_glass_hint()
+                ),
+            )),
+            _ => Verdict::Pass,
+        }
     }
 }
 
@@ -103,14 +123,20 @@ impl Policy for CoreNamespaces {
     }
 
     fn applies(&self, request: &Request) -> bool {
-        request.is_kind("", "Namespace")
-            && matches!(request.operation(), Operation::Delete | Operation::Update)
+        request.is_kind("", "Namespace") && *request.operation() != Operation::Connect
+    }
+
+    /// Nothing in a healthy control plane deletes a core namespace: the
+    /// garbage collector or namespace controller trying to was sent by
+    /// someone (an owner reference, a finalize call).
+    fn holds_control_plane(&self, request: &Request) -> bool {
+        request.is_delete()
     }
 
     fn evaluate(&self, request: &Request, context: &Context) -> Verdict {
         match request.operation() {
             Operation::Delete => self.check_delete(request, context),
-            _ => self.check_update(request, context),
+            _ => self.check_change(request, context),
         }
     }
 
@@ -199,9 +225,43 @@ mod tests {
     }
 
     #[test]
-    fn does_not_apply_to_other_kinds_or_creates() {
+    fn core_namespaces_never_carry_a_namespace_exemption_label() {
         let fixture = Fixture::new();
-        assert!(!policy().applies(&fixture.create(namespace("kube-system"))));
+        let exempt = [("defender.io/deletion-allowed", "true")];
+        let cases = [
+            (namespace("kube-system"), namespace_with_labels("kube-system", &exempt)),
+            (
+                namespace_with_labels("payments", &[("defender.io/core", "true")]),
+                namespace_with_labels("payments", &[("defender.io/core", "true"), exempt[0]]),
+            ),
+        ];
+        for (old, new) in cases {
+            let violation = fixture.violation(&policy(), &fixture.update(old, new.clone()));
+            assert!(violation.reason.contains("cannot carry label defender.io/deletion-allowed=true"));
+            assert!(violation.absolute);
+            let mut status = fixture.update(namespace("kube-system"), new.clone());
+            status = status.with_sub_resource("status");
+            assert!(matches!(policy().evaluate(&status, &fixture.context()), Verdict::Violation(_)));
+        }
+        let created = namespace_with_labels("payments", &[("defender.io/core", "true"), exempt[0]]);
+        assert!(matches!(
+            policy().evaluate(&fixture.create(created), &fixture.context()),
+            Verdict::Violation(_)
+        ));
+        let ordinary = fixture.update(namespace("scratch"), namespace_with_labels("scratch", &exempt));
+        assert!(matches!(policy().evaluate(&ordinary, &fixture.context()), Verdict::Pass));
+    }
+
+    #[test]
+    fn only_namespace_deletions_hold_the_control_plane() {
+        let fixture = Fixture::new();
+        assert!(policy().holds_control_plane(&fixture.delete(namespace("kube-system"))));
+        assert!(!policy().holds_control_plane(&fixture.update(namespace("a"), namespace("a"))));
+    }
+
+    #[test]
+    fn does_not_apply_to_other_kinds() {
+        let fixture = Fixture::new();
         let configmap = crate::testing::object("v1", "ConfigMap", "kube-system", "default", &[]);
         assert!(!policy().applies(&fixture.delete(configmap)));
     }

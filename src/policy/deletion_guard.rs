@@ -271,6 +271,10 @@ impl Policy for DeletionGuard {
         }
     }
 
+    fn namespace_exemptions(&self) -> Vec<Label> {
+        vec![self.exempt_label.clone()]
+    }
+
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
         let plural = crate::synthetic::plural(request.kind());
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
@@ -355,7 +359,7 @@ mod tests {
             "sandbox",
             NamespaceInfo {
                 labels: [("defender.io/deletion-allowed".into(), "true".into())].into(),
-                terminating: false,
+                ..NamespaceInfo::default()
             },
         );
         let configmap = object("v1", "ConfigMap", "sandbox", "settings", &[]);
@@ -406,7 +410,7 @@ mod tests {
             "prod",
             NamespaceInfo {
                 labels: [("defender.io/deletion-allowed".into(), "true".into())].into(),
-                terminating: false,
+                ..NamespaceInfo::default()
             },
         );
         assert!(matches!(policy().evaluate(&request, &labelled.context()), Verdict::Pass));

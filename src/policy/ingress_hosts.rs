@@ -1,22 +1,39 @@
-//! ingress-hosts: no Ingress or HTTPRoute may claim traffic for hosts it does not own.
+//! ingress-hosts: no Ingress or Gateway API route may claim traffic for hosts it does not own.
 //!
 //! A rule host of `*`, a rule without a host, or a catch-all default backend
+//! (`spec.defaultBackend`, or `spec.backend` in the v1beta1 Ingress versions)
 //! makes the Ingress answer for every hostname that reaches the controller,
 //! swallowing other teams' traffic. Wildcards such as `*.example.com` are denied
-//! unless allowed by configuration; `*.com` never is. A Gateway API HTTPRoute's
-//! `spec.hostnames` are judged by the same rules; a route without hostnames
-//! takes every host its Gateway listener accepts, as a hostless rule does.
-
-use std::fmt;
+//! unless allowed by configuration; `*.com` never is; an IP address is not a
+//! hostname. Hosts that controllers take from annotations (aliases) follow the
+//! same rules. The `spec.hostnames` of HTTPRoutes, GRPCRoutes and TLSRoutes are
+//! judged the same way; a route without hostnames takes every host its Gateway
+//! listener accepts, as a hostless rule does.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
+use crate::policy::host_annotations::annotation_problems;
+pub use crate::policy::hostname::{HostProblem, host_problem};
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
-use crate::request::{Operation, Request};
-use crate::view::http_route;
+use crate::request::{Operation, Request, annotation};
+
+/// The Gateway API group, served in several versions (`v1`, `v1beta1`,
+/// `v1alpha2`, ...); a route is judged whatever the version it arrives in.
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// The Gateway API route kinds that choose their hosts with `spec.hostnames`
+/// (TCPRoute and UDPRoute have none).
+const ROUTE_KINDS: [&str; 3] = ["HTTPRoute", "GRPCRoute", "TLSRoute"];
+
+/// The Ingress groups: `networking.k8s.io` (`v1`, formerly `v1beta1`) and the
+/// original `extensions/v1beta1`, still found in manifests.
+const INGRESS_GROUPS: [&str; 2] = ["networking.k8s.io", "extensions"];
+
+/// The catch-all backend, by its name in each Ingress version.
+const CATCH_ALL_BACKENDS: [&str; 2] = ["defaultBackend", "backend"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -26,61 +43,10 @@ pub struct IngressHostsSpec {
     /// Allow `*.example.com` (never `*` or `*.com`).
     #[serde(default)]
     pub allow_wildcard_subdomains: bool,
-    /// Allow `spec.defaultBackend`, which receives traffic for every unmatched host.
+    /// Allow `spec.defaultBackend` (`spec.backend` in v1beta1), which receives
+    /// traffic for every unmatched host.
     #[serde(default)]
     pub allow_default_backend: bool,
-}
-
-/// What is wrong with one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostProblem {
-    /// Missing or empty: the rule matches every host.
-    Missing,
-    /// `*`: matches every host.
-    MatchesEverything,
-    /// `*.com`: a wildcard over a single-label suffix.
-    TooBroad,
-    /// `*.example.com` while wildcards are not allowed.
-    Wildcard,
-    /// A `*` anywhere but a leading `*.` label.
-    MisplacedWildcard,
-}
-
-impl fmt::Display for HostProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HostProblem::Missing => "matches every host",
-            HostProblem::MatchesEverything => "matches every host",
-            HostProblem::TooBroad => "is a wildcard over a whole top-level domain",
-            HostProblem::Wildcard => "is a wildcard, and wildcard hosts are not allowed here",
-            HostProblem::MisplacedWildcard => "has a '*' that is not a leading '*.' label",
-        })
-    }
-}
-
-/// Judges one host. `None` and `""` are a missing host.
-pub fn host_problem(host: Option<&str>, allow_wildcard_subdomains: bool) -> Option<HostProblem> {
-    let host = host.map(str::trim).unwrap_or_default().trim_end_matches('.');
-    if host.is_empty() {
-        return Some(HostProblem::Missing);
-    }
-    if host == "*" {
-        return Some(HostProblem::MatchesEverything);
-    }
-    let Some(suffix) = host.strip_prefix("*.") else {
-        return host.contains('*').then_some(HostProblem::MisplacedWildcard);
-    };
-    if suffix.contains('*') {
-        return Some(HostProblem::MisplacedWildcard);
-    }
-    let labels = suffix.split('.').filter(|label| !label.is_empty()).count();
-    if labels < 2 {
-        Some(HostProblem::TooBroad)
-    } else if !allow_wildcard_subdomains {
-        Some(HostProblem::Wildcard)
-    } else {
-        None
-    }
 }
 
 pub struct IngressHosts {
@@ -93,7 +59,7 @@ impl IngressHosts {
         Self { name: name.into(), spec }
     }
 
-    /// Every offending hostname of an HTTPRoute spec, as `path: what is wrong`.
+    /// Every offending hostname of a route spec, as `path: what is wrong`.
     fn route_problems(&self, spec: &Value) -> Vec<String> {
         let hostnames = array(spec, "hostnames");
         if hostnames.is_empty() {
@@ -118,8 +84,10 @@ impl IngressHosts {
         problems
     }
 
-    /// Every offending field of an Ingress spec, as `path: what is wrong`.
-    fn problems(&self, spec: &Value) -> Vec<String> {
+    /// Every offending field of an Ingress, as `path: what is wrong`.
+    fn ingress_problems(&self, request: &Request) -> Vec<String> {
+        let object = request.object();
+        let spec = object.and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
         let allow = self.spec.allow_wildcard_subdomains;
         let mut problems = Vec::new();
         for (index, rule) in array(spec, "rules").iter().enumerate() {
@@ -147,15 +115,26 @@ impl IngressHosts {
                 }
             }
         }
-        if !self.spec.allow_default_backend && spec.get("defaultBackend").is_some_and(|b| !b.is_null()) {
-            problems.push("spec.defaultBackend receives traffic for every host no rule matches".to_owned());
+        for found in annotation_problems(|key| annotation(object, key), allow) {
+            problems.push(format!("annotation {} host {:?} {}", found.annotation, found.host, found.problem));
+        }
+        if !self.spec.allow_default_backend {
+            for field in CATCH_ALL_BACKENDS {
+                if spec.get(field).is_some_and(|backend| !backend.is_null()) {
+                    problems.push(format!("spec.{field} receives traffic for every host no rule matches"));
+                }
+            }
         }
         problems
     }
 }
 
-fn is_http_route(request: &Request) -> bool {
-    request.is_kind(http_route::GROUP, http_route::KIND)
+fn is_route(request: &Request) -> bool {
+    ROUTE_KINDS.iter().any(|kind| request.is_kind(GATEWAY_GROUP, kind))
+}
+
+fn is_ingress(request: &Request) -> bool {
+    INGRESS_GROUPS.iter().any(|group| request.is_kind(group, "Ingress"))
 }
 
 fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
@@ -174,15 +153,17 @@ impl Policy for IngressHosts {
     fn applies(&self, request: &Request) -> bool {
         matches!(request.operation(), Operation::Create | Operation::Update)
             && request.sub_resource().is_none()
-            && (request.is_kind("networking.k8s.io", "Ingress")
-                || request.is_kind("extensions", "Ingress")
-                || is_http_route(request))
+            && (is_ingress(request) || is_route(request))
     }
 
     fn evaluate(&self, request: &Request, _: &Context) -> Verdict {
-        let spec = request.object().and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
-        let route = is_http_route(request);
-        let problems = if route { self.route_problems(spec) } else { self.problems(spec) };
+        let route = is_route(request);
+        let problems = if route {
+            let spec = request.object().and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
+            self.route_problems(spec)
+        } else {
+            self.ingress_problems(request)
+        };
         if problems.is_empty() {
             return Verdict::Pass;
         }
@@ -222,29 +203,6 @@ mod tests {
             "ingress-hosts",
             IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() },
         )
-    }
-
-    #[test]
-    fn host_problem_table() {
-        use HostProblem::*;
-        let cases = [
-            (None, false, Some(Missing)),
-            (Some(""), false, Some(Missing)),
-            (Some("  "), false, Some(Missing)),
-            (Some("*"), true, Some(MatchesEverything)),
-            (Some("*."), true, Some(MatchesEverything)),
-            (Some("*.com"), true, Some(TooBroad)),
-            (Some("*.com."), true, Some(TooBroad)),
-            (Some("*.example.com"), false, Some(Wildcard)),
-            (Some("*.example.com"), true, None),
-            (Some("*.*.example.com"), true, Some(MisplacedWildcard)),
-            (Some("foo.*.example.com"), true, Some(MisplacedWildcard)),
-            (Some("app.example.com"), false, None),
-            (Some("localhost"), false, None),
-        ];
-        for (host, allow, expected) in cases {
-            assert_eq!(host_problem(host, allow), expected, "{host:?} allow={allow}");
-        }
     }
 
     #[test]
@@ -301,6 +259,76 @@ mod tests {
     }
 
     #[test]
+    fn judges_the_legacy_catch_all_backend_in_both_v1beta1_groups() {
+        let fixture = Fixture::new();
+        let allowing =
+            IngressHosts::new("i", IngressHostsSpec { allow_default_backend: true, ..Default::default() });
+        for api_version in ["extensions/v1beta1", "networking.k8s.io/v1beta1"] {
+            let mut legacy = ingress(
+                "web",
+                json!({
+                    "backend": {"serviceName": "web", "servicePort": 80},
+                    "rules": [{"host": "shop.example.com", "http": {"paths": [{"backend": {"serviceName": "web", "servicePort": 80}}]}}]
+                }),
+            );
+            legacy["apiVersion"] = json!(api_version);
+            let request = fixture.create(legacy);
+            let violation = fixture.violation(&policy(false), &request);
+            assert_eq!(
+                violation.reason,
+                "ingress \"prod/web\" would take traffic meant for other hosts: spec.backend receives traffic \
+                 for every host no rule matches",
+                "{api_version}"
+            );
+            assert!(
+                matches!(allowing.evaluate(&request, &fixture.context()), Verdict::Pass),
+                "{api_version}"
+            );
+            let mut wildcard = ingress("web", json!({"rules": [{"host": "*.example.com"}]}));
+            wildcard["apiVersion"] = json!(api_version);
+            let violation = fixture.violation(&policy(false), &fixture.create(wildcard));
+            assert!(violation.reason.contains(r#"spec.rules[0].host "*.example.com""#), "{api_version}");
+        }
+    }
+
+    fn annotated_ingress(annotations: Value) -> Value {
+        let mut object = ingress("web", json!({"rules": [{"host": "shop.example.com"}]}));
+        object["metadata"]["annotations"] = annotations;
+        object
+    }
+
+    #[test]
+    fn hosts_from_controller_annotations_follow_the_host_rules() {
+        let fixture = Fixture::new();
+        let aliased = annotated_ingress(json!({
+            "nginx.ingress.kubernetes.io/server-alias": "www.shop.example.com, *.example.com",
+            "konghq.com/host-aliases": "192.0.2.1"
+        }));
+        let violation = fixture.violation(&policy(false), &fixture.create(aliased));
+        assert_eq!(
+            violation.reason,
+            "ingress \"prod/web\" would take traffic meant for other hosts: annotation \
+             nginx.ingress.kubernetes.io/server-alias host \"*.example.com\" is a wildcard, and wildcard hosts are \
+             not allowed here; annotation konghq.com/host-aliases host \"192.0.2.1\" is an IP address, and IP \
+             addresses are not hostnames: use a DNS name that resolves to it"
+        );
+        let concrete =
+            annotated_ingress(json!({"nginx.ingress.kubernetes.io/server-alias": "www.shop.example.com"}));
+        assert!(matches!(
+            policy(false).evaluate(&fixture.create(concrete.clone()), &fixture.context()),
+            Verdict::Pass
+        ));
+        let regex = annotated_ingress(json!({"haproxy-ingress.github.io/server-alias-regex": "^.*$"}));
+        let update = fixture.update(concrete, regex);
+        let violation = fixture.violation(&policy(true), &update);
+        assert!(
+            violation.reason.contains("is a regular expression, which can match any host"),
+            "{}",
+            violation.reason
+        );
+    }
+
+    #[test]
     fn accepts_ordinary_hosts_and_checks_updates() {
         let fixture = Fixture::new();
         let good = ingress("web", json!({"rules": [{"host": "app.example.com"}]}));
@@ -313,12 +341,92 @@ mod tests {
         fixture.violation(&policy(false), &fixture.update(good, bad));
     }
 
-    fn http_route(hostnames: Value) -> Value {
+    fn route(api_version: &str, kind: &str, hostnames: Value) -> Value {
         json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "apiVersion": api_version, "kind": kind,
             "metadata": {"name": "web", "namespace": "prod"},
             "spec": {"hostnames": hostnames, "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
         })
+    }
+
+    fn http_route(hostnames: Value) -> Value {
+        route("gateway.networking.k8s.io/v1", "HTTPRoute", hostnames)
+    }
+
+    /// Every route kind with hostnames, in every version it has been served in.
+    const ROUTE_VERSIONS: [(&str, &str); 8] = [
+        ("HTTPRoute", "v1"),
+        ("HTTPRoute", "v1beta1"),
+        ("HTTPRoute", "v1alpha2"),
+        ("GRPCRoute", "v1"),
+        ("GRPCRoute", "v1alpha2"),
+        ("TLSRoute", "v1"),
+        ("TLSRoute", "v1alpha3"),
+        ("TLSRoute", "v1alpha2"),
+    ];
+
+    #[test]
+    fn judges_every_route_kind_in_every_version() {
+        let fixture = Fixture::new();
+        for (kind, version) in ROUTE_VERSIONS {
+            let api_version = format!("gateway.networking.k8s.io/{version}");
+            let good = fixture.create(route(&api_version, kind, json!(["app.example.com"])));
+            assert!(policy(false).applies(&good), "{kind} {version}");
+            assert!(
+                matches!(policy(false).evaluate(&good, &fixture.context()), Verdict::Pass),
+                "{kind} {version}"
+            );
+            let star = fixture.create(route(&api_version, kind, json!(["app.example.com", "*"])));
+            let violation = fixture.violation(&policy(true), &star);
+            assert_eq!(
+                violation.reason,
+                format!(
+                    "{} \"prod/web\" would take traffic meant for other hosts: spec.hostnames[1] \"*\" matches every host",
+                    kind.to_lowercase()
+                )
+            );
+            let mut hostless = route(&api_version, kind, json!([]));
+            hostless["spec"].as_object_mut().unwrap().remove("hostnames");
+            let violation = fixture.violation(&policy(true), &fixture.create(hostless));
+            assert!(
+                violation.reason.contains("spec.hostnames is empty"),
+                "{kind} {version}: {}",
+                violation.reason
+            );
+        }
+    }
+
+    #[test]
+    fn other_gateway_api_kinds_and_groups_are_not_judged() {
+        let fixture = Fixture::new();
+        for (api_version, kind) in [
+            ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+            ("gateway.networking.k8s.io/v1", "Gateway"),
+            ("example.com/v1", "HTTPRoute"),
+        ] {
+            assert!(!policy(false).applies(&fixture.create(route(api_version, kind, json!([])))), "{kind}");
+        }
+    }
+
+    #[test]
+    fn ip_addresses_are_denied_as_hosts_and_hostnames() {
+        let fixture = Fixture::new();
+        let ingress = fixture.create(ingress("web", json!({"rules": [{"host": "203.0.113.7"}]})));
+        let violation = fixture.violation(&policy(true), &ingress);
+        assert!(
+            violation.reason.contains(
+                r#"spec.rules[0].host "203.0.113.7" is an IP address, and IP addresses are not hostnames: use a DNS name that resolves to it"#
+            ),
+            "{}",
+            violation.reason
+        );
+        let grpc = fixture.create(route("gateway.networking.k8s.io/v1", "GRPCRoute", json!(["2001:db8::1"])));
+        let violation = fixture.violation(&policy(true), &grpc);
+        assert!(
+            violation.reason.contains(r#"spec.hostnames[0] "2001:db8::1" is an IP address"#),
+            "{}",
+            violation.reason
+        );
     }
 
     #[test]

@@ -12,12 +12,15 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
 use crate::request::Request;
+use crate::selector::Label;
 use crate::view::{ClusterView, NamespaceInfo};
 
 pub mod cascading_protection;
 pub mod core_namespaces;
 pub mod deletion_guard;
 pub mod duplicate_hosts;
+pub mod host_annotations;
+pub mod hostname;
 pub mod in_use_guard;
 pub mod ingress_hosts;
 pub mod namespace_deletion;
@@ -55,6 +58,9 @@ pub struct Context<'a> {
     pub break_glass_groups: &'a [String],
     /// The namespace Defender itself runs in, when known: always core.
     pub own_namespace: Option<&'a str>,
+    /// Labels that, on a namespace, exempt what it holds from some policy
+    /// (collected from the policies' [`Policy::namespace_exemptions`]).
+    pub namespace_exemptions: &'a [Label],
 }
 
 impl<'a> Context<'a> {
@@ -158,10 +164,23 @@ pub trait Policy: Send + Sync {
     /// A cheap pre-filter on kind and operation.
     fn applies(&self, request: &Request) -> bool;
 
+    /// Whether this policy judges `request` even from the control plane's
+    /// exempt identities: for changes nothing in a healthy control plane
+    /// makes, so that an exemption cannot be used as a way around it.
+    fn holds_control_plane(&self, _request: &Request) -> bool {
+        false
+    }
+
     fn evaluate(&self, request: &Request, context: &Context) -> Verdict;
 
     /// The violation to report when a [`Charge`] from `evaluate` does not fit.
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation;
+
+    /// Labels that, on a namespace, turn this policy off for what the
+    /// namespace holds. Core namespaces may never carry them.
+    fn namespace_exemptions(&self) -> Vec<Label> {
+        Vec::new()
+    }
 
     /// The budgets this policy keeps, for metrics.
     fn budgets(&self) -> Vec<BudgetGauge> {

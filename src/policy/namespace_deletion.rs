@@ -148,6 +148,18 @@ impl NamespaceDeletion {
                 return Verdict::Violation(violation);
             }
         }
+        let required: &[&str] =
+            if confirmation.enabled && !exempt { &[&confirmation.annotation] } else { &[] };
+        if let Err(why) = crate::view::corroborates_namespace(context.view, namespace, required) {
+            // Judged, and allowed so far, but not counted: a forged review
+            // must not use up the budget real deletions need.
+            tracing::warn!(
+                namespace = request.name(),
+                user = request.username(),
+                "a namespace DELETE the cluster view does not corroborate ({why}) spends no budget"
+            );
+            return Verdict::Pass;
+        }
         match &self.budget {
             Some(budget) => Verdict::Spend(Charge {
                 budget: Arc::clone(budget),
@@ -271,11 +283,13 @@ impl Policy for NamespaceDeletion {
     }
 
     fn applies(&self, request: &Request) -> bool {
-        if !request.is_kind("", "Namespace") || request.sub_resource().is_some() {
+        if !request.is_kind("", "Namespace") {
             return false;
         }
+        // Updates through namespaces/status and namespaces/finalize keep
+        // metadata changes too, so they are judged like any update.
         match request.operation() {
-            Operation::Delete => true,
+            Operation::Delete => request.sub_resource().is_none(),
             Operation::Create | Operation::Update => self.spec.confirmation.enabled,
             Operation::Connect => false,
         }

@@ -213,7 +213,10 @@ impl ServeArgs {
         let mut config = self.config();
         if let Some(client) = self.cluster_client().await? {
             config.shared_budgets = self.shared_budgets(&client, config.own_namespace.as_deref());
-            config.events = Some(DenialEvents::start(client.clone(), instance_name()));
+            // With client certificates required, every review comes from the API
+            // server; without, an event waits for the API server to confirm the object.
+            let authenticated = self.client_ca.is_some();
+            config.events = Some(DenialEvents::start(client.clone(), instance_name(), authenticated));
             config.view = Arc::new(LiveView::start(client));
         } else if self.budgets == BudgetStore::Shared {
             tracing::info!("no cluster access: budgets are counted in this process only");

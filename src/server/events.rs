@@ -5,11 +5,15 @@
 //! queue and one task publishes it. Two limits keep a deletion loop from
 //! flooding etcd: one event per object per minute, and a cluster-wide rate.
 //! Dry runs record nothing (the webhook declares sideEffects NoneOnDryRun).
+//! Anyone who can reach Defender's port can send a review, so an event is
+//! recorded only once the API server confirms the object exists with the
+//! uid the review names: a forged review writes nothing to the cluster.
 
 use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 
@@ -25,35 +29,53 @@ const MAX_NOTE_BYTES: usize = 1024;
 /// Per-object limiter entries kept before idle ones are swept.
 const SWEEP_ABOVE_OBJECTS: usize = 10_000;
 
+/// A denial waiting to be corroborated and recorded.
+struct Denial {
+    event: Event,
+    reference: ObjectReference,
+    /// The API resource the object is served as, for the corroborating read.
+    resource: ApiResource,
+    /// Identifies the object for the per-object limit.
+    key: String,
+}
+
 pub struct DenialEvents {
-    queue: mpsc::Sender<(Event, ObjectReference)>,
-    per_object: DefaultKeyedRateLimiter<String>,
-    overall: DefaultDirectRateLimiter,
+    queue: mpsc::Sender<Denial>,
 }
 
 impl DenialEvents {
     /// Starts the publishing task on the current runtime. `instance` names
-    /// this replica in the events (its pod name).
-    pub fn start(client: kube::Client, instance: String) -> Self {
-        let recorder =
-            Recorder::new(client, Reporter { controller: "defender".into(), instance: Some(instance) });
-        let (queue, mut pending) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
+    /// this replica in the events (its pod name). `authenticated`: every
+    /// review comes from a client with a certificate (`--client-ca`), so
+    /// there is nothing to corroborate.
+    pub fn start(client: kube::Client, instance: String, authenticated: bool) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter { controller: "defender".into(), instance: Some(instance) },
+        );
+        let (queue, mut pending) = mpsc::channel::<Denial>(QUEUE);
         tokio::spawn(async move {
-            while let Some((event, reference)) = pending.recv().await {
-                if let Err(error) = recorder.publish(&event, &reference).await {
+            let mut limits = Limits::new();
+            while let Some(denial) = pending.recv().await {
+                if !authenticated && let Err(why) = corroborate(&client, &denial).await {
+                    tracing::info!(
+                        object = denial.key,
+                        "no DeletionDenied event for a review the API server does not corroborate: {why}"
+                    );
+                    continue;
+                }
+                if !limits.allow(&denial.key) {
+                    continue;
+                }
+                if let Err(error) = recorder.publish(&denial.event, &denial.reference).await {
                     tracing::warn!(%error, "could not record a DeletionDenied event");
                 }
             }
         });
-        Self {
-            queue,
-            per_object: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
-            overall: RateLimiter::direct(Quota::per_minute(nonzero(60)).allow_burst(nonzero(20))),
-        }
+        Self { queue }
     }
 
-    /// Queues an event if `decision` denied a real (not dry-run) deletion and
-    /// the limits allow one.
+    /// Queues an event if `decision` denied a real (not dry-run) deletion.
     pub fn record(&self, request: &Request, decision: &Decision) {
         if decision.allowed() || !request.is_delete() || request.dry_run() {
             return;
@@ -61,14 +83,7 @@ impl DenialEvents {
         let (Some(reference), Some(message)) = (reference(request), decision.denial_message()) else {
             return;
         };
-        let object =
-            format!("{}/{}", reference.kind.as_deref().unwrap_or_default(), request.object_identity());
-        if self.per_object.len() > SWEEP_ABOVE_OBJECTS {
-            self.per_object.retain_recent();
-        }
-        if self.per_object.check_key(&object).is_err() || self.overall.check().is_err() {
-            return;
-        }
+        let key = format!("{}/{}", reference.kind.as_deref().unwrap_or_default(), request.object_identity());
         let event = Event {
             type_: EventType::Warning,
             reason: REASON.into(),
@@ -76,9 +91,63 @@ impl DenialEvents {
             action: "Delete".into(),
             secondary: None,
         };
-        if self.queue.try_send((event, reference)).is_err() {
+        let denial = Denial { event, reference, resource: api_resource(request), key };
+        if self.queue.try_send(denial).is_err() {
             tracing::debug!("event queue full; dropped a DeletionDenied event");
         }
+    }
+}
+
+/// One event per object per minute, and a cluster-wide rate.
+struct Limits {
+    per_object: DefaultKeyedRateLimiter<String>,
+    overall: DefaultDirectRateLimiter,
+}
+
+impl Limits {
+    fn new() -> Self {
+        Self {
+            per_object: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
+            overall: RateLimiter::direct(Quota::per_minute(nonzero(60)).allow_burst(nonzero(20))),
+        }
+    }
+
+    fn allow(&mut self, key: &str) -> bool {
+        if self.per_object.len() > SWEEP_ABOVE_OBJECTS {
+            self.per_object.retain_recent();
+        }
+        self.per_object.check_key(&key.to_owned()).is_ok() && self.overall.check().is_ok()
+    }
+}
+
+/// The resource a review names, as kube addresses it.
+fn api_resource(request: &Request) -> ApiResource {
+    let inner = request.inner();
+    let (group, version) = (&inner.resource.group, &inner.resource.version);
+    ApiResource {
+        group: group.clone(),
+        version: version.clone(),
+        api_version: if group.is_empty() { version.clone() } else { format!("{group}/{version}") },
+        kind: inner.kind.kind.clone(),
+        plural: inner.resource.resource.clone(),
+    }
+}
+
+/// Reads the object's metadata from the API server and compares uids.
+async fn corroborate(client: &kube::Client, denial: &Denial) -> Result<(), String> {
+    let reference = &denial.reference;
+    let name = reference.name.as_deref().unwrap_or_default();
+    let api: Api<DynamicObject> = match &reference.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &denial.resource),
+        None => Api::all_with(client.clone(), &denial.resource),
+    };
+    let stored = api.get_metadata_opt(name).await.map_err(|error| format!("cannot read it: {error}"))?;
+    let Some(stored) = stored else {
+        return Err("no such object".to_owned());
+    };
+    match (&stored.metadata.uid, &reference.uid) {
+        (Some(stored), Some(claimed)) if stored != claimed => Err("the object has another uid".to_owned()),
+        _ => Ok(()),
     }
 }
 

@@ -216,6 +216,10 @@ impl ClusterView for LiveView {
     fn unsynced(&self) -> Vec<&'static str> {
         self.watches.iter().filter(|watch| !watch.is_done()).map(|watch| watch.plural).collect()
     }
+
+    fn lists_every_namespace(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,49 @@ pub trait ClusterView: Send + Sync {
     fn unsynced(&self) -> Vec<&'static str> {
         Vec::new()
     }
+
+    /// Whether the view lists every namespace of a live cluster, so that a
+    /// namespace it does not hold does not exist. Offline views (suites,
+    /// `defender review`) hold only what was declared.
+    fn lists_every_namespace(&self) -> bool {
+        false
+    }
+}
+
+/// Whether the cluster view confirms that a DELETE review of a namespace
+/// (`stored`, the object the review carries) is about a namespace that
+/// exists as shown: same uid, not already being deleted, carrying the
+/// `required` annotations with the same values. Anyone who can reach
+/// Defender's port can send a review; one the view contradicts is still
+/// judged, but must not spend what real deletions need.
+pub fn corroborates_namespace(
+    view: &dyn ClusterView,
+    stored: &kube::core::DynamicObject,
+    required: &[&str],
+) -> Result<(), &'static str> {
+    let name = stored.metadata.name.as_deref().unwrap_or_default();
+    let Some(known) = view.namespace(name) else {
+        return if view.lists_every_namespace() { Err("no such namespace") } else { Ok(()) };
+    };
+    if known.terminating {
+        return Err("the namespace is already being deleted");
+    }
+    if let (Some(known), Some(claimed)) = (&known.uid, &stored.metadata.uid)
+        && known != claimed
+    {
+        return Err("the namespace has another uid");
+    }
+    let claimed = |key: &str| crate::request::annotation(Some(stored), key);
+    let differs = |key: &&str| known.annotations.get(*key).map(String::as_str) != claimed(key);
+    // An offline view is checked only on what it declares.
+    if required
+        .iter()
+        .filter(|key| view.lists_every_namespace() || known.annotations.contains_key(**key))
+        .any(differs)
+    {
+        return Err("the namespace's annotations differ");
+    }
+    Ok(())
 }
 
 /// What a namespace still holds that its deletion would take with it.

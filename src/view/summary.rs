@@ -30,13 +30,36 @@ pub struct NamespaceInfo {
     /// The namespace has a deletionTimestamp (phase Terminating).
     #[serde(default)]
     pub terminating: bool,
+    /// The namespace's uid, when known: what tells a review of this
+    /// namespace from a review of an older one of the same name.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Defender's own annotations (`defender.io/...`), such as the deletion
+    /// confirmation; other annotations are not kept.
+    #[serde(default)]
+    pub annotations: Labels,
 }
+
+/// The annotations a namespace summary keeps: Defender's, and only a few.
+const KEPT_ANNOTATION_PREFIX: &str = "defender.io/";
+const MAX_KEPT_ANNOTATIONS: usize = 16;
+const MAX_KEPT_ANNOTATION_BYTES: usize = 256;
 
 /// A Namespace, from its metadata alone (the live view watches nothing else).
 pub fn namespace(metadata: &ObjectMeta) -> NamespaceInfo {
+    let annotations = metadata.annotations.iter().flatten();
+    let annotations = annotations
+        .filter(|(key, value)| {
+            key.starts_with(KEPT_ANNOTATION_PREFIX) && key.len() + value.len() <= MAX_KEPT_ANNOTATION_BYTES
+        })
+        .take(MAX_KEPT_ANNOTATIONS)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     NamespaceInfo {
         labels: metadata.labels.clone().unwrap_or_default(),
         terminating: metadata.deletion_timestamp.is_some(),
+        uid: metadata.uid.clone(),
+        annotations,
     }
 }
 

@@ -2,6 +2,7 @@
 //! is gone: the namespace budget shared by replicas through a Lease, an API
 //! server outage, and DeletionDenied Events.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,9 +20,15 @@ const LEASE: &str = "defender-namespace-deletion-namespace-deletions";
 
 /// Two more Defender processes with one shared budget, reviewed directly (the
 /// API server calls one URL; here both replicas take deletions at once).
+/// The namespaces exist, so the replicas' views corroborate the reviews; one
+/// for a namespace that does not exist is judged but spends nothing.
 pub fn shared_budget(world: &mut World) -> Check {
     let work = world.cluster.dir.parent().expect("a work directory").join("replicas");
     let policies = write_replica_policies(&work.join("policies"))?;
+    let mut names: Vec<String> = (0..SEQUENTIAL).map(|i| format!("e2e-latency-write-{i}")).collect();
+    names.extend((0..CONCURRENT).map(|i| format!("e2e-shared-{i}")));
+    names.extend(["e2e-outage".to_owned(), "e2e-after-outage".to_owned()]);
+    let uids = create_namespaces(&world.cluster.kubectl, &names)?;
     for name in ["a", "b"] {
         let mut replica = Defender::new(&work.join(name), policies.clone(), &world.cluster.dir)?;
         replica.extra_args = vec!["--own-namespace=defender-system".to_owned()];
@@ -29,20 +36,26 @@ pub fn shared_budget(world: &mut World) -> Check {
         world.replicas.push(replica);
     }
     let k = &world.cluster.kubectl;
-    let dry_run = world.replicas[0].review(&namespace_delete("e2e-shared-dry-run", true))?;
+    let dry_run = world.replicas[0].review(&namespace_delete("e2e-shared-dry-run", "uid-none", true))?;
     expect_allowed(&dry_run, true)?;
+    let forged = world.replicas[1].review(&namespace_delete("e2e-shared-forged", "uid-forged", false))?;
+    expect_allowed(&forged, true)?;
     if k.run(&["get", "lease", LEASE, "-n", "defender-system"]).code == 0 {
-        return Err("a dry run wrote the budget Lease".to_owned());
+        return Err(
+            "a dry run or a review of a namespace that does not exist wrote the budget Lease".to_owned()
+        );
     }
 
-    report_latency(&world.replicas[0])?;
+    report_latency(&world.replicas[0], &uids)?;
 
     let replicas = &world.replicas;
     let answers: Vec<Result<Value, String>> = std::thread::scope(|scope| {
         let reviews: Vec<_> = (0..CONCURRENT)
             .map(|i| {
                 let replica = &replicas[i % replicas.len()];
-                scope.spawn(move || replica.review(&namespace_delete(&format!("e2e-shared-{i}"), false)))
+                let name = format!("e2e-shared-{i}");
+                let review = namespace_delete(&name, &uids[&name], false);
+                scope.spawn(move || replica.review(&review))
             })
             .collect();
         reviews.into_iter().map(|review| review.join().expect("a review thread")).collect()
@@ -84,14 +97,14 @@ pub fn shared_budget(world: &mut World) -> Check {
 /// latency_ms): Ingress CREATEs, which never touch the Lease; dry-run namespace
 /// DELETEs, which read it; and real ones, which read it and write it back.
 /// Spends `SEQUENTIAL` slots of the budget.
-fn report_latency(replica: &Defender) -> Check {
+fn report_latency(replica: &Defender, uids: &HashMap<String, String>) -> Check {
     let run = |prefix: &str, count: usize, review: &dyn Fn(&str) -> Value, allowed: bool| -> Check {
         (0..count)
             .try_for_each(|i| expect_allowed(&replica.review(&review(&format!("{prefix}-{i}")))?, allowed))
     };
     run("e2e-latency-ingress", 20, &|name| ingress_create("e2e-latency", name, "*.com"), false)?;
-    run("e2e-latency-read", 20, &|name| namespace_delete(name, true), true)?;
-    run("e2e-latency-write", SEQUENTIAL, &|name| namespace_delete(name, false), true)?;
+    run("e2e-latency-read", 20, &|name| namespace_delete(name, "uid-none", true), true)?;
+    run("e2e-latency-write", SEQUENTIAL, &|name| namespace_delete(name, &uids[name], false), true)?;
     let log = replica.log_text();
     let median = |prefix: &str| -> Result<f64, String> {
         let mut samples: Vec<f64> = log
@@ -117,9 +130,12 @@ fn report_latency(replica: &Defender) -> Check {
 /// other reviews are still judged; it comes back and the Lease is read again.
 pub fn apiserver_outage(world: &mut World) -> Check {
     let replica = world.replicas.first().ok_or("the shared-budget scenario started no replicas")?;
+    let uid =
+        |name: &str| world.cluster.kubectl.ok(&["get", "namespace", name, "-o", "jsonpath={.metadata.uid}"]);
+    let (outage_uid, after_uid) = (uid("e2e-outage")?, uid("e2e-after-outage")?);
     world.cluster.stop_apiserver()?;
     let during = (|| -> Check {
-        let answer = replica.review(&namespace_delete("e2e-outage", false))?;
+        let answer = replica.review(&namespace_delete("e2e-outage", &outage_uid, false))?;
         expect_allowed(&answer, false)?;
         if !message(&answer).contains(&format!("Lease defender-system/{LEASE} cannot be reached")) {
             return Err(format!("the refusal does not say the budget is unreachable: {answer}"));
@@ -137,7 +153,7 @@ pub fn apiserver_outage(world: &mut World) -> Check {
     // Back: the Lease is read again, and it still holds this window's spends.
     let mut last = Value::Null;
     let reread = wait_until(Duration::from_secs(30), || {
-        last = replica.review(&namespace_delete("e2e-after-outage", false)).unwrap_or_default();
+        last = replica.review(&namespace_delete("e2e-after-outage", &after_uid, false)).unwrap_or_default();
         message(&last).contains("is used up")
     });
     if reread { Ok(()) } else { Err(format!("after the outage the budget was not read again: {last}")) }
@@ -195,7 +211,20 @@ fn write_replica_policies(dir: &Path) -> Result<PathBuf, String> {
     Ok(dir.to_owned())
 }
 
-fn namespace_delete(name: &str, dry_run: bool) -> Value {
+/// Creates `names` and returns their uids by name.
+fn create_namespaces(k: &crate::env::Kubectl, names: &[String]) -> Result<HashMap<String, String>, String> {
+    let items: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        .collect();
+    k.apply(&json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()).accepted()?;
+    names
+        .iter()
+        .map(|name| Ok((name.clone(), k.ok(&["get", "namespace", name, "-o", "jsonpath={.metadata.uid}"])?)))
+        .collect()
+}
+
+fn namespace_delete(name: &str, uid: &str, dry_run: bool) -> Value {
     review(
         json!({"group": "", "version": "v1", "kind": "Namespace"}),
         json!({"group": "", "version": "v1", "resource": "namespaces"}),
@@ -203,7 +232,7 @@ fn namespace_delete(name: &str, dry_run: bool) -> Value {
         None,
         "DELETE",
         json!({"oldObject": {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "uid": format!("uid-{name}")}}, "dryRun": dry_run}),
+            "metadata": {"name": name, "uid": uid}}, "dryRun": dry_run}),
     )
 }
 

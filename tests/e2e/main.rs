@@ -7,8 +7,10 @@
 
 mod coordination;
 mod env;
+mod hosts_scope;
 mod scenarios;
 mod server_limits;
+mod ways_around;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination};
+use crate::{World, coordination, hosts_scope, server_limits, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -54,10 +54,28 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::apiserver_outage,
     ),
     (
-        "an Ingress UPDATE whose review is over 8 MiB is judged and denied, not refused as too large",
-        crate::server_limits::oversized_ingress_update,
+        "a dangling ownerReference on a core namespace or a protected Secret is refused; the garbage collector \
+         cannot delete a core namespace either",
+        ways_around::garbage_collector_owner_references,
     ),
-    // Last: it unregisters Defender's webhooks to measure without them.
+    (
+        "an Ingress held by a finalizer is judged on update, and released by removing it",
+        ways_around::finalizer_held_ingress,
+    ),
+    (
+        "namespaces/status cannot strip the core label nor add an exemption label",
+        ways_around::namespace_status_keeps_its_guard,
+    ),
+    // Before the latency scenario, which removes the webhook configuration.
+    (
+        "hosts in Ingress alias annotations follow the host rules; IP addresses are refused",
+        hosts_scope::alias_annotations,
+    ),
+    ("GRPCRoute and TLSRoute hostnames are judged in every served version", hosts_scope::gateway_route_kinds),
+    (
+        "an Ingress UPDATE whose review is over 8 MiB is judged and denied, not refused as too large",
+        server_limits::oversized_ingress_update,
+    ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];
 
@@ -472,7 +490,7 @@ fn namespace_delete_latency(world: &mut World) -> Check {
     Ok(())
 }
 
-fn create_namespace(k: &crate::env::Kubectl, name: &str, labels: &[&str]) -> Check {
+pub fn create_namespace(k: &crate::env::Kubectl, name: &str, labels: &[&str]) -> Check {
     let labels: String = labels
         .iter()
         .filter_map(|label| label.split_once('='))
@@ -517,7 +535,7 @@ fn pods(ns: &str, count: usize) -> String {
         .join("---\n")
 }
 
-fn ingress(ns: &str, name: &str, host: Option<&str>) -> String {
+pub fn ingress(ns: &str, name: &str, host: Option<&str>) -> String {
     let host = host.map(|h| format!("host: \"{h}\"\n      ")).unwrap_or_default();
     format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules:\n    - \

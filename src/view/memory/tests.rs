@@ -87,7 +87,11 @@ fn declared_namespaces_and_namespace_manifests_say_the_same() {
     let mut view = MemoryView::default();
     view.set_namespace(
         "a",
-        NamespaceInfo { labels: [("team".into(), "x".into())].into(), terminating: true },
+        NamespaceInfo {
+            labels: [("team".into(), "x".into())].into(),
+            terminating: true,
+            ..Default::default()
+        },
     );
     view.add_manifest(&json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "b", "labels": {"team": "x"}, "deletionTimestamp": "2026-01-01T00:00:00Z"},
