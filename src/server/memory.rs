@@ -19,7 +19,7 @@ pub struct MemoryLimits {
 impl Default for MemoryLimits {
     /// Sized for the Deployment's 256 MiB memory limit. Measured with a debug
     /// build (tests/server_limits.rs): about 43 MiB at rest, and at most
-    /// 170 MiB while 40 clients held large unfinished bodies and then the
+    /// 183 MiB while 40 clients held large unfinished bodies and then the
     /// largest legal reviews arrived six at a time; the rest is room for the
     /// cluster view of a large cluster. 64 reviews judged at once is far more
     /// than one replica ever needs.
