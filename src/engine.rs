@@ -12,6 +12,9 @@ use crate::request::Request;
 use crate::selector::Label;
 use crate::settings::{Settings, Skip};
 
+mod cutoff;
+pub use cutoff::Cutoff;
+
 /// One policy's finding on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -133,6 +136,12 @@ impl Engine {
     }
 
     pub fn review(&self, request: &Request, context: &Context) -> Decision {
+        self.review_unless_cut_off(request, context, &Cutoff::new())
+    }
+
+    /// [`Engine::review`] for a caller that may stop waiting: once `cutoff` is
+    /// cut off, no budget is spent, and the decision returned is not to be sent.
+    pub fn review_unless_cut_off(&self, request: &Request, context: &Context, cutoff: &Cutoff) -> Decision {
         if let Some(skip) = self.teardown(request, context) {
             return Decision { skipped: Some(skip), ..Decision::default() };
         }
@@ -154,7 +163,7 @@ impl Engine {
         if exempt.is_some() && findings.is_empty() {
             return Decision { skipped: exempt, ..Decision::default() };
         }
-        if exempt.is_none() && !findings.iter().any(|f| f.action == Action::Deny) {
+        if exempt.is_none() && !findings.iter().any(|f| f.action == Action::Deny) && cutoff.begin_spending() {
             self.spend(context, charges, &mut findings);
         }
         let mut decision = Decision { findings, ..Decision::default() };

@@ -11,7 +11,7 @@ use humantime::format_duration;
 use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
-use crate::server::{Config, DenialEvents, Server, TlsSource};
+use crate::server::{Config, DenialEvents, MemoryLimits, Server, TlsSource};
 use crate::view::LiveView;
 
 /// Serve AdmissionReviews over HTTPS.
@@ -50,6 +50,18 @@ pub struct ServeArgs {
     /// webhook's timeoutSeconds, so the API server gets an answer, not a timeout.
     #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = positive_duration)]
     pub request_timeout: Duration,
+
+    /// The most memory request bodies may hold at once across all requests,
+    /// received or being judged, the trees parsing them builds included
+    /// (suffixes Ki, Mi, Gi). Past it, requests are shed with 503. Bodies over
+    /// 1 MiB may use seven eighths of it, so large bodies held open cannot shed
+    /// small reviews. Keep it about half the container's memory limit.
+    #[arg(long, value_name = "BYTES", default_value = "128Mi", value_parser = byte_size)]
+    pub max_buffered_bytes: usize,
+
+    /// The most reviews parsed and judged at once; past it, requests are shed with 503.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_reviews_in_flight: u32,
 
     /// The namespace Defender runs in (the Deployment sets POD_NAMESPACE); it
     /// is protected as a core namespace even if the policies do not list it.
@@ -98,6 +110,27 @@ fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m)"))
 }
 
+/// A byte count: digits, optionally followed by Ki, Mi or Gi.
+fn byte_size(text: &str) -> Result<usize, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        _ => return Err(format!("unknown unit {unit:?} (examples: 1048576, 512Ki, 96Mi, 1Gi)")),
+    };
+    let count: usize = digits.parse().map_err(|_| "expected a number of bytes, e.g. 96Mi".to_owned())?;
+    match count.checked_mul(1 << shift) {
+        Some(0) => Err("must be more than zero".to_owned()),
+        Some(bytes) => Ok(bytes),
+        None => Err("too large".to_owned()),
+    }
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     match duration(text)? {
         zero if zero.is_zero() => Err("must be longer than zero".to_owned()),
@@ -130,6 +163,10 @@ impl ServeArgs {
         config.own_namespace = self.own_namespace.clone().filter(|ns| !ns.is_empty());
         config.client_ca = self.client_ca.clone();
         config.limits.shutdown_grace = self.shutdown_grace;
+        config.memory = MemoryLimits {
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_reviews_in_flight: self.max_reviews_in_flight as usize,
+        };
         config
     }
 
@@ -257,6 +294,22 @@ impl Signals {
                 std::future::pending::<()>().await;
             }
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_size;
+
+    #[test]
+    fn byte_sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(byte_size("1024"), Ok(1024));
+        assert_eq!(byte_size("512Ki"), Ok(512 << 10));
+        assert_eq!(byte_size("64Mi"), Ok(64 << 20));
+        assert_eq!(byte_size("1Gi"), Ok(1 << 30));
+        for bad in ["", "Mi", "64MB", "0", "-1", "1.5Gi"] {
+            assert!(byte_size(bad).is_err(), "{bad:?}");
         }
     }
 }

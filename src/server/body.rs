@@ -1,12 +1,15 @@
-//! Reading a request body with a size limit.
+//! Reading a request body with a size limit, within the shared buffer cap.
 //!
 //! A body just over the limit is read to its end before the 413 goes out:
 //! closing a connection with unread data makes the kernel reset it, and the
 //! client would see "connection reset" instead of the reason. Anything far over
-//! the limit is cut off without reading.
+//! the limit is cut off without reading. Discarded bytes are not buffered, so
+//! they hold nothing against the cap.
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
+
+use crate::server::memory::{BufferReservation, Shed};
 
 /// How far past the limit a body is still read (and discarded) for a clean answer.
 const DRAIN_ALLOWANCE: u64 = 8 * 1024 * 1024;
@@ -15,23 +18,45 @@ const DRAIN_ALLOWANCE: u64 = 8 * 1024 * 1024;
 pub enum BodyError {
     #[error("the request body is larger than the limit")]
     TooLarge,
+    #[error("buffering the request body would pass a memory cap")]
+    Shed(Shed),
     #[error("cannot read the request body: {0}")]
     Read(String),
 }
 
-/// The whole body, if it has at most `limit` bytes. `declared` is the Content-Length, if any.
-pub async fn read_limited(body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, BodyError> {
+/// The whole body, if it has at most `limit` bytes. `declared` is the
+/// Content-Length, if any: it is reserved up front, otherwise the reservation
+/// grows with the buffer as the body arrives.
+pub async fn read_limited(
+    body: Body,
+    declared: Option<u64>,
+    limit: usize,
+    reservation: &mut BufferReservation,
+) -> Result<Bytes, BodyError> {
     let limit_bytes = limit as u64;
     if declared.is_some_and(|length| length > limit_bytes + DRAIN_ALLOWANCE) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = body;
     let mut received: Vec<u8> = Vec::new();
+    if let Some(length) = declared.filter(|length| *length <= limit_bytes) {
+        // At most `limit`, so it fits in usize.
+        let length = length as usize;
+        reservation.reserve_up_to(length).map_err(BodyError::Shed)?;
+        received.reserve_exact(length);
+    }
+    let mut body = body;
     let mut over_by: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
-        if over_by == 0 && received.len() + data.len() <= limit {
+        let needed = received.len() + data.len();
+        if over_by == 0 && needed <= limit {
+            if needed > received.capacity() {
+                // Grow as a Vec would, but count the capacity, which is what it holds.
+                let capacity = needed.max(received.capacity() * 2).min(limit);
+                reservation.reserve_up_to(capacity).map_err(BodyError::Shed)?;
+                received.reserve_exact(capacity - received.len());
+            }
             received.extend_from_slice(&data);
             continue;
         }
@@ -49,21 +74,32 @@ pub async fn read_limited(body: Body, declared: Option<u64>, limit: usize) -> Re
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::server::memory::{Holdings, MemoryLimits};
 
     const LIMIT: usize = 1024;
 
+    fn holdings(max_buffered_bytes: usize) -> Arc<Holdings> {
+        Holdings::new(MemoryLimits { max_buffered_bytes, max_reviews_in_flight: 4 })
+    }
+
+    async fn read(body: Body, declared: Option<u64>) -> Result<Bytes, BodyError> {
+        read_limited(body, declared, LIMIT, &mut holdings(LIMIT).buffer()).await
+    }
+
     #[tokio::test]
     async fn a_body_at_the_limit_is_read_whole() {
-        let body = read_limited(Body::from(vec![7u8; LIMIT]), Some(LIMIT as u64), LIMIT).await.unwrap();
+        let body = read(Body::from(vec![7u8; LIMIT]), Some(LIMIT as u64)).await.unwrap();
         assert_eq!(body.len(), LIMIT);
-        assert!(read_limited(Body::empty(), None, LIMIT).await.unwrap().is_empty());
+        assert!(read(Body::empty(), None).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn one_byte_over_is_too_large_declared_or_not() {
         for declared in [None, Some(LIMIT as u64 + 1)] {
-            let result = read_limited(Body::from(vec![7u8; LIMIT + 1]), declared, LIMIT).await;
+            let result = read(Body::from(vec![7u8; LIMIT + 1]), declared).await;
             assert!(matches!(result, Err(BodyError::TooLarge)), "{declared:?}");
         }
     }
@@ -71,7 +107,25 @@ mod tests {
     #[tokio::test]
     async fn a_declared_length_far_over_the_limit_is_refused_unread() {
         let declared = Some(LIMIT as u64 + DRAIN_ALLOWANCE + 1);
-        let result = read_limited(Body::from("short"), declared, LIMIT).await;
+        let result = read(Body::from("short"), declared).await;
         assert!(matches!(result, Err(BodyError::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn the_buffer_held_is_reserved_and_a_body_past_the_cap_is_shed() {
+        let holdings = holdings(LIMIT / 2);
+        let mut reservation = holdings.buffer();
+        let body = read_limited(Body::from(vec![7u8; 100]), None, LIMIT, &mut reservation).await.unwrap();
+        assert_eq!(body.len(), 100);
+        assert!(reservation.bytes() >= 100);
+        assert_eq!(holdings.buffered_bytes(), reservation.bytes());
+
+        for declared in [None, Some(LIMIT as u64)] {
+            let mut other = holdings.buffer();
+            let result = read_limited(Body::from(vec![7u8; LIMIT]), declared, LIMIT, &mut other).await;
+            assert!(matches!(result, Err(BodyError::Shed(Shed::BufferedBytes))), "{declared:?}");
+        }
+        drop(reservation);
+        assert_eq!(holdings.buffered_bytes(), 0);
     }
 }

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::engine::Decision;
 use crate::request::Request;
 use crate::server::audit::operation;
+use crate::server::memory::Shed;
 use crate::server::state::CurrentEngine;
 
 /// The ways handling a request or a connection can go wrong, as `errors_total` labels them.
@@ -72,6 +73,16 @@ struct SkipLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: &'static str,
 }
@@ -85,6 +96,9 @@ pub struct Metrics {
     latency: Histogram,
     errors: Family<ErrorLabels, Counter>,
     in_flight: Gauge,
+    shed: Family<ShedLabels, Counter>,
+    buffered_bytes: Gauge,
+    unfinished: Family<VerdictLabels, Counter>,
     policy_reloads: Counter,
     policy_reload_failures: Counter,
     policy_last_reload_successful: Gauge,
@@ -106,6 +120,9 @@ impl Metrics {
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             errors: Family::default(),
             in_flight: Gauge::default(),
+            shed: Family::default(),
+            buffered_bytes: Gauge::default(),
+            unfinished: Family::default(),
             policy_reloads: Counter::default(),
             policy_reload_failures: Counter::default(),
             policy_last_reload_successful: Gauge::default(),
@@ -148,6 +165,23 @@ impl Metrics {
             "defender_in_flight_requests",
             "AdmissionReviews being handled now",
             metrics.in_flight.clone(),
+        );
+        registry.register(
+            "defender_requests_shed",
+            "Requests refused with 503 because a memory cap was reached, by reason \
+             (buffered_bytes, reviews_in_flight)",
+            metrics.shed.clone(),
+        );
+        registry.register(
+            "defender_buffered_bytes",
+            "Request-body bytes held now, received or being judged, against --max-buffered-bytes",
+            metrics.buffered_bytes.clone(),
+        );
+        registry.register(
+            "defender_reviews_unfinished",
+            "Reviews answered without a decision because they ran past the request timeout (or \
+             evaluating them failed), by the fallback verdict (deny, warn)",
+            metrics.unfinished.clone(),
         );
         registry.register(
             "defender_policy_reloads",
@@ -199,6 +233,19 @@ impl Metrics {
             self.break_glass.inc();
         }
         self.latency.observe(latency.as_secs_f64());
+    }
+
+    pub fn shed(&self, reason: Shed) {
+        self.shed.get_or_create(&ShedLabels { reason: reason.as_str() }).inc();
+    }
+
+    pub fn set_buffered_bytes(&self, bytes: usize) {
+        self.buffered_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A review answered with the fallback verdict instead of a decision.
+    pub fn unfinished(&self, verdict: &'static str) {
+        self.unfinished.get_or_create(&VerdictLabels { verdict }).inc();
     }
 
     pub fn error(&self, kind: ErrorKind) {

@@ -10,7 +10,11 @@ mod audit;
 mod body;
 mod connections;
 mod events;
+mod judging;
+mod memory;
 mod metrics;
+mod overtime;
+mod parse_cost;
 mod reload;
 mod routes;
 mod state;
@@ -29,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 pub use args::ServeArgs;
 pub use connections::Limits;
 pub use events::DenialEvents;
+pub use memory::{MemoryLimits, SMALL_BODY_BYTES};
 pub use routes::MAX_BODY_BYTES;
 pub use tls::TlsError;
 
@@ -62,6 +67,8 @@ pub struct Config {
     /// The most one review may take, body upload included; below the webhook's timeoutSeconds.
     pub request_timeout: Duration,
     pub limits: Limits,
+    /// Caps on what requests hold at once; past them, requests are shed with 503.
+    pub memory: MemoryLimits,
     /// What Defender knows about the cluster beyond the request.
     pub view: Arc<dyn ClusterView>,
     /// The namespace Defender runs in; core whatever the policies list.
@@ -90,6 +97,7 @@ impl Config {
                 max_connections: 4096,
                 shutdown_grace: Duration::from_secs(25),
             },
+            memory: MemoryLimits::default(),
             view: Arc::new(MemoryView::default()),
             own_namespace: None,
             client_ca: None,
@@ -202,8 +210,19 @@ impl Server {
             events: config.events,
             clock,
             request_timeout: config.request_timeout,
+            holdings: memory::Holdings::new(config.memory),
             ready: false.into(),
         });
+        // The largest body, and its strings once parsed, must fit for every legal review to be judged.
+        if state.holdings.largest_request() < 2 * MAX_BODY_BYTES {
+            tracing::warn!(
+                "with --max-buffered-bytes {} MiB, the largest reviews an API server can send ({} MiB) are \
+                 shed, not judged; {} MiB or more fits them",
+                config.memory.max_buffered_bytes >> 20,
+                MAX_BODY_BYTES >> 20,
+                (2 * MAX_BODY_BYTES * 8 / 7) >> 20
+            );
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let cert_watch = CertWatch::new(cert_path, key_path, cert_pair, current_cert, Arc::clone(&metrics));
         let policy_watch = config

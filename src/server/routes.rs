@@ -12,15 +12,25 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
-use crate::admission::{self, Answer};
 use crate::server::audit;
 use crate::server::body::{self, BodyError};
+use crate::server::judging::{self, Judgement, Unfinished};
+use crate::server::memory::Shed;
 use crate::server::metrics::ErrorKind;
 use crate::server::state::AppState;
 
-/// Above the API server's ~3 MiB object limit, with room for an UPDATE's old and
-/// new object in one review.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The largest AdmissionReview a real API server can send, with room to spare.
+///
+/// The API server refuses request bodies over 3 MiB (`--max-request-body-bytes`),
+/// so an object as a client sends it is at most 3 MiB. It reaches Defender
+/// re-encoded by Go's encoding/json, which writes `<`, `>`, `&`, U+2028, U+2029,
+/// control characters and invalid UTF-8 as six-byte `\uXXXX` escapes: at most six
+/// bytes for each byte received. An UPDATE carries two objects (the new one and
+/// the stored one), so 2 × 6 × 3 MiB = 36 MiB. The rest (the review's envelope,
+/// defaults the API server fills in, managedFields, whose keys are names
+/// Kubernetes restricts to characters the encoder never escapes) fits in the
+/// 4 MiB above that. Memory is bounded by the shared buffer cap, not by this.
+pub const MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -35,41 +45,29 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
     let _in_flight = state.metrics.in_flight();
-    // The body is read inside the timeout, so a client that sends it slowly is cut off too.
-    match tokio::time::timeout(state.request_timeout, review(&state, request, started)).await {
-        Ok(response) => response,
-        Err(_) => {
-            state.metrics.error(ErrorKind::Timeout);
-            let limit = humantime::format_duration(state.request_timeout);
-            tracing::warn!("a review did not finish within the {limit} request timeout");
-            status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "defender: the review did not finish within the {limit} request timeout \
-                     (was the request body sent too slowly?)"
-                ),
-            )
-        }
-    }
-}
-
-async fn review(state: &AppState, request: Request, started: Instant) -> Response {
+    // The body is read within the deadline, so a client that sends it slowly is cut off too.
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let mut reservation = state.holdings.buffer();
     let declared = declared_length(request.headers());
-    let body = match body::read_limited(request.into_body(), declared, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return too_large(state),
-        Err(error) => {
+    let read = body::read_limited(request.into_body(), declared, MAX_BODY_BYTES, &mut reservation);
+    let body = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => return too_large(&state),
+        Ok(Err(BodyError::Shed(reason))) => return shed(&state, reason),
+        Ok(Err(error)) => {
             state.metrics.error(ErrorKind::BodyRead);
             tracing::debug!("{error}");
             return status(StatusCode::BAD_REQUEST, format!("defender: {error}"));
         }
+        Err(_) => return timed_out(&state),
     };
-    let engine = state.engine.get();
-    let context = engine
-        .context(state.clock.now(), state.view.as_ref())
-        .with_own_namespace(state.own_namespace.as_deref());
-    match admission::judge(&body, &engine, &context) {
-        Answer::Judged { request, decision, review } => {
+    let slot = match state.holdings.judge() {
+        Ok(slot) => slot,
+        Err(reason) => return shed(&state, reason),
+    };
+    let held = judging::Held { reservation, slot };
+    match judging::judge(&state, body, held, deadline).await {
+        Judgement::Judged { request, decision, review } => {
             let latency = started.elapsed();
             state.metrics.review(&request, &decision, latency);
             audit::decision(&request, &decision, latency);
@@ -78,21 +76,54 @@ async fn review(state: &AppState, request: Request, started: Instant) -> Respons
             }
             Json(review).into_response()
         }
-        Answer::Malformed(error) => {
+        Judgement::Unfinished { request, answer, why } => {
+            state.metrics.unfinished(answer.verdict);
+            match why {
+                Unfinished::Deadline => tracing::warn!(
+                    uid = %request.inner().uid,
+                    verdict = answer.verdict,
+                    "a review was cut off by the {} request timeout and answered without a decision",
+                    humantime::format_duration(state.request_timeout)
+                ),
+                Unfinished::Failed => tracing::error!(
+                    uid = %request.inner().uid,
+                    verdict = answer.verdict,
+                    "evaluating a review failed; it was answered without a decision"
+                ),
+            }
+            Json(answer.review).into_response()
+        }
+        Judgement::Malformed(error) => {
             state.metrics.error(ErrorKind::MalformedReview);
             tracing::warn!("rejected a body that is not an AdmissionReview: {error}");
             status(StatusCode::BAD_REQUEST, format!("defender: {error}"))
         }
-        Answer::Unjudgeable { error, review } => {
+        Judgement::Unjudgeable { error, review } => {
             state.metrics.error(ErrorKind::InvalidReview);
             tracing::warn!("cannot judge an AdmissionReview: {error}");
             Json(review).into_response()
         }
+        Judgement::ParseTimedOut => timed_out(&state),
+        Judgement::Shed(reason) => shed(&state, reason),
     }
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The body did not arrive (or parse) in time: there is no uid to answer for.
+fn timed_out(state: &AppState) -> Response {
+    state.metrics.error(ErrorKind::Timeout);
+    let limit = humantime::format_duration(state.request_timeout);
+    tracing::warn!("a review did not finish within the {limit} request timeout");
+    status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "defender: the review did not finish within the {limit} request timeout \
+             (was the request body sent too slowly?)"
+        ),
+    )
 }
 
 fn too_large(state: &AppState) -> Response {
@@ -102,10 +133,29 @@ fn too_large(state: &AppState) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "defender: the request body is over {} MiB; an AdmissionReview from the API server never is \
-             (it caps objects near 3 MiB)",
+             (it refuses objects over 3 MiB, and escaping and an UPDATE's two objects stay under this)",
             MAX_BODY_BYTES >> 20
         ),
     )
+}
+
+/// A cap on what requests hold at once was reached: shed this one before memory runs out.
+fn shed(state: &AppState, reason: Shed) -> Response {
+    state.metrics.shed(reason);
+    let limits = state.holdings.limits();
+    let why = match reason {
+        Shed::BufferedBytes => format!(
+            "request bodies being received and judged already hold close to the {} MiB cap \
+             (--max-buffered-bytes)",
+            limits.max_buffered_bytes >> 20
+        ),
+        Shed::ReviewsInFlight => format!(
+            "{} reviews are being judged already (--max-reviews-in-flight)",
+            limits.max_reviews_in_flight
+        ),
+    };
+    tracing::warn!("shed a request: {why}");
+    status(StatusCode::SERVICE_UNAVAILABLE, format!("defender: overloaded, try again: {why}"))
 }
 
 async fn healthz() -> &'static str {
@@ -125,6 +175,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.set_buffered_bytes(state.holdings.buffered_bytes());
     match state.metrics.encode() {
         Ok(text) => {
             let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";

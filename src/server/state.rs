@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
 use crate::server::events::DenialEvents;
+use crate::server::memory::Holdings;
 use crate::server::metrics::Metrics;
 use crate::view::ClusterView;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub events: Option<DenialEvents>,
     pub clock: Arc<dyn Clock>,
     pub request_timeout: Duration,
+    /// What requests hold against the memory caps.
+    pub holdings: Arc<Holdings>,
     /// Certificates and policies are loaded and the server is not draining.
     pub ready: AtomicBool,
 }

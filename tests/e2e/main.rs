@@ -10,6 +10,7 @@ mod env;
 mod hosts_scale;
 mod hosts_scope;
 mod scenarios;
+mod server_limits;
 mod ways_around;
 
 use std::path::Path;

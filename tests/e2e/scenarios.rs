@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination, hosts_scale, hosts_scope, ways_around};
+use crate::{World, coordination, hosts_scale, hosts_scope, server_limits, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -75,6 +75,10 @@ pub const ALL: &[(&str, Scenario)] = &[
     (
         "with 5,000 routes in Defender's view, an Ingress taking all of them gets its duplicate-hosts warning",
         hosts_scale::duplicate_hosts_at_scale,
+    ),
+    (
+        "an Ingress UPDATE whose review is over 8 MiB is judged and denied, not refused as too large",
+        server_limits::oversized_ingress_update,
     ),
     ("latency a namespace DELETE gains from Defender", namespace_delete_latency),
 ];

@@ -1,0 +1,164 @@
+//! Parsing and judging one review off the async runtime, against the deadline.
+//!
+//! The body is parsed and judged on a blocking thread, so a slow evaluation
+//! never stalls the runtime and the deadline can always fire. Once the review
+//! is parsed its uid is known, so a review cut off by the deadline is answered
+//! with a verdict ([`overtime`]) instead of an error the API server would read
+//! as "allowed" for an `Ignore` webhook.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use kube::core::DynamicObject;
+use kube::core::admission::AdmissionReview;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::admission::{self, ReviewError};
+use crate::engine::{Cutoff, Decision, Engine};
+use crate::request::Request;
+use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
+use crate::server::overtime::{self, Overtime};
+use crate::server::parse_cost;
+use crate::server::state::AppState;
+
+/// How one review ended.
+pub enum Judgement {
+    /// Judged in time; the response carries the request's uid.
+    Judged { request: Arc<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    /// Parsed, but cut off by the deadline (or its evaluation failed): answered
+    /// for its uid without a decision.
+    Unfinished { request: Arc<Request>, answer: Overtime, why: Unfinished },
+    /// Not an AdmissionReview at all: HTTP 400.
+    Malformed(ReviewError),
+    /// An AdmissionReview that cannot be judged, answered without a uid.
+    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+    /// Not even parsed by the deadline: no uid to answer for.
+    ParseTimedOut,
+    /// Parsing it would pass a memory cap.
+    Shed(Shed),
+}
+
+/// Why a body yielded no request to judge.
+enum Unparsed {
+    Review(ReviewError),
+    Shed(Shed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    Deadline,
+    /// Evaluation panicked: a bug, answered like a timeout rather than an error.
+    Failed,
+}
+
+/// What the blocking thread holds while it works: the body's buffer bytes
+/// stay reserved until the parsed review is dropped too.
+pub struct Held {
+    pub reservation: BufferReservation,
+    pub slot: JudgingSlot,
+}
+
+pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Instant) -> Judgement {
+    let engine = state.engine.get();
+    let cutoff = Arc::new(Cutoff::new());
+    let (parsed_tx, parsed_rx) = oneshot::channel();
+    let task = {
+        let (state, engine, cutoff) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&cutoff));
+        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, parsed_tx, &cutoff))
+    };
+    // However this ends (answered, timed out, or dropped because the client
+    // went away), an evaluation still running afterwards spends nothing.
+    let _cut_off_when_done = CutOffWhenDone(Arc::clone(&cutoff));
+    let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
+        Err(_) => return Judgement::ParseTimedOut,
+        // The parse panicked before it could answer.
+        Ok(Err(_)) => {
+            let error = "parsing the body failed (an internal error, logged)".to_owned();
+            return Judgement::Malformed(ReviewError::Json(error));
+        }
+        Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
+        Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
+        Ok(Ok(Err(Unparsed::Review(error)))) => {
+            let review = admission::respond_invalid(&error);
+            return Judgement::Unjudgeable { error, review };
+        }
+        Ok(Ok(Ok(request))) => request,
+    };
+    let unfinished = |why| {
+        let what_happened = match why {
+            Unfinished::Deadline => {
+                format!(
+                    "could not finish judging this request within {}",
+                    humantime::format_duration(state.request_timeout)
+                )
+            }
+            Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
+        };
+        let answer = overtime::answer(&engine, &request, &what_happened);
+        Judgement::Unfinished { request: Arc::clone(&request), answer, why }
+    };
+    let mut task = task;
+    let finished = match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(finished) => finished,
+        // Nothing is spent from now on, so the fallback answer is the whole truth.
+        Err(_) if cutoff.cut_off() => return unfinished(Unfinished::Deadline),
+        // Already spending a budget: that decision must be the one sent.
+        Err(_) => task.await,
+    };
+    match finished {
+        Ok(Some(decision)) => {
+            let review = admission::respond(&request, &decision);
+            Judgement::Judged { request, decision, review }
+        }
+        Ok(None) | Err(_) => unfinished(Unfinished::Failed),
+    }
+}
+
+type Parsed = Result<Arc<Request>, Unparsed>;
+
+/// The blocking half: charges the cap for the parse, parses, tells the
+/// waiter, then judges unless cut off. The reservation and the slot are given
+/// back only at the end, however long after the deadline: until then the
+/// parsed review holds the memory, and the evaluation a slot.
+fn parse_and_judge(
+    state: &AppState,
+    engine: &Engine,
+    body: Bytes,
+    held: Held,
+    parsed: oneshot::Sender<Parsed>,
+    cutoff: &Cutoff,
+) -> Option<Decision> {
+    let Held { mut reservation, slot: _slot } = held;
+    // The body stays held while its tree is built, so both are charged.
+    let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
+    if let Err(shed) = reservation.reserve_up_to(parsed_size) {
+        // The receiver is gone only if the deadline passed: nobody to tell.
+        let _ = parsed.send(Err(Unparsed::Shed(shed)));
+        return None;
+    }
+    let request = match admission::parse_review(&body) {
+        Ok(request) => Arc::new(request),
+        Err(error) => {
+            let _ = parsed.send(Err(Unparsed::Review(error)));
+            return None;
+        }
+    };
+    drop(body);
+    if parsed.send(Ok(Arc::clone(&request))).is_err() {
+        // Nobody waits for it any more: the deadline passed while parsing.
+        return None;
+    }
+    let context = engine
+        .context(state.clock.now(), state.view.as_ref())
+        .with_own_namespace(state.own_namespace.as_deref());
+    Some(engine.review_unless_cut_off(&request, &context, cutoff))
+}
+
+struct CutOffWhenDone(Arc<Cutoff>);
+
+impl Drop for CutOffWhenDone {
+    fn drop(&mut self) {
+        self.0.cut_off();
+    }
+}

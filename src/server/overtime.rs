@@ -1,0 +1,99 @@
+//! The answer for a review that ran out of time (or failed) while being judged.
+//!
+//! The API server treats an error from an `Ignore` webhook as "allowed", so a
+//! review cut off by the request timeout still gets a verdict for its uid:
+//! denied if a policy that applies to it would deny, allowed with a warning if
+//! the ones that apply only warn or record.
+
+use kube::core::admission::{AdmissionResponse, AdmissionReview};
+use kube::core::{DynamicObject, Status};
+
+use crate::engine::Engine;
+use crate::policy::Action;
+use crate::request::Request;
+
+/// What a review cut off by the deadline is answered with.
+pub struct Overtime {
+    pub review: AdmissionReview<DynamicObject>,
+    /// `deny` or `warn`, as metrics label it.
+    pub verdict: &'static str,
+}
+
+/// `what_happened` completes "Defender ...", e.g. "could not finish judging this request within 4s".
+pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overtime {
+    let applying: Vec<_> = engine.policies().iter().filter(|policy| policy.applies(request)).collect();
+    let enforcing: Vec<&str> =
+        applying.iter().filter(|p| p.action() == Action::Deny).map(|p| p.name()).collect();
+    let mut response = AdmissionResponse::from(request.inner());
+    let mut warnings = Vec::new();
+    let verdict = if enforcing.is_empty() {
+        let named: Vec<&str> = applying.iter().map(|p| p.name()).collect();
+        warnings.push(format!(
+            "Defender {what_happened}; it was let through because {}",
+            if named.is_empty() {
+                "no policy applies to it".to_owned()
+            } else {
+                format!("the policies that apply to it only warn ({})", named.join(", "))
+            }
+        ));
+        "warn"
+    } else {
+        let message = format!(
+            "Defender {what_happened} (policies that apply: {}); nothing was changed; try again",
+            enforcing.join(", ")
+        );
+        if engine.settings().is_break_glass(request) {
+            warnings
+                .push(format!("defender: break-glass used; this was overridden and is audited: {message}"));
+            response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
+            "warn"
+        } else {
+            response.allowed = false;
+            response.result = Status::failure(&message, "ServiceUnavailable").with_code(503);
+            "deny"
+        }
+    };
+    response.warnings = Some(warnings);
+    response.audit_annotations.insert("unfinished".to_owned(), what_happened.to_owned());
+    Overtime { review: response.into_review(), verdict }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::testing::{Fixture, namespace, object};
+
+    fn engine() -> Engine {
+        Engine::new(config::load_embedded().unwrap())
+    }
+
+    #[test]
+    fn a_request_a_denying_policy_applies_to_is_denied_naming_the_policies() {
+        let request = Fixture::new().delete(namespace("shop"));
+        let answer = answer(&engine(), &request, "could not finish judging this request within 4s");
+        assert_eq!(answer.verdict, "deny");
+        let response = answer.review.response.unwrap();
+        assert!(!response.allowed);
+        assert_eq!(response.uid, request.inner().uid);
+        assert_eq!(response.result.code, 503);
+        let message = &response.result.message;
+        assert!(message.starts_with("Defender could not finish judging this request within 4s"), "{message}");
+        assert!(message.contains("core-namespaces") && message.contains("namespace-deletion"), "{message}");
+        assert!(message.ends_with("nothing was changed; try again"), "{message}");
+    }
+
+    #[test]
+    fn a_request_no_denying_policy_applies_to_is_allowed_with_a_warning() {
+        let request = Fixture::new().create(object("v1", "ConfigMap", "shop", "settings", &[]));
+        let answer = answer(&engine(), &request, "failed while judging this request");
+        assert_eq!(answer.verdict, "warn");
+        let response = answer.review.response.unwrap();
+        assert!(response.allowed);
+        let warnings = response.warnings.unwrap();
+        assert!(
+            warnings[0].contains("failed while judging this request; it was let through"),
+            "{warnings:?}"
+        );
+    }
+}
