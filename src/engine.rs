@@ -132,6 +132,7 @@ impl Engine {
             break_glass_groups: &self.settings.break_glass_groups,
             own_namespace: None,
             namespace_exemptions: &self.namespace_exemptions,
+            policies: &self.policies,
         }
     }
 

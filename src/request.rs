@@ -112,26 +112,30 @@ impl Request {
         stored.metadata.deletion_timestamp.as_ref().map(|time| time.0)
     }
 
-    /// An UPDATE (of the object or a subresource) that adds an owner
-    /// reference or points an existing one elsewhere. The garbage collector
-    /// deletes an object whose owners are all gone, so a dangling owner
-    /// reference is a deletion carried out later by the collector.
-    pub fn adds_owner_references(&self) -> bool {
+    /// An UPDATE (of the object or a subresource) that leaves the object
+    /// with owner references other than it had: one added, one pointed
+    /// elsewhere, or some removed while others stay. The garbage collector
+    /// deletes an object whose owners are all gone, so any of these can be a
+    /// deletion carried out later by the collector. Removing every owner
+    /// reference orphans the object, which never deletes it.
+    pub fn changes_owner_references(&self) -> bool {
         if *self.operation() != Operation::Update {
             return false;
         }
         let (Some(new), Some(old)) = (self.object(), self.old_object()) else {
             return false;
         };
-        let before = owner_keys(old);
-        owner_keys(new).iter().any(|owner| !before.contains(owner))
+        let (mut after, mut before) = (owner_keys(new), owner_keys(old));
+        after.sort_unstable();
+        before.sort_unstable();
+        !after.is_empty() && after != before
     }
 
     /// The DELETE that an owner-reference change amounts to: the object as it
     /// would be stored, deleted by the same user. `None` when the request
     /// does not add or alter owner references.
     pub fn deletion_by_proxy(&self) -> Option<Request> {
-        if !self.adds_owner_references() {
+        if !self.changes_owner_references() {
             return None;
         }
         let mut inner = self.inner.clone();
@@ -184,10 +188,14 @@ impl Request {
     }
 }
 
-/// What identifies an owner reference: the owner's uid, kind and name.
-fn owner_keys(object: &DynamicObject) -> Vec<(&str, &str, &str)> {
+/// What identifies an owner reference: the owner's uid, apiVersion, kind and
+/// name (the garbage collector looks the owner up by all four).
+fn owner_keys(object: &DynamicObject) -> Vec<(&str, &str, &str, &str)> {
     let owners = object.metadata.owner_references.as_deref().unwrap_or_default();
-    owners.iter().map(|o| (o.uid.as_str(), o.kind.as_str(), o.name.as_str())).collect()
+    owners
+        .iter()
+        .map(|o| (o.uid.as_str(), o.api_version.as_str(), o.kind.as_str(), o.name.as_str()))
+        .collect()
 }
 
 /// The object without what the API server and finalizer removal change on

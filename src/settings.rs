@@ -64,6 +64,11 @@ pub const CONTROL_PLANE_USERS: &[(&str, &str)] = &[
 /// Kubelets delete the pods of their node.
 pub const CONTROL_PLANE_GROUPS: &[&str] = &["system:nodes"];
 
+/// Kubelets authenticate as `system:node:<node name>` in group
+/// `system:nodes`; a user who only claims the group is judged.
+const NODES_GROUP: &str = "system:nodes";
+pub const NODE_USER_PREFIX: &str = "system:node:";
+
 fn default_exempt_users() -> Vec<String> {
     CONTROL_PLANE_USERS.iter().map(|(user, _)| (*user).to_owned()).collect()
 }
@@ -134,7 +139,11 @@ impl Settings {
         if self.exempt_users.iter().any(|pattern| user_matches(pattern, username)) {
             return Some(Skip::ExemptUser);
         }
-        if request.groups().iter().any(|group| self.exempt_groups.contains(group)) {
+        let member = |group: &String| {
+            self.exempt_groups.contains(group)
+                && (group != NODES_GROUP || username.starts_with(NODE_USER_PREFIX))
+        };
+        if request.groups().iter().any(member) {
             return Some(Skip::ExemptGroup);
         }
         None

@@ -51,6 +51,7 @@ impl Fixture {
             break_glass_groups: &self.break_glass_groups,
             own_namespace: None,
             namespace_exemptions: &self.namespace_exemptions,
+            policies: &[],
         }
     }
 

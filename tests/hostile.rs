@@ -57,6 +57,8 @@ const CASES: &[(&str, Verdict, &str)] = &[
         "annotation nginx.ingress.kubernetes.io/server-alias host",
     ),
     ("httproute-ip-address-hostname", Verdict::Deny, "is an IP address, and IP addresses are not hostnames"),
+    ("gc-owner-reference-repointed-by-api-version", Verdict::Deny, "lets the garbage collector delete it"),
+    ("nodes-group-claimed-by-a-user", Verdict::Deny, "secret \"shop/db\" is protected against deletion"),
 ];
 
 fn dir() -> PathBuf {

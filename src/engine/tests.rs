@@ -432,3 +432,77 @@ fn namespace_deletions_the_view_does_not_corroborate_spend_no_budget() {
     assert!(engine.review(&fixture.delete(confirmed("uid-1")), &context).allowed());
     assert_eq!(budget.budget.remaining("cluster", fixture.now), 2);
 }
+
+#[test]
+fn a_core_namespace_carrying_the_exemption_label_is_not_disarmed() {
+    let exempt = [("defender.io/deletion-allowed".to_owned(), "true".to_owned())];
+    let fixture = Fixture::new()
+        .with_namespace("kube-system", NamespaceInfo { labels: exempt.clone().into(), ..Default::default() })
+        .with_namespace("sandbox", NamespaceInfo { labels: exempt.into(), ..Default::default() });
+    let engine = engine();
+    let context = engine.context(fixture.now, &fixture.view);
+    let in_core = fixture.delete(object("v1", "Secret", "kube-system", "bootstrap", &[]));
+    assert!(!engine.review(&in_core, &context).allowed());
+    let in_sandbox = fixture.delete(object("v1", "Secret", "sandbox", "scratch", &[]));
+    assert!(engine.review(&in_sandbox, &context).allowed());
+}
+
+#[test]
+fn pointing_an_owner_reference_at_another_api_version_is_a_deletion_too() {
+    let fixture = Fixture::new();
+    let owned = with_owner(object("v1", "Secret", "prod", "db", &[]), "1");
+    let mut repointed = owned.clone();
+    repointed["metadata"]["ownerReferences"][0]["apiVersion"] = "evil.example.com/v1".into();
+    assert!(!engine().review(&fixture.update(owned, repointed), &fixture.context()).allowed());
+}
+
+#[test]
+fn removing_one_owner_of_two_is_judged_removing_all_is_not() {
+    let fixture = Fixture::new();
+    let mut two = with_owner(object("v1", "Secret", "prod", "db", &[]), "1");
+    two["metadata"]["ownerReferences"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "2"}));
+    let one = with_owner(object("v1", "Secret", "prod", "db", &[]), "1");
+    assert!(!engine().review(&fixture.update(two.clone(), one), &fixture.context()).allowed());
+    let none = object("v1", "Secret", "prod", "db", &[]);
+    assert!(engine().review(&fixture.update(two, none), &fixture.context()).allowed());
+}
+
+#[test]
+fn the_nodes_group_exempts_node_users_only() {
+    let fixture = Fixture::new();
+    let secret = || object("v1", "Secret", "prod", "db", &[]);
+    let node = delete_as(secret(), "system:node:worker-1", &["system:nodes"]);
+    assert_eq!(engine().review(&node, &fixture.context()).skipped, Some(Skip::ExemptGroup));
+    let pretender = delete_as(secret(), "alice", &["system:masters", "system:nodes"]);
+    assert!(!engine().review(&pretender, &fixture.context()).allowed());
+}
+
+#[test]
+fn a_live_view_does_not_corroborate_a_review_without_a_uid_or_with_a_claimed_label() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let mut view = crate::view::MemoryView::default();
+    let mut real = crate::testing::namespace("real");
+    real["metadata"]["uid"] = "uid-1".into();
+    view.add_manifest(&real).unwrap();
+    let view = ListedNamespaces(view);
+    let context = Context { view: &view, ..fixture.context() };
+    let no_uid = confirmed_namespace("real");
+    let claims_skip = {
+        let mut namespace = crate::testing::namespace_with_labels(
+            "real",
+            &[("defender.io/skip-delete-confirmation", "true")],
+        );
+        namespace["metadata"]["uid"] = "uid-1".into();
+        namespace
+    };
+    for _ in 0..3 {
+        assert!(engine.review(&fixture.delete(no_uid.clone()), &context).allowed());
+        assert!(engine.review(&fixture.delete(claims_skip.clone()), &context).allowed());
+    }
+    let budget = &engine.policies().iter().find(|p| p.name() == "namespace-deletion").unwrap().budgets()[0];
+    assert_eq!(budget.budget.remaining("cluster", fixture.now), 3);
+}

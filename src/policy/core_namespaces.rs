@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::budget::Exhausted;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request, labels_of};
-use crate::selector::LabelSelector;
+use crate::selector::{LabelSelector, Labels};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -92,11 +92,14 @@ impl CoreNamespaces {
                 context.break_glass_hint(),
             ));
         }
-        let is_core = self.is_listed(name)
-            || context.own_namespace == Some(name)
-            || self.spec.selector.matches(new)
-            || self.spec.selector.matches(old);
-        let added = context.namespace_exemptions.iter().find(|label| label.is_on(new) && !label.is_on(old));
+        let by_name = self.is_listed(name) || context.own_namespace == Some(name);
+        let was_core = by_name || (request.old_object().is_some() && self.spec.selector.matches(old));
+        let is_core = by_name || self.spec.selector.matches(new);
+        // Refused when added to a core namespace, or carried into core status.
+        let added = context
+            .namespace_exemptions
+            .iter()
+            .find(|label| label.is_on(new) && (!label.is_on(old) || !was_core));
         match added {
             Some(label) if is_core => Verdict::Violation(Violation::absolute(
                 format!(
@@ -114,6 +117,10 @@ impl CoreNamespaces {
 }
 
 impl Policy for CoreNamespaces {
+    fn marks_core(&self, namespace: &str, labels: &Labels) -> bool {
+        self.is_listed(namespace) || self.spec.selector.matches(labels)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -248,6 +255,16 @@ mod tests {
             policy().evaluate(&fixture.create(created), &fixture.context()),
             Verdict::Violation(_)
         ));
+        let exempt_plain = namespace_with_labels("payments", &exempt);
+        let made_core = namespace_with_labels("payments", &[("defender.io/core", "true"), exempt[0]]);
+        assert!(matches!(
+            policy().evaluate(&fixture.update(exempt_plain, made_core), &fixture.context()),
+            Verdict::Violation(_)
+        ));
+        let labelled_core = namespace_with_labels("kube-system", &exempt);
+        let relabelled = namespace_with_labels("kube-system", &[exempt[0], ("team", "platform")]);
+        let untouched = fixture.update(labelled_core, relabelled);
+        assert!(matches!(policy().evaluate(&untouched, &fixture.context()), Verdict::Pass));
         let ordinary = fixture.update(namespace("scratch"), namespace_with_labels("scratch", &exempt));
         assert!(matches!(policy().evaluate(&ordinary, &fixture.context()), Verdict::Pass));
     }

@@ -168,11 +168,14 @@ impl DeletionGuard {
         self.guarded.iter().find(|g| request.is_kind(&g.group, &g.kind))
     }
 
+    /// The namespace carries the exemption label, and is not a core
+    /// namespace (which may never be disarmed, whatever it carries).
     fn namespace_exempt(&self, request: &Request, context: &Context) -> bool {
-        request
-            .namespace()
-            .and_then(|ns| context.namespace(ns))
-            .is_some_and(|ns| self.exempt_label.is_on(&ns.labels))
+        let Some(namespace) = request.namespace() else {
+            return false;
+        };
+        let labelled = context.namespace(namespace).is_some_and(|ns| self.exempt_label.is_on(&ns.labels));
+        labelled && !context.is_core_namespace(namespace)
     }
 
     fn object_exempt(&self, request: &Request, guarded: &Guarded) -> bool {

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
 use crate::request::Request;
-use crate::selector::Label;
+use crate::selector::{Label, Labels};
+
+static NO_LABELS: Labels = Labels::new();
 use crate::view::{ClusterView, NamespaceInfo};
 
 pub mod cascading_protection;
@@ -61,6 +63,8 @@ pub struct Context<'a> {
     /// Labels that, on a namespace, exempt what it holds from some policy
     /// (collected from the policies' [`Policy::namespace_exemptions`]).
     pub namespace_exemptions: &'a [Label],
+    /// The policy set, for what one policy asks of another (is this a core namespace?).
+    pub policies: &'a [Box<dyn Policy>],
 }
 
 impl<'a> Context<'a> {
@@ -70,6 +74,17 @@ impl<'a> Context<'a> {
 
     pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
         self.view.namespace(name)
+    }
+
+    /// Whether `name` is a core namespace: Defender's own, or one a policy marks
+    /// core (by name, or by the labels the cluster view knows).
+    pub fn is_core_namespace(&self, name: &str) -> bool {
+        if self.own_namespace == Some(name) {
+            return true;
+        }
+        let info = self.namespace(name);
+        let labels = info.as_ref().map(|info| &info.labels).unwrap_or(&NO_LABELS);
+        self.policies.iter().any(|policy| policy.marks_core(name, labels))
     }
 
     /// "ask a cluster admin ..." sentence for violations only break-glass can lift.
@@ -175,6 +190,11 @@ pub trait Policy: Send + Sync {
 
     /// The violation to report when a [`Charge`] from `evaluate` does not fit.
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation;
+
+    /// Whether this policy makes `namespace` (with `labels`) a core namespace.
+    fn marks_core(&self, _namespace: &str, _labels: &Labels) -> bool {
+        false
+    }
 
     /// Labels that, on a namespace, turn this policy off for what the
     /// namespace holds. Core namespaces may never carry them.

@@ -148,9 +148,15 @@ impl NamespaceDeletion {
                 return Verdict::Violation(violation);
             }
         }
-        let required: &[&str] =
-            if confirmation.enabled && !exempt { &[&confirmation.annotation] } else { &[] };
-        if let Err(why) = crate::view::corroborates_namespace(context.view, namespace, required) {
+        // What the verdict rests on: the confirmation, or the label that skips it.
+        let mut claims = crate::view::Claims::default();
+        if confirmation.enabled && !exempt {
+            claims.annotations.push(&confirmation.annotation);
+        }
+        if let Some(label) = confirmation.exempt_label.as_ref().filter(|_| exempt) {
+            claims.labels.push(&label.key);
+        }
+        if let Err(why) = crate::view::corroborates_namespace(context.view, namespace, &claims) {
             // Judged, and allowed so far, but not counted: a forged review
             // must not use up the budget real deletions need.
             tracing::warn!(

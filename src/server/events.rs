@@ -146,8 +146,9 @@ async fn corroborate(client: &kube::Client, denial: &Denial) -> Result<(), Strin
         return Err("no such object".to_owned());
     };
     match (&stored.metadata.uid, &reference.uid) {
-        (Some(stored), Some(claimed)) if stored != claimed => Err("the object has another uid".to_owned()),
-        _ => Ok(()),
+        (Some(stored), Some(claimed)) if stored == claimed => Ok(()),
+        (_, None) => Err("the review names no uid".to_owned()),
+        _ => Err("the object has another uid".to_owned()),
     }
 }
 

@@ -69,38 +69,54 @@ pub trait ClusterView: Send + Sync {
     }
 }
 
+/// What a namespace DELETE review claims about the namespace that its
+/// verdict depends on: annotation and label keys whose values must match.
+#[derive(Debug, Default)]
+pub struct Claims<'a> {
+    pub annotations: Vec<&'a str>,
+    pub labels: Vec<&'a str>,
+}
+
 /// Whether the cluster view confirms that a DELETE review of a namespace
 /// (`stored`, the object the review carries) is about a namespace that
-/// exists as shown: same uid, not already being deleted, carrying the
-/// `required` annotations with the same values. Anyone who can reach
-/// Defender's port can send a review; one the view contradicts is still
-/// judged, but must not spend what real deletions need.
+/// exists as shown: same uid, not already being deleted, with the `claims`
+/// the review's verdict rests on. Anyone who can reach Defender's port can
+/// send a review; one the view contradicts is still judged, but must not
+/// spend what real deletions need. A live view holds every namespace, so a
+/// review it cannot match (no uid, an unknown name) is not corroborated; an
+/// offline view is checked only on what it declares.
 pub fn corroborates_namespace(
     view: &dyn ClusterView,
     stored: &kube::core::DynamicObject,
-    required: &[&str],
+    claims: &Claims,
 ) -> Result<(), &'static str> {
+    let live = view.lists_every_namespace();
     let name = stored.metadata.name.as_deref().unwrap_or_default();
     let Some(known) = view.namespace(name) else {
-        return if view.lists_every_namespace() { Err("no such namespace") } else { Ok(()) };
+        return if live { Err("no such namespace") } else { Ok(()) };
     };
     if known.terminating {
         return Err("the namespace is already being deleted");
     }
-    if let (Some(known), Some(claimed)) = (&known.uid, &stored.metadata.uid)
-        && known != claimed
-    {
-        return Err("the namespace has another uid");
+    match (&known.uid, &stored.metadata.uid) {
+        (Some(known), Some(claimed)) if known != claimed => return Err("the namespace has another uid"),
+        (_, None) if live => return Err("the review names no uid"),
+        _ => {}
     }
-    let claimed = |key: &str| crate::request::annotation(Some(stored), key);
-    let differs = |key: &&str| known.annotations.get(*key).map(String::as_str) != claimed(key);
-    // An offline view is checked only on what it declares.
-    if required
+    let annotation = |key: &str| crate::request::annotation(Some(stored), key);
+    let annotations_differ = claims
+        .annotations
         .iter()
-        .filter(|key| view.lists_every_namespace() || known.annotations.contains_key(**key))
-        .any(differs)
-    {
-        return Err("the namespace's annotations differ");
+        .filter(|key| live || known.annotations.contains_key(**key))
+        .any(|key| known.annotations.get(*key).map(String::as_str) != annotation(key));
+    let labels = crate::request::labels_of(Some(stored));
+    let labels_differ = claims
+        .labels
+        .iter()
+        .filter(|key| live || known.labels.contains_key(**key))
+        .any(|key| known.labels.get(*key) != labels.get(*key));
+    if annotations_differ || labels_differ {
+        return Err("the namespace's annotations or labels differ");
     }
     Ok(())
 }
