@@ -5,9 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use defender::certs::DevCerts;
 use defender::server::{Config, Server, TlsSource};
+use defender::view::MemoryView;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,7 +62,24 @@ const CASES: &[(&str, Verdict, &str)] = &[
     ("httproute-ip-address-hostname", Verdict::Deny, "is an IP address, and IP addresses are not hostnames"),
     ("gc-owner-reference-repointed-by-api-version", Verdict::Deny, "lets the garbage collector delete it"),
     ("nodes-group-claimed-by-a-user", Verdict::Deny, "secret \"shop/db\" is protected against deletion"),
+    ("ingress-updated-in-terminating-namespace", Verdict::Deny, "spec.rules[0] has no host"),
 ];
+
+/// What the cluster holds for every case (cluster.yaml).
+fn cluster() -> PathBuf {
+    dir().join("cluster.yaml")
+}
+
+/// The server's cluster view, from cluster.yaml.
+fn cluster_view() -> MemoryView {
+    let text = std::fs::read_to_string(cluster()).unwrap();
+    let mut view = MemoryView::default();
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
+        let object = Value::deserialize(document).unwrap();
+        assert!(view.add_manifest(&object).unwrap(), "the view keeps {object}");
+    }
+    view
+}
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile")
@@ -81,7 +101,13 @@ fn every_review_in_the_directory_is_in_the_table() {
 
 /// What `defender review FILE` answers.
 fn reviewed_by_cli(file: &Path) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_defender")).arg("review").arg(file).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_defender"))
+        .arg("review")
+        .arg("--cluster")
+        .arg(cluster())
+        .arg(file)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
 }

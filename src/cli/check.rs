@@ -43,9 +43,9 @@ pub struct CheckArgs {
 }
 
 /// One manifest and where it came from.
-struct Manifest {
-    origin: String,
-    object: Value,
+pub(super) struct Manifest {
+    pub origin: String,
+    pub object: Value,
 }
 
 impl CheckArgs {
@@ -137,7 +137,7 @@ fn namespace_view(manifests: &[Manifest]) -> MemoryView {
 }
 
 /// Every document under `path`, with `kind: List` unpacked.
-fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
+pub(super) fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
     paths::files_under(path, &["yaml", "yml", "json"])
         .into_iter()
         .flat_map(|file| match file {

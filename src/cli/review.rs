@@ -17,6 +17,11 @@ pub struct ReviewArgs {
     /// The AdmissionReview JSON file; - reads stdin.
     #[arg(default_value = "-", value_name = "FILE")]
     file: PathBuf,
+    /// Manifests of what the cluster holds (namespaces with their labels or
+    /// deletionTimestamp, pods, workloads, Ingresses...), as the webhook's
+    /// cluster view would know them. Files or directories; repeatable.
+    #[arg(long = "cluster", value_name = "FILE_OR_DIR")]
+    cluster: Vec<PathBuf>,
 }
 
 impl ReviewArgs {
@@ -25,7 +30,7 @@ impl ReviewArgs {
         let engine = Engine::new(self.policies.load()?);
         let body = read_input(&self.file)?;
         let request = admission::parse_review(&body).with_context(|| input_name(&self.file))?;
-        let view = MemoryView::default();
+        let view = cluster_view(&self.cluster)?;
         let decision = engine.review(&request, &engine.context(SystemClock.now(), &view));
         let response = admission::respond(&request, &decision);
         let mut out = std::io::stdout().lock();
@@ -33,6 +38,21 @@ impl ReviewArgs {
         writeln!(out)?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The cluster view the review is judged against, from manifests on disk.
+fn cluster_view(paths: &[PathBuf]) -> anyhow::Result<MemoryView> {
+    let mut view = MemoryView::default();
+    for path in paths {
+        for manifest in super::check::read_manifests(path) {
+            let manifest = manifest.map_err(anyhow::Error::msg)?;
+            let held = view.add_manifest(&manifest.object).map_err(anyhow::Error::msg);
+            if !held.with_context(|| manifest.origin.clone())? {
+                anyhow::bail!("{}: {}", manifest.origin, crate::view::NOT_HELD);
+            }
+        }
+    }
+    Ok(view)
 }
 
 fn input_name(file: &Path) -> String {
