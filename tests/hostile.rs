@@ -117,8 +117,9 @@ async fn the_cli_and_the_server_give_each_hostile_review_its_verdict() {
     let work = tempfile::tempdir().unwrap();
     let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
     let files = certs.write(&work.path().join("tls")).unwrap();
-    let config =
+    let mut config =
         Config::new("127.0.0.1:0".parse().unwrap(), TlsSource::Files { cert: files.cert, key: files.key });
+    config.view = Arc::new(cluster_view());
     let server = Server::bind(config).await.unwrap();
     let url = format!("https://127.0.0.1:{}/validate", server.local_addr().port());
     let client = reqwest::Client::builder()
