@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::engine::{Decision, Engine};
 use crate::policy::Context;
 use crate::request::Request;
+use object::LeanObject;
 use wire::WireReview;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,7 @@ fn envelope_error(body: &[u8]) -> Option<ReviewError> {
 
 /// Parses an AdmissionReview that is already a JSON value.
 pub fn parse_review_value(value: Value) -> Result<Request, ReviewError> {
-    match WireReview::deserialize(&value) {
+    match WireReview::<LeanObject>::deserialize(&value) {
         Ok(review) => into_request(review),
         Err(lean_error) => {
             Err(match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(value) {
@@ -101,7 +102,18 @@ fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Rev
     }
 }
 
-fn into_request(review: WireReview) -> Result<Request, ReviewError> {
+/// The review without its objects: uid, kind, resource, operation, names and
+/// user, for answering a review too large to judge whole. The objects are
+/// scanned past, so this costs a pass over the body and nothing more.
+pub fn parse_review_skeleton(body: &[u8]) -> Result<Request, ReviewError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|error| ReviewError::Json(format!("the body is not UTF-8 text: {error}")))?;
+    let review = serde_json::from_str::<WireReview<wire::Skipped>>(text)
+        .map_err(|error| ReviewError::Json(error.to_string()))?;
+    into_request(review)
+}
+
+fn into_request<O: wire::Kept>(review: WireReview<O>) -> Result<Request, ReviewError> {
     if review.kind != META_KIND {
         return Err(ReviewError::Kind(review.kind));
     }
@@ -197,6 +209,17 @@ mod tests {
         assert_eq!(request.name(), "db");
         assert_eq!(request.username(), "alice");
         assert!(!request.is_collection_delete());
+    }
+
+    #[test]
+    fn the_skeleton_keeps_who_what_and_which_operation_but_no_object() {
+        let skeleton = parse_review_skeleton(DELETE_SECRET.as_bytes()).unwrap();
+        let whole = parse_review(DELETE_SECRET.as_bytes()).unwrap();
+        assert_eq!(skeleton.uid(), whole.uid());
+        assert_eq!((skeleton.kind(), skeleton.name(), skeleton.namespace()), ("Secret", "db", Some("prod")));
+        assert_eq!((skeleton.username(), skeleton.operation()), ("alice", whole.operation()));
+        assert!(skeleton.old_object().is_none() && skeleton.object().is_none());
+        assert!(parse_review_skeleton(b"{\"kind\": 1}").is_err());
     }
 
     #[test]

@@ -16,10 +16,10 @@ use super::object::LeanObject;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WireReview {
+pub struct WireReview<O = LeanObject> {
     pub api_version: String,
     pub kind: String,
-    pub request: Option<WireRequest>,
+    pub request: Option<WireRequest<O>>,
     /// Never sent to a webhook, but read as kube's types read it, so the same
     /// documents are accepted.
     #[serde(default, rename = "response")]
@@ -28,7 +28,7 @@ pub struct WireReview {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WireRequest {
+pub struct WireRequest<O = LeanObject> {
     uid: String,
     kind: GroupVersionKind,
     resource: GroupVersionResource,
@@ -46,15 +46,42 @@ pub struct WireRequest {
     namespace: Option<String>,
     operation: Operation,
     user_info: UserInfo,
-    object: Option<LeanObject>,
-    old_object: Option<LeanObject>,
+    object: Option<O>,
+    old_object: Option<O>,
     #[serde(default)]
     dry_run: bool,
     #[serde(default)]
     options: Option<RawExtension>,
 }
 
-impl WireRequest {
+/// An object scanned past without keeping anything: the skeleton of a
+/// review (who, what, which operation) costs no memory for its objects.
+pub struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Skipped)
+    }
+}
+
+/// What an object field becomes in kube's request.
+pub trait Kept {
+    fn kept(self) -> Option<DynamicObject>;
+}
+
+impl Kept for LeanObject {
+    fn kept(self) -> Option<DynamicObject> {
+        Some(self.0)
+    }
+}
+
+impl Kept for Skipped {
+    fn kept(self) -> Option<DynamicObject> {
+        None
+    }
+}
+
+impl<O: Kept> WireRequest<O> {
     /// kube's request, carrying the review's `types` as kube's conversion does.
     pub fn into_admission_request(self, types: TypeMeta) -> AdmissionRequest<DynamicObject> {
         AdmissionRequest {
@@ -70,8 +97,8 @@ impl WireRequest {
             namespace: self.namespace,
             operation: self.operation,
             user_info: self.user_info,
-            object: self.object.map(|object| object.0),
-            old_object: self.old_object.map(|object| object.0),
+            object: self.object.and_then(Kept::kept),
+            old_object: self.old_object.and_then(Kept::kept),
             dry_run: self.dry_run,
             options: self.options,
         }
