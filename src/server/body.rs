@@ -5,6 +5,12 @@
 //! client would see "connection reset" instead of the reason. Anything far over
 //! the limit is cut off without reading. Discarded bytes are not buffered, so
 //! they hold nothing against the cap.
+//!
+//! The cap is charged only for bytes that have arrived (and the room the
+//! buffer keeps for the next ones), never for a declared Content-Length: a
+//! client that declares a large body and sends nothing holds nothing. The
+//! declared length only shapes the buffer's growth, sheds at once a body that
+//! could never fit, and keeps a large body out of the room kept for small ones.
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
@@ -25,8 +31,8 @@ pub enum BodyError {
 }
 
 /// The whole body, if it has at most `limit` bytes. `declared` is the
-/// Content-Length, if any: it is reserved up front, otherwise the reservation
-/// grows with the buffer as the body arrives.
+/// Content-Length, if any. The reservation grows with the buffer as the body
+/// arrives.
 pub async fn read_limited(
     body: Body,
     declared: Option<u64>,
@@ -37,13 +43,14 @@ pub async fn read_limited(
     if declared.is_some_and(|length| length > limit_bytes + DRAIN_ALLOWANCE) {
         return Err(BodyError::TooLarge);
     }
-    let mut received: Vec<u8> = Vec::new();
-    if let Some(length) = declared.filter(|length| *length <= limit_bytes) {
-        // At most `limit`, so it fits in usize.
-        let length = length as usize;
-        reservation.reserve_up_to(length).map_err(BodyError::Shed)?;
-        received.reserve_exact(length);
+    // At most `limit`, so it fits in usize.
+    let expected = declared.filter(|length| *length <= limit_bytes).map(|length| length as usize);
+    if let Some(length) = expected {
+        reservation.body_is_at_least(length).map_err(BodyError::Shed)?;
     }
+    // The buffer never grows past what the body can still bring.
+    let most = expected.unwrap_or(limit);
+    let mut received: Vec<u8> = Vec::new();
     let mut body = body;
     let mut over_by: u64 = 0;
     while let Some(frame) = body.frame().await {
@@ -52,8 +59,9 @@ pub async fn read_limited(
         let needed = received.len() + data.len();
         if over_by == 0 && needed <= limit {
             if needed > received.capacity() {
+                reservation.body_is_at_least(needed).map_err(BodyError::Shed)?;
                 // Grow as a Vec would, but count the capacity, which is what it holds.
-                let capacity = needed.max(received.capacity() * 2).min(limit);
+                let capacity = needed.max(received.capacity() * 2).min(most.max(needed));
                 reservation.reserve_up_to(capacity).map_err(BodyError::Shed)?;
                 received.reserve_exact(capacity - received.len());
             }
@@ -75,6 +83,8 @@ pub async fn read_limited(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use futures::{FutureExt, StreamExt};
 
     use super::*;
     use crate::server::memory::{Holdings, MemoryLimits};
@@ -109,6 +119,19 @@ mod tests {
         let declared = Some(LIMIT as u64 + DRAIN_ALLOWANCE + 1);
         let result = read(Body::from("short"), declared).await;
         assert!(matches!(result, Err(BodyError::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_holds_nothing_until_its_bytes_arrive() {
+        let holdings = holdings(LIMIT);
+        let mut reservation = holdings.buffer();
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 100]))]);
+        let body = Body::from_stream(first.chain(futures::stream::pending()));
+        // The first piece is read, then the rest never comes.
+        let read = read_limited(body, Some(LIMIT as u64), LIMIT, &mut reservation).now_or_never();
+        assert!(read.is_none());
+        assert_eq!(reservation.bytes(), 100);
+        assert_eq!(holdings.buffered_bytes(), 100);
     }
 
     #[tokio::test]
