@@ -146,6 +146,14 @@ impl BufferReservation {
         Ok(())
     }
 
+    /// Gives back all but `bytes` of the reservation.
+    pub fn release_down_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.holdings.buffered.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }
