@@ -543,8 +543,10 @@ async fn bodies_declared_but_never_sent_hold_nothing_and_reviews_are_judged() {
 /// many clients holding mid-size unfinished bodies leave room for small reviews.
 #[tokio::test]
 async fn holders_of_many_mid_size_bodies_leave_room_for_small_reviews() {
-    const CAP: usize = 8 * MIB;
-    const PIECE: usize = 64 << 10;
+    // A small cap, so a few hundred holders fill it.
+    const CAP: usize = MIB;
+    const HOLDERS: usize = 300;
+    const SENT: usize = 4 << 10;
     let harness = Harness::start(|config| {
         config.request_timeout = PATIENCE;
         config.memory.max_buffered_bytes = CAP;
@@ -552,23 +554,23 @@ async fn holders_of_many_mid_size_bodies_leave_room_for_small_reviews() {
     .await;
     let addr = harness.server.local_addr();
     let mut holders = tokio::task::JoinSet::new();
-    // Each declares 512 KiB and sends 256 KiB: 10 MiB sent in all.
-    for _ in 0..40 {
-        holders.spawn(hold_a_body(addr, harness.ca.clone(), Some(8 * PIECE), 4, PIECE));
+    // Each declares 128 KiB (over the small size) and sends 4 KiB: more
+    // than the whole cap in all, in steps small enough to fill it up.
+    for _ in 0..HOLDERS {
+        holders.spawn(hold_a_body(addr, harness.ca.clone(), Some(128 << 10), 1, SENT));
     }
     let (waiting, answers) = settle(holders).await;
     for answer in answers.iter().filter(|answer| !answer.is_empty()) {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     }
-    // Wait until the server has shed some holders (it cannot hold 10 MiB)
-    // and read all the others sent.
+    // Wait until the server has shed some holders and read all the others sent.
     let shed_series = r#"defender_requests_shed_total{reason="buffered_bytes"}"#;
     harness
         .wait_until("every holder shed or read to the end", |text| {
             let shed = metric(text, shed_series).unwrap_or(0.0);
             let reading = metric(text, "defender_in_flight_requests").unwrap_or(0.0);
             let buffered = metric(text, "defender_buffered_bytes").unwrap_or(0.0);
-            shed > 0.0 && shed + reading == 40.0 && buffered >= reading * (4 * PIECE) as f64
+            shed > 0.0 && shed + reading == HOLDERS as f64 && buffered >= reading * SENT as f64
         })
         .await;
 

@@ -190,6 +190,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_in_many_frames_is_joined_whole_and_holds_its_length() {
+        let holdings = holdings(4 * LIMIT);
+        let mut reservation = holdings.buffer();
+        let frames: Vec<Vec<u8>> = (0..40u8).map(|index| vec![index; 1 + usize::from(index) % 7]).collect();
+        let expected = frames.concat();
+        let stream = futures::stream::iter(
+            frames.into_iter().map(|frame| Ok::<_, std::io::Error>(Bytes::from(frame))),
+        );
+        let body = read_limited(Body::from_stream(stream), None, LIMIT, &mut reservation).await.unwrap();
+        assert_eq!(body, expected);
+        assert_eq!(reservation.bytes(), expected.len());
+        assert_eq!(holdings.buffered_bytes(), expected.len());
+    }
+
+    #[tokio::test]
     async fn the_buffer_held_is_reserved_and_a_body_past_the_cap_is_shed() {
         let holdings = holdings(LIMIT / 2);
         let mut reservation = holdings.buffer();
