@@ -33,8 +33,8 @@ impl Default for MemoryLimits {
 /// is reserved for them: larger bodies, finished or still arriving, may use
 /// only the rest. So however many clients hold larger bodies open, ordinary
 /// reviews still have room. Bodies this small can still fill the reserve, but
-/// only by many connections at once (some 256 for the default cap, each
-/// sending its body slowly until the request timeout cuts it off).
+/// only by many connections at once (some 128 to 256 for the default cap,
+/// each sending its body slowly until the request timeout cuts it off).
 pub const SMALL_BODY_BYTES: usize = 64 << 10;
 
 /// Why a request was shed, as the `reason` label of `defender_requests_shed_total` says.
