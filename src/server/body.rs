@@ -6,17 +6,18 @@
 //! the limit is cut off without reading. Discarded bytes are not buffered, so
 //! they hold nothing against the cap.
 //!
-//! The cap is charged only for bytes that have arrived (and the room the
-//! piece they went into keeps for the next ones), never for a declared
+//! The cap is charged only for bytes that have arrived (and the room left in
+//! the piece they went into, see [`Pieces`]), never for a declared
 //! Content-Length: a client that declares a large body and sends nothing
-//! holds nothing. The
-//! declared length only shapes the buffer's growth, sheds at once a body that
-//! could never fit, and keeps a large body out of the room kept for small ones.
+//! holds nothing. The declared length only bounds the pieces, sheds at once a
+//! body that could never fit, and keeps a large body out of the room kept for
+//! small ones.
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
 
 use crate::server::memory::{BufferReservation, Shed};
+use crate::server::pieces::Pieces;
 
 /// How far past the limit a body is still read (and discarded) for a clean answer.
 const DRAIN_ALLOWANCE: u64 = 8 * 1024 * 1024;
@@ -32,7 +33,7 @@ pub enum BodyError {
 }
 
 /// The whole body, if it has at most `limit` bytes. `declared` is the
-/// Content-Length, if any. The reservation grows with the buffer as the body
+/// Content-Length, if any. `reservation` starts empty and grows as the body
 /// arrives.
 pub async fn read_limited(
     body: Body,
@@ -55,7 +56,7 @@ pub async fn read_limited(
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
-        let needed = received.len + data.len();
+        let needed = received.len() + data.len();
         if over_by == 0 && needed <= limit {
             reservation.body_is_at_least(needed).map_err(BodyError::Shed)?;
             received.extend(&data, reservation).map_err(BodyError::Shed)?;
@@ -75,64 +76,6 @@ pub async fn read_limited(
         return Err(BodyError::TooLarge);
     }
     received.join(reservation).map_err(BodyError::Shed)
-}
-
-/// The largest piece a body is gathered in.
-const PIECE_BYTES: usize = 256 * 1024;
-
-/// A body gathered in pieces that are never moved or grown: each as large as
-/// what came before (so a small body is one piece), up to [`PIECE_BYTES`].
-/// A buffer that doubles by copying frees a block of every size on its way,
-/// blocks no later request asks for again; the allocator keeps them, and
-/// memory grows far past the cap. Pieces of one size are reused instead.
-struct Pieces {
-    pieces: Vec<Vec<u8>>,
-    len: usize,
-    /// The most the body can bring: its declared length, or the limit.
-    most: usize,
-}
-
-impl Pieces {
-    fn new(most: usize) -> Self {
-        Self { pieces: Vec::new(), len: 0, most }
-    }
-
-    /// Appends `data`, charging the reservation for each new piece first.
-    fn extend(&mut self, mut data: &[u8], reservation: &mut BufferReservation) -> Result<(), Shed> {
-        while !data.is_empty() {
-            let piece = match self.pieces.last_mut() {
-                Some(piece) if piece.len() < piece.capacity() => piece,
-                _ => {
-                    let size =
-                        data.len().max(self.len).min(PIECE_BYTES).min(self.most.saturating_sub(self.len));
-                    let size = size.max(1);
-                    reservation.reserve_up_to(reservation.bytes() + size)?;
-                    self.pieces.push(Vec::with_capacity(size));
-                    self.pieces.last_mut().expect("just pushed")
-                }
-            };
-            let taken = data.len().min(piece.capacity() - piece.len());
-            piece.extend_from_slice(&data[..taken]);
-            self.len += taken;
-            data = &data[taken..];
-        }
-        Ok(())
-    }
-
-    /// The body in one buffer. Joining pieces holds them and the joined copy
-    /// at once, so the reservation covers both until the pieces are freed.
-    fn join(mut self, reservation: &mut BufferReservation) -> Result<Bytes, Shed> {
-        if self.pieces.len() <= 1 {
-            return Ok(Bytes::from(self.pieces.pop().unwrap_or_default()));
-        }
-        reservation.reserve_up_to(reservation.bytes() + self.len)?;
-        let mut joined = Vec::with_capacity(self.len);
-        for piece in self.pieces {
-            joined.extend_from_slice(&piece);
-        }
-        reservation.release_down_to(self.len);
-        Ok(Bytes::from(joined))
-    }
 }
 
 #[cfg(test)]
