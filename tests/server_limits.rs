@@ -63,13 +63,19 @@ impl Harness {
 
     /// Waits until `series` reads `value`.
     async fn wait_for_metric(&self, series: &str, value: f64) {
+        self.wait_until(&format!("{series} reading {value}"), |text| metric(text, series) == Some(value))
+            .await;
+    }
+
+    /// Waits until the metrics show `what`, as `shown` tells.
+    async fn wait_until(&self, what: &str, shown: impl Fn(&str) -> bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let text = self.metrics().await;
-            if metric(&text, series) == Some(value) {
+            if shown(&text) {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{series} never read {value}:\n{text}");
+            assert!(tokio::time::Instant::now() < deadline, "never saw {what}:\n{text}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -430,31 +436,40 @@ fn deployment_memory_limit_mib() -> f64 {
     line.split(':').nth(1).unwrap().trim().strip_suffix("Mi").unwrap().parse().unwrap()
 }
 
-/// What became of a client holding a large unfinished body.
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// What became of a client holding an unfinished body.
 enum Held {
     /// Its body is buffered and the server waits for the rest.
-    Waiting(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Waiting(Box<TlsStream>),
     /// The server answered before the body was complete.
     Answered(String),
 }
 
-/// Sends `pieces` MiB of a body (with a Content-Length of `declared` MiB, or
-/// chunked), then stops without finishing it.
-async fn hold_a_large_body(addr: SocketAddr, ca: String, declared: Option<usize>, pieces: usize) -> Held {
+/// Sends `pieces` pieces of `piece` bytes of a body (with a Content-Length of
+/// `declared` bytes, or chunked), then stops without finishing it.
+async fn hold_a_body(
+    addr: SocketAddr,
+    ca: String,
+    declared: Option<usize>,
+    pieces: usize,
+    piece: usize,
+) -> Held {
     let stream = tls_connect(addr, &ca).await;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let head = match declared {
-        Some(mib) => {
-            format!("POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n", mib * MIB)
+        Some(bytes) => {
+            format!("POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {bytes}\r\n\r\n")
         }
         None => "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
     };
     let piece = match declared {
-        Some(_) => vec![b' '; MIB],
-        None => format!("{:x}\r\n{}\r\n", MIB, " ".repeat(MIB)).into_bytes(),
+        Some(_) => vec![b' '; piece],
+        None => format!("{piece:x}\r\n{}\r\n", " ".repeat(piece)).into_bytes(),
     };
     let send = async {
         writer.write_all(head.as_bytes()).await?;
+        writer.flush().await?;
         for _ in 0..pieces {
             writer.write_all(&piece).await?;
             writer.flush().await?;
@@ -477,6 +492,93 @@ async fn hold_a_large_body(addr: SocketAddr, ca: String, declared: Option<usize>
     }
 }
 
+/// Runs the holders to the point where each has sent what it will, and sorts
+/// them into those the server waits on and what the others were answered.
+async fn settle(mut holders: tokio::task::JoinSet<Held>) -> (Vec<Box<TlsStream>>, Vec<String>) {
+    let (mut waiting, mut answers) = (Vec::new(), Vec::new());
+    while let Some(held) = holders.join_next().await {
+        match held.unwrap() {
+            Held::Waiting(stream) => waiting.push(stream),
+            Held::Answered(answer) => answers.push(answer),
+        }
+    }
+    (waiting, answers)
+}
+
+/// Asserts that small reviews are judged: 200, with a verdict for their uid.
+async fn small_reviews_are_judged(harness: &Harness) {
+    let kube_system = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
+    for index in 0..10 {
+        let uid = format!("small-{index}");
+        let answer = harness.review(&delete_namespace(&uid, &kube_system)).await;
+        assert_eq!(answer["response"]["uid"], uid.as_str(), "{answer}");
+        assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    }
+}
+
+/// A declared Content-Length holds nothing until its bytes arrive: clients
+/// that declare far more than the whole buffer and send nothing leave it free.
+#[tokio::test]
+async fn bodies_declared_but_never_sent_hold_nothing_and_reviews_are_judged() {
+    let harness = Harness::start(|config| config.request_timeout = PATIENCE).await;
+    let addr = harness.server.local_addr();
+    let mut holders = tokio::task::JoinSet::new();
+    // 224 MiB declared in all, against the default 128 MiB.
+    for index in 0..68 {
+        let declared = if index < 4 { MAX_BODY_BYTES } else { MIB };
+        holders.spawn(hold_a_body(addr, harness.ca.clone(), Some(declared), 0, 0));
+    }
+    let (waiting, answers) = settle(holders).await;
+    assert!(answers.is_empty(), "{answers:?}");
+    // Every one of them is being read by the server, and holds nothing.
+    harness.wait_for_metric("defender_in_flight_requests", waiting.len() as f64).await;
+    assert_eq!(metric(&harness.metrics().await, "defender_buffered_bytes"), Some(0.0));
+
+    small_reviews_are_judged(&harness).await;
+    drop(waiting);
+    harness.server.shutdown().await;
+}
+
+/// Bodies over the small size may use only seven eighths of the buffer, so
+/// many clients holding mid-size unfinished bodies leave room for small reviews.
+#[tokio::test]
+async fn holders_of_many_mid_size_bodies_leave_room_for_small_reviews() {
+    // A small cap, so a few hundred holders fill it.
+    const CAP: usize = MIB;
+    const HOLDERS: usize = 300;
+    const SENT: usize = 4 << 10;
+    let harness = Harness::start(|config| {
+        config.request_timeout = PATIENCE;
+        config.memory.max_buffered_bytes = CAP;
+    })
+    .await;
+    let addr = harness.server.local_addr();
+    let mut holders = tokio::task::JoinSet::new();
+    // Each declares 128 KiB (over the small size) and sends 4 KiB: more
+    // than the whole cap in all, in steps small enough to fill it up.
+    for _ in 0..HOLDERS {
+        holders.spawn(hold_a_body(addr, harness.ca.clone(), Some(128 << 10), 1, SENT));
+    }
+    let (waiting, answers) = settle(holders).await;
+    for answer in answers.iter().filter(|answer| !answer.is_empty()) {
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+    // Wait until the server has shed some holders and read all the others sent.
+    let shed_series = r#"defender_requests_shed_total{reason="buffered_bytes"}"#;
+    harness
+        .wait_until("every holder shed or read to the end", |text| {
+            let shed = metric(text, shed_series).unwrap_or(0.0);
+            let reading = metric(text, "defender_in_flight_requests").unwrap_or(0.0);
+            let buffered = metric(text, "defender_buffered_bytes").unwrap_or(0.0);
+            shed > 0.0 && shed + reading == HOLDERS as f64 && buffered >= reading * SENT as f64
+        })
+        .await;
+
+    small_reviews_are_judged(&harness).await;
+    drop(waiting);
+    harness.server.shutdown().await;
+}
+
 /// Clients hold many large unfinished bodies; the server sheds what would pass
 /// its buffer cap with 503, stays under the Deployment's memory limit, and
 /// keeps judging small reviews meanwhile. Prints the memory it measured.
@@ -497,16 +599,15 @@ async fn clients_holding_large_unfinished_bodies_are_shed_and_memory_stays_under
     for index in 0..CLIENTS {
         // Half declare the largest body there is, half send chunks with no length.
         let (declared, pieces) = if index % 2 == 0 { (Some(MAX_BODY_BYTES / MIB), 24) } else { (None, 12) };
-        holders.spawn(hold_a_large_body(server.addr, server.ca.clone(), declared, pieces));
+        holders.spawn(hold_a_body(
+            server.addr,
+            server.ca.clone(),
+            declared.map(|mib| mib * MIB),
+            pieces,
+            MIB,
+        ));
     }
-    let mut waiting = Vec::new();
-    let mut answers = Vec::new();
-    while let Some(held) = holders.join_next().await {
-        match held.unwrap() {
-            Held::Waiting(stream) => waiting.push(stream),
-            Held::Answered(answer) => answers.push(answer),
-        }
-    }
+    let (waiting, answers) = settle(holders).await;
     let held_rss = server.memory_mib("VmRSS");
 
     // Small reviews are still judged while the large bodies are held.

@@ -54,8 +54,8 @@ pub struct ServeArgs {
     /// The most memory request bodies may hold at once across all requests,
     /// received or being judged, the trees parsing them builds included
     /// (suffixes Ki, Mi, Gi). Past it, requests are shed with 503. Bodies over
-    /// 1 MiB may use seven eighths of it, so large bodies held open cannot shed
-    /// small reviews. Keep it about half the container's memory limit.
+    /// 64 KiB may use seven eighths of it, so the last eighth stays for
+    /// ordinary reviews. Keep it about half the container's memory limit.
     #[arg(long, value_name = "BYTES", default_value = "128Mi", value_parser = byte_size)]
     pub max_buffered_bytes: usize,
 

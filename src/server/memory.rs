@@ -28,10 +28,14 @@ impl Default for MemoryLimits {
     }
 }
 
-/// Bodies up to this size may use the whole buffer; larger ones leave
-/// [`MemoryLimits::max_buffered_bytes`] / 8 free for them, so a few clients
-/// holding large unfinished bodies cannot shed the ordinary small reviews.
-pub const SMALL_BODY_BYTES: usize = 1 << 20;
+/// Bodies up to this size are ordinary reviews (nearly every review an API
+/// server sends is a few KiB). An eighth of [`MemoryLimits::max_buffered_bytes`]
+/// is reserved for them: larger bodies, finished or still arriving, may use
+/// only the rest. So however many clients hold larger bodies open, ordinary
+/// reviews still have room. Bodies this small can still fill the reserve, but
+/// only by many connections at once (some 128 to 256 for the default cap,
+/// each sending its body slowly until the request timeout cuts it off).
+pub const SMALL_BODY_BYTES: usize = 64 << 10;
 
 /// Why a request was shed, as the `reason` label of `defender_requests_shed_total` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,7 +68,7 @@ impl Holdings {
         Arc::new(Self { limits, buffered: AtomicUsize::new(0), judging: AtomicUsize::new(0) })
     }
 
-    /// The most one request over [`SMALL_BODY_BYTES`] may hold.
+    /// The most requests with bodies over [`SMALL_BODY_BYTES`] may hold, together or alone.
     pub fn largest_request(&self) -> usize {
         self.limits.max_buffered_bytes - self.limits.max_buffered_bytes / 8
     }
@@ -75,7 +79,7 @@ impl Holdings {
 
     /// An empty reservation of buffer bytes, to grow as a body arrives.
     pub fn buffer(self: &Arc<Self>) -> BufferReservation {
-        BufferReservation { holdings: Arc::clone(self), bytes: 0 }
+        BufferReservation { holdings: Arc::clone(self), bytes: 0, body_bytes: 0 }
     }
 
     /// A slot for judging one review, held until the guard is dropped.
@@ -92,14 +96,15 @@ impl Holdings {
         self.buffered.load(Ordering::Acquire)
     }
 
+    /// What the buffered total may reach for a request whose body has `body_bytes`.
+    fn cap_for(&self, body_bytes: usize) -> usize {
+        if body_bytes > SMALL_BODY_BYTES { self.largest_request() } else { self.limits.max_buffered_bytes }
+    }
+
     /// Adds `bytes` to the buffered total if the total stays within the cap
-    /// for a body that will then hold `body_total` bytes.
-    fn try_buffer(&self, bytes: usize, body_total: usize) -> bool {
-        let cap = if body_total > SMALL_BODY_BYTES {
-            self.largest_request()
-        } else {
-            self.limits.max_buffered_bytes
-        };
+    /// for a body of `body_bytes`.
+    fn try_buffer(&self, bytes: usize, body_bytes: usize) -> bool {
+        let cap = self.cap_for(body_bytes);
         self.buffered
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 held.checked_add(bytes).filter(|total| *total <= cap)
@@ -113,19 +118,40 @@ impl Holdings {
 pub struct BufferReservation {
     holdings: Arc<Holdings>,
     bytes: usize,
+    /// The size of the body as far as it is known (its length so far, or
+    /// the length it declared), which decides the cap it is held to.
+    body_bytes: usize,
 }
 
 impl BufferReservation {
+    /// Records that the body has at least `bytes`. A body too large to be
+    /// held even with nothing else buffered is shed at once.
+    pub fn body_is_at_least(&mut self, bytes: usize) -> Result<(), Shed> {
+        self.body_bytes = self.body_bytes.max(bytes);
+        if self.body_bytes > self.holdings.cap_for(self.body_bytes) {
+            return Err(Shed::BufferedBytes);
+        }
+        Ok(())
+    }
+
     /// Grows the reservation to at least `bytes`, or sheds the request.
     pub fn reserve_up_to(&mut self, bytes: usize) -> Result<(), Shed> {
         if bytes <= self.bytes {
             return Ok(());
         }
-        if !self.holdings.try_buffer(bytes - self.bytes, bytes) {
+        if !self.holdings.try_buffer(bytes - self.bytes, self.body_bytes) {
             return Err(Shed::BufferedBytes);
         }
         self.bytes = bytes;
         Ok(())
+    }
+
+    /// Gives back all but `bytes` of the reservation.
+    pub fn release_down_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.holdings.buffered.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
     }
 
     pub fn bytes(&self) -> usize {
@@ -172,18 +198,35 @@ mod tests {
     }
 
     #[test]
-    fn large_bodies_leave_room_for_small_ones() {
+    fn bodies_over_the_small_size_leave_an_eighth_free_for_small_ones() {
         let holdings = holdings();
-        let mut large = holdings.buffer();
-        // Past 14 MiB, less than an eighth of 16 MiB would be left free.
-        assert_eq!(large.reserve_up_to(14 * MIB + 1), Err(Shed::BufferedBytes));
-        large.reserve_up_to(14 * MIB).unwrap();
+        // Many mid-size bodies together reach seven eighths (14 MiB) and no further.
+        let mut mid_size = Vec::new();
+        for _ in 0..14 {
+            let mut reservation = holdings.buffer();
+            reservation.body_is_at_least(SMALL_BODY_BYTES + 1).unwrap();
+            reservation.reserve_up_to(MIB).unwrap();
+            mid_size.push(reservation);
+        }
+        let mut one_more = holdings.buffer();
+        one_more.body_is_at_least(SMALL_BODY_BYTES + 1).unwrap();
+        assert_eq!(one_more.reserve_up_to(1), Err(Shed::BufferedBytes));
+
+        // Small bodies, and the trees parsing them builds, use the eighth left.
         let mut small = holdings.buffer();
-        small.reserve_up_to(MIB).unwrap();
-        let mut second_small = holdings.buffer();
-        second_small.reserve_up_to(MIB).unwrap();
+        small.body_is_at_least(SMALL_BODY_BYTES).unwrap();
+        small.reserve_up_to(2 * MIB).unwrap();
         // Nothing at all is left now.
         assert_eq!(holdings.buffer().reserve_up_to(1), Err(Shed::BufferedBytes));
+    }
+
+    #[test]
+    fn a_body_that_could_never_fit_is_shed_before_it_holds_anything() {
+        let holdings = holdings();
+        let mut reservation = holdings.buffer();
+        reservation.body_is_at_least(14 * MIB).unwrap();
+        assert_eq!(reservation.body_is_at_least(14 * MIB + 1), Err(Shed::BufferedBytes));
+        assert_eq!(holdings.buffered_bytes(), 0);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod memory;
 mod metrics;
 mod overtime;
 mod parse_cost;
+mod pieces;
 mod reload;
 mod routes;
 mod state;

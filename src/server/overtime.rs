@@ -3,7 +3,9 @@
 //! The API server treats an error from an `Ignore` webhook as "allowed", so a
 //! review cut off by the request timeout still gets a verdict for its uid:
 //! denied if a policy that applies to it would deny, allowed with a warning if
-//! the ones that apply only warn or record.
+//! the ones that apply only warn or record. A change that lets the garbage
+//! collector delete the object is judged as that deletion too, so the policies
+//! that apply to the deletion count as applying to it.
 
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use kube::core::{DynamicObject, Status};
@@ -21,7 +23,12 @@ pub struct Overtime {
 
 /// `what_happened` completes "Defender ...", e.g. "could not finish judging this request within 4s".
 pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overtime {
-    let applying: Vec<_> = engine.policies().iter().filter(|policy| policy.applies(request)).collect();
+    let proxy = request.deletion_by_proxy();
+    let applying: Vec<_> = engine
+        .policies()
+        .iter()
+        .filter(|policy| policy.applies(request) || proxy.as_ref().is_some_and(|p| policy.applies(p)))
+        .collect();
     let enforcing: Vec<&str> =
         applying.iter().filter(|p| p.action() == Action::Deny).map(|p| p.name()).collect();
     let mut response = AdmissionResponse::from(request.inner());
@@ -81,6 +88,28 @@ mod tests {
         assert!(message.starts_with("Defender could not finish judging this request within 4s"), "{message}");
         assert!(message.contains("core-namespaces") && message.contains("namespace-deletion"), "{message}");
         assert!(message.ends_with("nothing was changed; try again"), "{message}");
+    }
+
+    #[test]
+    fn an_owner_reference_added_to_a_guarded_object_is_denied_as_its_deletion() {
+        let fixture = Fixture::new();
+        let secret = object("v1", "Secret", "prod", "db", &[]);
+        let mut owned = secret.clone();
+        owned["metadata"]["ownerReferences"] =
+            serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "1"}]);
+        let request = fixture.update(secret.clone(), owned);
+        let denied = answer(&engine(), &request, "could not finish judging this request within 4s");
+        assert_eq!(denied.verdict, "deny");
+        let response = denied.review.response.unwrap();
+        assert!(!response.allowed);
+        assert!(response.result.message.contains("deletion-guard"), "{}", response.result.message);
+
+        // The same update without the owner reference is no deletion.
+        let mut relabelled = secret.clone();
+        relabelled["metadata"]["labels"] = serde_json::json!({"tier": "db"});
+        let let_through =
+            answer(&engine(), &fixture.update(secret, relabelled), "failed while judging this request");
+        assert_eq!(let_through.verdict, "warn");
     }
 
     #[test]
