@@ -131,11 +131,10 @@ impl Request {
         !after.is_empty() && after != before
     }
 
-    /// The DELETE that an owner-reference change amounts to: the object as it
-    /// would be stored, deleted by the same user. `None` when the request
-    /// does not add or alter owner references.
-    pub fn deletion_by_proxy(&self) -> Option<Request> {
-        if !self.changes_owner_references() {
+    /// The same UPDATE taken as the DELETE it might cause, whatever it changes:
+    /// for judging, conservatively, an update whose objects are unknown.
+    pub fn as_deletion(&self) -> Option<Request> {
+        if *self.operation() != Operation::Update {
             return None;
         }
         let mut inner = self.inner.clone();
@@ -143,6 +142,16 @@ impl Request {
         inner.sub_resource = None;
         inner.old_object = inner.object.take();
         Some(Request { inner })
+    }
+
+    /// The DELETE that an owner-reference change amounts to: the object as it
+    /// would be stored, deleted by the same user. `None` when the request
+    /// does not add or alter owner references.
+    pub fn deletion_by_proxy(&self) -> Option<Request> {
+        if !self.changes_owner_references() {
+            return None;
+        }
+        self.as_deletion()
     }
 
     /// An UPDATE of an object on its way out that only removes finalizers:

@@ -666,3 +666,31 @@ async fn clients_holding_large_unfinished_bodies_are_shed_and_memory_stays_under
     assert!(answers.iter().any(|answer| !answer.is_empty()), "no shed client read its 503");
     assert!(peak < limit, "the server peaked at {peak:.1} MiB, over the Deployment's {limit} MiB limit");
 }
+
+/// A legal review whose parsed objects would need more than the cap ever
+/// gives one request is answered from its skeleton, not shed: a 503 would
+/// be an "allowed" on the Ignore webhooks, every time it was sent.
+#[tokio::test]
+async fn a_review_too_large_to_ever_parse_within_the_cap_gets_a_verdict_not_a_503() {
+    const CAP: usize = 4 * MIB;
+    let harness = Harness::start(|config| {
+        config.memory.max_buffered_bytes = CAP;
+        config.request_timeout = PATIENCE;
+    })
+    .await;
+    // Thousands of short paths: small as text, many maps once parsed.
+    let old = ingress("shop.example.com", 6000, 1);
+    let new = ingress("shop.example.com", 6000, 2);
+    let body = go_encoded(&ingress_review("too-big-1", "UPDATE", &new, &old));
+    assert!(body.len() < CAP, "the body itself fits: {}", body.len());
+    let response = harness.post(body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["response"]["uid"], "too-big-1");
+    assert_eq!(answer["response"]["allowed"], false, "{}", answer["response"]);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not judge this request") && message.contains("ingress-hosts"),
+        "{message}"
+    );
+}

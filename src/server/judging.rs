@@ -39,15 +39,24 @@ pub enum Judgement {
     Shed(Shed),
 }
 
+/// What a review too large to read whole is told ("Defender ...").
+const TOO_LARGE: &str = "could not judge this request: its objects would take more memory to read than --max-buffered-bytes allows one review";
+
 /// Why a body yielded no request to judge.
 enum Unparsed {
     Review(ReviewError),
     Shed(Shed),
+    /// Its parsed tree alone would pass what the cap ever gives one request:
+    /// shedding it would fail it open on every try. Its skeleton (no
+    /// objects) is answered instead.
+    NeverFits(Arc<Request>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unfinished {
     Deadline,
+    /// Too large to parse within the memory cap, ever: judged on its skeleton.
+    TooLarge,
     /// Evaluation panicked: a bug, answered like a timeout rather than an error.
     Failed,
 }
@@ -78,6 +87,10 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
             return Judgement::Malformed(ReviewError::Json(error));
         }
         Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
+        Ok(Ok(Err(Unparsed::NeverFits(request)))) => {
+            let answer = overtime::answer(&engine, &request, TOO_LARGE);
+            return Judgement::Unfinished { request, answer, why: Unfinished::TooLarge };
+        }
         Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
         Ok(Ok(Err(Unparsed::Review(error)))) => {
             let review = admission::respond_invalid(&error);
@@ -94,6 +107,7 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
                 )
             }
             Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
+            Unfinished::TooLarge => TOO_LARGE.to_owned(),
         };
         let answer = overtime::answer(&engine, &request, &what_happened);
         Judgement::Unfinished { request: Arc::clone(&request), answer, why }
@@ -133,8 +147,16 @@ fn parse_and_judge(
     // The body stays held while its tree is built, so both are charged.
     let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
     if let Err(shed) = reservation.reserve_up_to(parsed_size) {
+        let unparsed = if parsed_size > state.holdings.largest_request() {
+            match admission::parse_review_skeleton(&body) {
+                Ok(request) => Unparsed::NeverFits(Arc::new(request)),
+                Err(_) => Unparsed::Shed(shed),
+            }
+        } else {
+            Unparsed::Shed(shed)
+        };
         // The receiver is gone only if the deadline passed: nobody to tell.
-        let _ = parsed.send(Err(Unparsed::Shed(shed)));
+        let _ = parsed.send(Err(unparsed));
         return None;
     }
     let request = match admission::parse_review(&body) {

@@ -23,7 +23,10 @@ pub struct Overtime {
 
 /// `what_happened` completes "Defender ...", e.g. "could not finish judging this request within 4s".
 pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overtime {
-    let proxy = request.deletion_by_proxy();
+    // A review without its objects (too large to read) cannot show whether
+    // it changes owner references: it is taken to, so it fails closed.
+    let skeleton = request.object().is_none() && request.old_object().is_none();
+    let proxy = if skeleton { request.as_deletion() } else { request.deletion_by_proxy() };
     let applying: Vec<_> = engine
         .policies()
         .iter()
@@ -124,5 +127,24 @@ mod tests {
             warnings[0].contains("failed while judging this request; it was let through"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn an_update_known_only_by_its_skeleton_is_taken_as_the_deletion_it_might_be() {
+        let review = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u", "name": "db", "namespace": "shop", "operation": "UPDATE",
+                "kind": {"group": "", "version": "v1", "kind": "Secret"},
+                "resource": {"group": "", "version": "v1", "resource": "secrets"},
+                "userInfo": {"username": "alice"},
+                "object": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}},
+                "oldObject": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}}
+            }
+        });
+        let skeleton = crate::admission::parse_review_skeleton(review.to_string().as_bytes()).unwrap();
+        let answer = answer(&engine(), &skeleton, "could not judge this request");
+        assert_eq!(answer.verdict, "deny");
+        assert!(answer.review.response.unwrap().result.message.contains("deletion-guard"));
     }
 }

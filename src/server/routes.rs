@@ -90,6 +90,11 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
                     verdict = answer.verdict,
                     "evaluating a review failed; it was answered without a decision"
                 ),
+                Unfinished::TooLarge => tracing::warn!(
+                    uid = %request.inner().uid,
+                    verdict = answer.verdict,
+                    "a review too large to read within --max-buffered-bytes was answered from its skeleton"
+                ),
             }
             Json(answer.review).into_response()
         }
