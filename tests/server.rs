@@ -13,6 +13,10 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "support/serve_process.rs"]
+mod serve_process;
+use serve_process::ServeProcess;
+
 /// A bound on every wait, so a broken server fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -722,63 +726,7 @@ async fn hostile_requests_get_clear_answers_and_the_server_keeps_judging() {
     harness.server.shutdown().await;
 }
 
-/// `defender serve` as a process, for what only a process shows: signals and its exit.
-struct ServeProcess {
-    child: std::process::Child,
-    addr: SocketAddr,
-    ca: String,
-    /// Its log (JSON lines) so far.
-    log: Arc<std::sync::Mutex<String>>,
-    _dir: TempDir,
-}
-
 impl ServeProcess {
-    fn start(args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
-        let files = certs.write(&dir.path().join("tls")).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defender"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--tls-cert")
-            .arg(&files.cert)
-            .arg("--tls-key")
-            .arg(&files.key)
-            .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("POD_NAMESPACE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(String::new()));
-        let (bound, address) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-                if entry["message"] == "Defender is serving" {
-                    let _ = bound.send(entry["addr"].as_str().unwrap_or_default().parse());
-                }
-                lines.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let addr = match address.recv_timeout(PATIENCE) {
-            Ok(Ok(addr)) => addr,
-            _ => panic!("defender serve did not start:\n{}", log.lock().unwrap()),
-        };
-        Self { child, addr, ca: certs.ca_pem, log, _dir: dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
     fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
@@ -807,13 +755,6 @@ impl ServeProcess {
             assert!(tokio::time::Instant::now() < deadline, "still running:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

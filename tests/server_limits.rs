@@ -18,6 +18,10 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "support/serve_process.rs"]
+mod serve_process;
+use serve_process::ServeProcess;
+
 /// A bound on every wait, so a broken server fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -81,67 +85,13 @@ impl Harness {
     }
 }
 
-/// `defender serve` as its own process, so its memory can be read from /proc.
-struct ServeProcess {
-    child: std::process::Child,
-    addr: SocketAddr,
-    ca: String,
-    _dir: TempDir,
-}
-
 impl ServeProcess {
-    fn start(args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
-        let files = certs.write(&dir.path().join("tls")).unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_defender"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--tls-cert")
-            .arg(&files.cert)
-            .arg("--tls-key")
-            .arg(&files.key)
-            .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("POD_NAMESPACE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (bound, address) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-                if entry["message"] == "Defender is serving" {
-                    let _ = bound.send(entry["addr"].as_str().unwrap_or_default().parse());
-                }
-            }
-        });
-        let addr = match address.recv_timeout(PATIENCE) {
-            Ok(Ok(addr)) => addr,
-            _ => panic!("defender serve did not start"),
-        };
-        Self { child, addr, ca: certs.ca_pem, _dir: dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
-    }
-
     /// A field of /proc/PID/status in MiB, e.g. VmRSS (resident now) or VmHWM (the peak).
     fn memory_mib(&self, field: &str) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|line| line.starts_with(&format!("{field}:"))).unwrap();
         let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib / 1024.0
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
