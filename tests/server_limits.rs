@@ -20,7 +20,18 @@ use tokio::net::TcpStream;
 
 #[path = "support/serve_process.rs"]
 mod serve_process;
+#[path = "support/wire.rs"]
+mod wire;
 use serve_process::ServeProcess;
+use wire::metric;
+
+fn client(ca: &str) -> reqwest::Client {
+    wire::client(ca, PATIENCE)
+}
+
+async fn read_until_closed(stream: &mut (impl AsyncReadExt + Unpin)) -> String {
+    wire::read_until_closed(stream, PATIENCE).await
+}
 
 /// A bound on every wait, so a broken server fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -95,18 +106,6 @@ impl ServeProcess {
     }
 }
 
-/// A client that trusts only `ca`, and opens a new connection per request.
-fn client(ca: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
-        .pool_max_idle_per_host(0)
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
-}
-
 async fn tls_connect(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls::pki_types::pem::PemObject::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
@@ -119,25 +118,6 @@ async fn tls_connect(addr: SocketAddr, ca: &str) -> tokio_rustls::client::TlsStr
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
-}
-
-/// Everything the server sends until it closes the connection (or resets it).
-async fn read_until_closed(stream: &mut (impl AsyncReadExt + Unpin)) -> String {
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(PATIENCE, stream.read(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
-            Err(_) => panic!("the server never closed the connection; got so far: {received:?}"),
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
-}
-
-/// The value of one exposed series, e.g. `defender_reviews_total{operation="DELETE",verdict="deny"}`.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// The namespace deletion budget left, whatever labels name it.
