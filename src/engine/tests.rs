@@ -406,6 +406,9 @@ impl crate::view::ClusterView for ListedNamespaces {
     fn lists_every_namespace(&self) -> bool {
         true
     }
+    fn live_pod(&self, namespace: &str, name: &str) -> Option<bool> {
+        Some(self.0.has_live_pod(namespace, name))
+    }
 }
 
 #[test]
@@ -505,4 +508,25 @@ fn a_live_view_does_not_corroborate_a_review_without_a_uid_or_with_a_claimed_lab
     }
     let budget = &engine.policies().iter().find(|p| p.name() == "namespace-deletion").unwrap().budgets()[0];
     assert_eq!(budget.budget.remaining("cluster", fixture.now), 3);
+}
+
+#[test]
+fn pod_deletions_the_view_does_not_hold_spend_no_burst() {
+    let fixture = Fixture::new();
+    let engine = engine();
+    let mut view = crate::view::MemoryView::default();
+    for i in 0..6 {
+        view.add_manifest(&pod(&format!("real-{i}"))).unwrap();
+    }
+    let view = ListedNamespaces(view);
+    let context = Context { view: &view, ..fixture.context() };
+    // Forged (or finished) pods: judged and allowed, but alice's burst of 5 stays whole.
+    for i in 0..10 {
+        let forged = delete_as(pod(&format!("ghost-{i}")), "alice", &[]);
+        assert!(engine.review(&forged, &context).allowed());
+    }
+    for i in 0..5 {
+        assert!(engine.review(&delete_as(pod(&format!("real-{i}")), "alice", &[]), &context).allowed());
+    }
+    assert!(!engine.review(&delete_as(pod("real-5"), "alice", &[]), &context).allowed());
 }

@@ -218,7 +218,7 @@ impl DeletionGuard {
         )
     }
 
-    fn bulk(&self, request: &Request, guarded: &Guarded) -> Verdict {
+    fn bulk(&self, request: &Request, guarded: &Guarded, context: &Context) -> Verdict {
         if request.is_collection_delete() {
             let plural = crate::synthetic::plural(&guarded.kind);
             let namespace = request.namespace().unwrap_or("");
@@ -231,6 +231,18 @@ impl DeletionGuard {
                     self.label_namespace_command(request)
                 ),
             ));
+        }
+        let (namespace, name) = (request.namespace().unwrap_or(""), request.name());
+        let is_pod = guarded.group.is_empty() && guarded.kind == "Pod";
+        if is_pod && context.view.live_pod(namespace, name) == Some(false) {
+            // A finished pod, or a forged review: judged, but it must not use
+            // up a user's burst for the deletions that matter.
+            tracing::info!(
+                namespace,
+                pod = name,
+                "a pod DELETE the cluster view does not hold spends no burst"
+            );
+            return Verdict::Pass;
         }
         match &guarded.burst {
             Some(budget) => Verdict::Spend(Charge {
@@ -270,7 +282,7 @@ impl Policy for DeletionGuard {
         }
         match guarded.mode {
             Mode::Protect => Verdict::Violation(self.protect(request)),
-            Mode::Bulk => self.bulk(request, guarded),
+            Mode::Bulk => self.bulk(request, guarded, context),
         }
     }
 

@@ -224,6 +224,10 @@ impl ClusterView for LiveView {
     fn lists_every_namespace(&self) -> bool {
         true
     }
+
+    fn live_pod(&self, namespace: &str, name: &str) -> Option<bool> {
+        Some(self.read().has_live_pod(namespace, name))
+    }
 }
 
 #[cfg(test)]

@@ -275,6 +275,11 @@ impl MemoryView {
     }
 
     /// Declares a namespace's state directly, as test suites do.
+    /// A pod that has not finished is held as `namespace`/`name`.
+    pub fn has_live_pod(&self, namespace: &str, name: &str) -> bool {
+        self.pods.get(namespace, name).is_some()
+    }
+
     pub fn set_namespace(&mut self, name: &str, info: NamespaceInfo) {
         self.namespaces.insert("", name, Arc::new(info));
     }

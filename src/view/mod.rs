@@ -67,6 +67,13 @@ pub trait ClusterView: Send + Sync {
     fn lists_every_namespace(&self) -> bool {
         false
     }
+
+    /// Whether a pod that has not finished is known as `namespace`/`name`;
+    /// `None` when the view does not list pods from a live cluster, so it
+    /// can neither confirm nor deny one.
+    fn live_pod(&self, _namespace: &str, _name: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// What a namespace DELETE review claims about the namespace that its
