@@ -150,15 +150,14 @@ impl Engine {
         // holds them too (deleting a core namespace: nothing in a healthy
         // control plane does, so one that tries was sent by someone).
         let exempt = self.settings.exempt_identity(request);
-        let mut judgement = Judgement::default();
-        self.judge(request, None, context, exempt.is_some(), &mut judgement);
         // A change that lets the garbage collector delete the object is
         // judged as the deletion it causes, unless that deletion would pass
         // as teardown.
-        if let Some(proxy) = request.deletion_by_proxy()
-            && self.teardown(&proxy, context).is_none()
-        {
-            self.judge(&proxy, Some(request), context, exempt.is_some(), &mut judgement);
+        let proxy = request.deletion_by_proxy().filter(|proxy| self.teardown(proxy, context).is_none());
+        let mut judgement = Judgement::default();
+        self.judge(request, None, context, exempt.is_some(), &mut judgement);
+        if let Some(proxy) = &proxy {
+            self.judge(proxy, Some(request), context, exempt.is_some(), &mut judgement);
         }
         let Judgement { mut findings, charges } = judgement;
         if exempt.is_some() && findings.is_empty() {
@@ -179,8 +178,8 @@ impl Engine {
     /// update a deletion by proxy stands for: findings say so.
     fn judge<'a>(
         &'a self,
-        request: &Request,
-        proxy_for: Option<&Request>,
+        request: &'a Request,
+        proxy_for: Option<&'a Request>,
         context: &Context,
         exempt: bool,
         judgement: &mut Judgement<'a>,
@@ -192,12 +191,9 @@ impl Engine {
         for policy in applicable {
             match policy.evaluate(request, context) {
                 Verdict::Pass => {}
-                Verdict::Spend(charge) => judgement.charges.push(Pending {
-                    policy: policy.as_ref(),
-                    charge,
-                    request: request.clone(),
-                    proxy_for: proxy_for.map(Request::describe_owned),
-                }),
+                Verdict::Spend(charge) => {
+                    judgement.charges.push(Pending { policy: policy.as_ref(), charge, request, proxy_for })
+                }
                 Verdict::Violation(violation) => {
                     let violation = match proxy_for {
                         Some(update) => by_proxy(update, violation),
@@ -242,7 +238,7 @@ impl Engine {
                         Refusal::Unavailable(unavailable) => unreachable_budget(&unavailable),
                     };
                     let violation = match proxy_for {
-                        Some(update) => by_proxy_named(update, violation),
+                        Some(update) => by_proxy(update, violation),
                         None => violation,
                     };
                     findings.push(finding(*policy, violation));
@@ -269,17 +265,14 @@ struct Judgement<'a> {
 struct Pending<'a> {
     policy: &'a dyn Policy,
     charge: Charge,
-    request: Request,
-    /// For a deletion by proxy: how messages name the update that causes it.
-    proxy_for: Option<String>,
+    request: &'a Request,
+    /// For a deletion by proxy: the update that causes it.
+    proxy_for: Option<&'a Request>,
 }
 
 /// A finding on the deletion an owner-reference change causes, said as such.
 fn by_proxy(update: &Request, violation: Violation) -> Violation {
-    by_proxy_named(&update.describe_owned(), violation)
-}
-
-fn by_proxy_named(object: &str, violation: Violation) -> Violation {
+    let object = update.describe();
     Violation {
         reason: format!(
             "adding an ownerReference to {object} lets the garbage collector delete it, so the change is \

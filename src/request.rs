@@ -191,10 +191,6 @@ impl Request {
         self.inner.sub_resource = Some(sub_resource.to_owned());
         self
     }
-
-    pub fn describe_owned(&self) -> String {
-        self.describe().to_string()
-    }
 }
 
 /// What identifies an owner reference: the owner's uid, apiVersion, kind and

@@ -61,13 +61,13 @@ pub const CONTROL_PLANE_USERS: &[(&str, &str)] = &[
     ("system:kube-scheduler", "deletes pods it preempts"),
 ];
 
-/// Kubelets delete the pods of their node.
-pub const CONTROL_PLANE_GROUPS: &[&str] = &["system:nodes"];
-
 /// Kubelets authenticate as `system:node:<node name>` in group
 /// `system:nodes`; a user who only claims the group is judged.
 const NODES_GROUP: &str = "system:nodes";
 pub const NODE_USER_PREFIX: &str = "system:node:";
+
+/// Kubelets delete the pods of their node.
+pub const CONTROL_PLANE_GROUPS: &[&str] = &[NODES_GROUP];
 
 fn default_exempt_users() -> Vec<String> {
     CONTROL_PLANE_USERS.iter().map(|(user, _)| (*user).to_owned()).collect()

@@ -39,9 +39,6 @@ pub enum Judgement {
     Shed(Shed),
 }
 
-/// What a review too large to read whole is told ("Defender ...").
-const TOO_LARGE: &str = "could not judge this request: its objects would take more memory to read than --max-buffered-bytes allows one review";
-
 /// Why a body yielded no request to judge.
 enum Unparsed {
     Review(ReviewError),
@@ -88,8 +85,7 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         }
         Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
         Ok(Ok(Err(Unparsed::NeverFits(request)))) => {
-            let answer = overtime::answer(&engine, &request, TOO_LARGE);
-            return Judgement::Unfinished { request, answer, why: Unfinished::TooLarge };
+            return unfinished(state, &engine, request, Unfinished::TooLarge);
         }
         Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
         Ok(Ok(Err(Unparsed::Review(error)))) => {
@@ -98,25 +94,11 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         }
         Ok(Ok(Ok(request))) => request,
     };
-    let unfinished = |why| {
-        let what_happened = match why {
-            Unfinished::Deadline => {
-                format!(
-                    "could not finish judging this request within {}",
-                    humantime::format_duration(state.request_timeout)
-                )
-            }
-            Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
-            Unfinished::TooLarge => TOO_LARGE.to_owned(),
-        };
-        let answer = overtime::answer(&engine, &request, &what_happened);
-        Judgement::Unfinished { request: Arc::clone(&request), answer, why }
-    };
     let mut task = task;
     let finished = match tokio::time::timeout_at(deadline, &mut task).await {
         Ok(finished) => finished,
         // Nothing is spent from now on, so the fallback answer is the whole truth.
-        Err(_) if cutoff.cut_off() => return unfinished(Unfinished::Deadline),
+        Err(_) if cutoff.cut_off() => return unfinished(state, &engine, request, Unfinished::Deadline),
         // Already spending a budget: that decision must be the one sent.
         Err(_) => task.await,
     };
@@ -125,8 +107,26 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
             let review = admission::respond(&request, &decision);
             Judgement::Judged { request, decision, review }
         }
-        Ok(None) | Err(_) => unfinished(Unfinished::Failed),
+        Ok(None) | Err(_) => unfinished(state, &engine, request, Unfinished::Failed),
     }
+}
+
+/// A review answered without a decision ([`overtime`]), saying why.
+fn unfinished(state: &AppState, engine: &Engine, request: Arc<Request>, why: Unfinished) -> Judgement {
+    let what_happened = match why {
+        Unfinished::Deadline => format!(
+            "could not finish judging this request within {}",
+            humantime::format_duration(state.request_timeout)
+        ),
+        Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
+        Unfinished::TooLarge => {
+            "could not judge this request: its objects would take more memory to read than \
+                                 --max-buffered-bytes allows one review"
+                .to_owned()
+        }
+    };
+    let answer = overtime::answer(engine, &request, &what_happened);
+    Judgement::Unfinished { request, answer, why }
 }
 
 type Parsed = Result<Arc<Request>, Unparsed>;
