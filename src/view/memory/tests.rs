@@ -15,8 +15,12 @@ fn manifests_of_the_kinds_it_keeps_are_summarized_and_others_skipped() {
     let secret =
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod"}});
     assert!(!view.add_manifest(&secret).unwrap());
-    let crd = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
-    assert!(!view.add_manifest(&crd).unwrap(), "a kind is known by its group too");
+    let job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "prod"}});
+    assert!(!view.add_manifest(&job).unwrap());
+    // A kind is known by its group too: this one is a custom resource, only counted.
+    let custom = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
+    assert!(view.add_manifest(&custom).unwrap());
     assert_eq!(view.count::<Pod>(), 1);
     assert_eq!(view.users(Referent::Secret, "prod", "db").len(), 1);
 }
@@ -147,7 +151,7 @@ fn the_host_index_follows_changes_deletions_and_relistings() {
     view.replace::<Ingress>(vec![("new".into(), "web".into(), listed.summarize())]);
     assert!(served_by(&view, "b.example.com").is_empty(), "a relisting forgets what it does not list");
     assert_eq!(served_by(&view, "c.example.com"), ["ingress \"new/web\""]);
-    assert_eq!(view.routes.len(), 1);
+    assert_eq!(view.indexes.routes.len(), 1);
 }
 
 #[test]
