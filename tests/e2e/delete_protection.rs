@@ -56,10 +56,12 @@ pub fn custom_resource_definition(world: &mut World) -> Check {
     k.run(&["delete", "crd", DEFINITION, "--dry-run=server"]).rejected_with(&format!(
         "customresourcedefinition \"{DEFINITION}\" still defines 3 Widgets in 2 namespaces"
     ))?;
-    k.run(&["delete", "crd", DEFINITION]).rejected_with(
+    let refused = k.run(&["delete", "crd", DEFINITION]);
+    refused.rejected_with(
         "Delete or migrate them first (kubectl get widgets.e2e.example.com --all-namespaces), then delete the \
          definition",
     )?;
+    println!("      $ kubectl delete crd {DEFINITION}\n      {}", refused.stderr.trim());
     if widgets_left(k)? != 3 {
         return Err("a refused CRD deletion lost Widgets".to_owned());
     }
