@@ -120,6 +120,17 @@ impl Engine {
         &self.policies
     }
 
+    /// Every policy's [`Policy::protection_label_keys`], each once.
+    pub fn protection_label_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::new();
+        for key in self.policies.iter().flat_map(|policy| policy.protection_label_keys()) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
     /// A context for `now` over a cluster view, carrying the engine's settings.
     pub fn context<'a>(
         &'a self,
@@ -134,6 +145,7 @@ impl Engine {
             namespace_exemptions: &self.namespace_exemptions,
             policies: &self.policies,
             counted: None,
+            protected: None,
         }
     }
 

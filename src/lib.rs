@@ -21,6 +21,7 @@ pub mod lease_ledger;
 pub mod logging;
 pub mod paths;
 pub mod policy;
+pub mod protected_objects;
 pub mod request;
 pub mod selector;
 pub mod server;

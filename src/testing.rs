@@ -53,6 +53,7 @@ impl Fixture {
             namespace_exemptions: &self.namespace_exemptions,
             policies: &[],
             counted: None,
+            protected: None,
         }
     }
 

@@ -11,6 +11,10 @@
 //! OpenKruise uses for the same purpose (`policy.kruise.io/delete-protection`)
 //! is honoured too, so protection survives a migration. Removing the label
 //! is the way forward, and is refused only on core namespaces.
+//!
+//! Deleting a namespace would delete what it holds through the namespace
+//! controller, an identity no policy holds: so a namespace is not deleted
+//! while it holds objects labelled `Always` ([`protected_contents`]).
 
 use serde::Deserialize;
 
@@ -19,8 +23,11 @@ use crate::custom_resources::{self, CustomResourceType, Described};
 use crate::policy::cascading_protection::still_holds;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::protected_objects;
 use crate::request::{Operation, Request, labels_of};
 use crate::selector::{Label, Labels};
+
+mod protected_contents;
 
 /// The label OpenKruise protects objects with, with the same two values.
 pub const OPEN_KRUISE_LABEL: &str = "policy.kruise.io/delete-protection";
@@ -284,6 +291,13 @@ impl DeleteProtection {
         }
     }
 
+    /// Deleting a namespace that holds objects labelled `Always`.
+    fn holds_protected(&self, request: &Request, context: &Context) -> Option<Violation> {
+        let namespace = protected_objects::deleted_namespace(request)?;
+        let keys = self.label_keys();
+        protected_contents::violation(namespace, &keys, context.protected_objects(namespace, &keys))
+    }
+
     /// Taking the protection label off a core namespace: refused, the one
     /// case where removing the label is not the way forward.
     fn check_unlabel(&self, request: &Request, context: &Context) -> Verdict {
@@ -347,16 +361,28 @@ impl Policy for DeleteProtection {
         if !request.is_delete() {
             return self.check_unlabel(request, context);
         }
-        let Some(protected) = self.protected(request) else {
-            return Verdict::Pass;
+        let own = match self.protected(request) {
+            None => Verdict::Pass,
+            Some(protected) => match (&protected.protection, protected.label) {
+                (Protection::Cascading, _) => self.cascading(request, &protected, context),
+                (protection, Some((key, value))) => {
+                    Verdict::Violation(self.always(request, key, value, protection))
+                }
+                (_, None) => Verdict::Pass,
+            },
         };
-        match (&protected.protection, protected.label) {
-            (Protection::Cascading, _) => self.cascading(request, &protected, context),
-            (protection, Some((key, value))) => {
-                Verdict::Violation(self.always(request, key, value, protection))
-            }
-            (_, None) => Verdict::Pass,
+        match (own, self.holds_protected(request, context)) {
+            (Verdict::Violation(own), Some(held)) => Verdict::Violation(Violation::new(
+                format!("{}; and {}", own.reason, held.reason),
+                format!("{}. {}", own.remedy, held.remedy),
+            )),
+            (_, Some(held)) => Verdict::Violation(held),
+            (own, None) => own,
         }
+    }
+
+    fn protection_label_keys(&self) -> Vec<&str> {
+        self.label_keys()
     }
 
     fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
 use crate::custom_resources::{Counted, CustomResourceType, Prefetched};
+use crate::protected_objects::{self, Lookup};
 use crate::request::Request;
 use crate::selector::{Label, Labels};
 
@@ -70,6 +71,9 @@ pub struct Context<'a> {
     /// Custom resources counted for this request before judging (the live
     /// view keeps no count of them).
     pub counted: Option<&'a Prefetched>,
+    /// The protected objects in the namespace this request deletes, looked
+    /// up before judging (the live view does not keep them).
+    pub protected: Option<&'a protected_objects::Prefetched>,
 }
 
 impl<'a> Context<'a> {
@@ -79,6 +83,21 @@ impl<'a> Context<'a> {
 
     pub fn with_counted(self, counted: Option<&'a Prefetched>) -> Self {
         Self { counted, ..self }
+    }
+
+    pub fn with_protected(self, protected: Option<&'a protected_objects::Prefetched>) -> Self {
+        Self { protected, ..self }
+    }
+
+    /// The objects in `namespace` that a label under one of `keys` protects
+    /// until removed: looked up for this request, or by the view. The
+    /// lookup made for this request covers every policy's keys, so it
+    /// answers for any of them; callers pick their own keys' labels.
+    pub fn protected_objects(&self, namespace: &str, keys: &[&str]) -> Lookup {
+        match self.protected {
+            Some(prefetched) if prefetched.namespace == namespace => prefetched.lookup.clone(),
+            _ => self.view.protected_objects(namespace, keys),
+        }
     }
 
     /// How many objects of `of` exist: counted for this request, or by the view.
@@ -223,6 +242,13 @@ pub trait Policy: Send + Sync {
     /// it still holds running workloads and bound volumes.
     fn guards_namespace_contents(&self, _labels: &Labels) -> bool {
         false
+    }
+
+    /// Label keys that protect an object of any kind against deletion until
+    /// removed: a namespace holding such an object is not deleted, and the
+    /// server looks the objects up by these keys before judging.
+    fn protection_label_keys(&self) -> Vec<&str> {
+        Vec::new()
     }
 
     /// Labels that, on a namespace, turn this policy off for what the

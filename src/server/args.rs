@@ -11,8 +11,8 @@ use humantime::format_duration;
 use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
-use crate::server::CustomResourceCounter;
 use crate::server::{Config, DenialEvents, MemoryLimits, Server, TlsSource};
+use crate::server::{CustomResourceCounter, ProtectedObjectFinder};
 use crate::view::LiveView;
 
 /// Serve AdmissionReviews over HTTPS.
@@ -221,6 +221,8 @@ impl ServeArgs {
             // Half the request timeout leaves time to answer after a slow list.
             config.custom_resources =
                 Some(CustomResourceCounter::new(client.clone(), self.request_timeout / 2));
+            config.protected_objects =
+                Some(ProtectedObjectFinder::new(client.clone(), self.request_timeout / 2));
             config.view = Arc::new(LiveView::start(client));
         } else if self.budgets == BudgetStore::Shared {
             tracing::info!("no cluster access: budgets are counted in this process only");

@@ -17,11 +17,11 @@ use tokio::time::Instant;
 use crate::admission::{self, ReviewError};
 use crate::engine::{Cutoff, Decision, Engine};
 use crate::request::Request;
-use crate::server::custom_resources;
 use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
 use crate::server::overtime::{self, Overtime};
 use crate::server::parse_cost;
 use crate::server::state::AppState;
+use crate::server::{custom_resources, protected_objects};
 
 /// How one review ended.
 pub enum Judgement {
@@ -172,11 +172,16 @@ fn parse_and_judge(
         // Nobody waits for it any more: the deadline passed while parsing.
         return None;
     }
+    // What the engine needs that the view does not keep, looked up now so
+    // that judging does no I/O.
     let counted = custom_resources::prefetch(state.custom_resources.as_ref(), &request);
+    let keys = engine.protection_label_keys();
+    let protected = protected_objects::prefetch(state.protected_objects.as_ref(), &keys, &request);
     let context = engine
         .context(state.clock.now(), state.view.as_ref())
         .with_own_namespace(state.own_namespace.as_deref())
-        .with_counted(counted.as_ref());
+        .with_counted(counted.as_ref())
+        .with_protected(protected.as_ref());
     Some(engine.review_unless_cut_off(&request, &context, cutoff))
 }
 

@@ -17,6 +17,7 @@ mod metrics;
 mod overtime;
 mod parse_cost;
 mod pieces;
+pub mod protected_objects;
 mod reload;
 mod routes;
 mod state;
@@ -47,6 +48,7 @@ use crate::lease_ledger::LeaseLedgers;
 use crate::view::{ClusterView, MemoryView};
 pub use custom_resources::CustomResourceCounter;
 use metrics::Metrics;
+pub use protected_objects::ProtectedObjectFinder;
 use reload::{CertWatch, PolicyWatch};
 use state::{AppState, CurrentEngine};
 use tls::CurrentCert;
@@ -86,6 +88,9 @@ pub struct Config {
     /// Counts a definition's custom resources before its deletion is judged;
     /// without it, such deletions are refused.
     pub custom_resources: Option<CustomResourceCounter>,
+    /// Finds the objects protected by label in a namespace before its
+    /// deletion is judged; without it, the cluster view answers.
+    pub protected_objects: Option<ProtectedObjectFinder>,
 }
 
 impl Config {
@@ -110,6 +115,7 @@ impl Config {
             shared_budgets: None,
             events: None,
             custom_resources: None,
+            protected_objects: None,
         }
     }
 }
@@ -216,6 +222,7 @@ impl Server {
             own_namespace: config.own_namespace,
             events: config.events,
             custom_resources: config.custom_resources,
+            protected_objects: config.protected_objects,
             clock,
             request_timeout: config.request_timeout,
             holdings: memory::Holdings::new(config.memory),

@@ -11,6 +11,7 @@ use crate::server::custom_resources::CustomResourceCounter;
 use crate::server::events::DenialEvents;
 use crate::server::memory::Holdings;
 use crate::server::metrics::Metrics;
+use crate::server::protected_objects::ProtectedObjectFinder;
 use crate::view::ClusterView;
 
 /// The engine in force. A policy reload swaps it whole; a review in progress
@@ -50,6 +51,7 @@ pub struct AppState {
     pub own_namespace: Option<String>,
     pub events: Option<DenialEvents>,
     pub custom_resources: Option<CustomResourceCounter>,
+    pub protected_objects: Option<ProtectedObjectFinder>,
     pub clock: Arc<dyn Clock>,
     pub request_timeout: Duration,
     /// What requests hold against the memory caps.

@@ -6,9 +6,11 @@
 //! Routing kinds are also indexed by host and path ([`RouteIndex`]), and
 //! owners by the running objects that keep them from deletion, kept in step
 //! on every change. Objects of custom resource types are only counted.
+//! Objects of any kind carrying a protection label (`*/delete-protection`)
+//! are kept by their labels, for deleting their namespace.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -20,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::custom_resources::{self, Counted, CustomResourceType, ObjectCount};
+use crate::protected_objects::{self, Found, Lookup, ProtectedObject};
 use crate::view::bounds::{self, MAX_NAME};
 use crate::view::http_route::{self, HttpRoute};
 use crate::view::routes::{Owner, RouteIndex, Serving};
@@ -250,6 +253,8 @@ pub struct MemoryView {
     http_routes: Store<RouteSummary>,
     /// Objects of custom resource types, by `group/kind`: only counted.
     custom_resources: HashMap<String, Store<()>>,
+    /// Declared objects of any kind with a protection label, by namespace.
+    protection_labelled: HashMap<String, Vec<ProtectedObject>>,
     indexes: Indexes,
 }
 
@@ -365,12 +370,14 @@ impl MemoryView {
     }
 
     /// Adds one manifest, summarized as a watch would deliver it. Returns
-    /// false for kinds the view does not hold (Secrets, Services, ...).
+    /// false for what the view does not hold: objects of other kinds
+    /// (Secrets, Services, ...) unless they carry a protection label.
     /// Namespaced objects without a namespace are in `default`, as kubectl puts them.
     pub fn add_manifest(&mut self, manifest: &Value) -> Result<bool, String> {
         let api_version = manifest.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let labelled = self.add_protection_labelled(group, kind, manifest);
         match (group, kind) {
             ("", "Namespace") => self.add::<PartialObjectMeta<Namespace>>(manifest, false)?,
             ("", "Pod") => self.add::<Pod>(manifest, true)?,
@@ -391,9 +398,42 @@ impl MemoryView {
                 let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str);
                 self.add_custom_resource(group, kind, namespace.unwrap_or_default(), name);
             }
-            _ => return Ok(false),
+            _ => return Ok(labelled),
         }
         Ok(true)
+    }
+
+    /// Keeps `manifest` by its protection labels, if it has any and a
+    /// namespace (an object declared without one is taken as cluster-scoped:
+    /// no namespace's deletion takes it). Returns whether it was kept.
+    fn add_protection_labelled(&mut self, group: &str, kind: &str, manifest: &Value) -> bool {
+        let labels: BTreeMap<String, String> = manifest
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| key.ends_with(protected_objects::LABEL_SUFFIX))
+            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+            .collect();
+        let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+        let (namespace, name) = (text("/metadata/namespace"), text("/metadata/name"));
+        if labels.is_empty() || kind.is_empty() || namespace.is_empty() || name.is_empty() {
+            return false;
+        }
+        let object = ProtectedObject {
+            kind: kind.to_owned(),
+            group: group.to_owned(),
+            plural: None,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            labels,
+        };
+        let held = self.protection_labelled.entry(namespace.to_owned()).or_default();
+        held.retain(|other| {
+            (&other.group, &other.kind, &other.name) != (&object.group, &object.kind, &object.name)
+        });
+        held.push(object);
+        true
     }
 
     fn add<K: Watched + DeserializeOwned>(
@@ -489,6 +529,14 @@ impl ClusterView for MemoryView {
         let held = self.custom_resources.get(&key);
         let namespaces = held.into_iter().flat_map(|store| store.iter().map(|(namespace, ..)| namespace));
         Ok(ObjectCount::of(namespaces, false))
+    }
+
+    fn protected_objects(&self, namespace: &str, keys: &[&str]) -> Lookup {
+        let held = self.protection_labelled.get(namespace).into_iter().flatten();
+        let mut objects: Vec<ProtectedObject> =
+            held.filter(|object| !object.protecting_labels(keys).is_empty()).cloned().collect();
+        objects.sort();
+        Ok(Found { objects, at_least: false })
     }
 
     fn workload_active(&self, kind: &str, namespace: &str, name: &str) -> Option<bool> {

@@ -19,6 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::custom_resources::{Counted, CustomResourceType};
+use crate::protected_objects::Lookup;
 
 pub use live::LiveView;
 pub use memory::{MemoryView, Store, Watched};
@@ -28,7 +29,8 @@ pub use summary::{HostPath, NamespaceInfo, Referent, Via};
 /// What is said of a declared object whose kind the view does not keep.
 pub const NOT_HELD: &str = "the cluster view keeps only Namespaces, Pods, Deployments, StatefulSets, \
                             ReplicaSets, DaemonSets, PersistentVolumeClaims, Ingresses, HTTPRoutes, \
-                            CustomResourceDefinitions and custom resources";
+                            CustomResourceDefinitions, custom resources, and objects of any kind with a \
+                            label ending in /delete-protection";
 
 pub trait ClusterView: Send + Sync {
     /// `None` when nothing is known about the namespace.
@@ -75,6 +77,13 @@ pub trait ClusterView: Send + Sync {
     /// count them say why; deleting their definition is then refused.
     fn custom_resources(&self, _of: &CustomResourceType) -> Counted {
         Err("this cluster view does not count custom resources".to_owned())
+    }
+
+    /// The objects in `namespace` that a label under one of `keys` protects
+    /// until it is removed (any value but `Cascading`). Views that cannot
+    /// tell say why; deleting the namespace is then refused.
+    fn protected_objects(&self, _namespace: &str, _keys: &[&str]) -> Lookup {
+        Err("this cluster view does not list objects by label".to_owned())
     }
 
     /// Whether the Deployment, StatefulSet, ReplicaSet or DaemonSet
