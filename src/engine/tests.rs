@@ -409,6 +409,9 @@ impl crate::view::ClusterView for ListedNamespaces {
     fn live_pod(&self, namespace: &str, name: &str) -> Option<bool> {
         Some(self.0.has_live_pod(namespace, name))
     }
+    fn protected_objects(&self, namespace: &str, keys: &[&str]) -> crate::protected_objects::Lookup {
+        self.0.protected_objects(namespace, keys)
+    }
 }
 
 #[test]

@@ -334,7 +334,12 @@ fn kubectl_resource(request: &Request) -> String {
 
 /// `kubectl label deployment web -n prod LABEL`
 fn label_command(request: &Request, label: &str) -> String {
-    let namespace = request.namespace().map(|ns| format!(" -n {ns}")).unwrap_or_default();
+    // A review of a Namespace names it as its own namespace: not a flag kubectl needs.
+    let namespace = request
+        .namespace()
+        .filter(|_| !request.is_kind("", "Namespace"))
+        .map(|ns| format!(" -n {ns}"))
+        .unwrap_or_default();
     format!("kubectl label {} {}{namespace} {label}", kubectl_resource(request), request.name())
 }
 

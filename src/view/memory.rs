@@ -405,8 +405,14 @@ impl MemoryView {
 
     /// Keeps `manifest` by its protection labels, if it has any and a
     /// namespace (an object declared without one is taken as cluster-scoped:
-    /// no namespace's deletion takes it). Returns whether it was kept.
+    /// no namespace's deletion takes it); declared again without them, it
+    /// is no longer kept. Returns whether it is kept.
     fn add_protection_labelled(&mut self, group: &str, kind: &str, manifest: &Value) -> bool {
+        let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+        let (namespace, name) = (text("/metadata/namespace"), text("/metadata/name"));
+        if kind.is_empty() || namespace.is_empty() || name.is_empty() {
+            return false;
+        }
         let labels: BTreeMap<String, String> = manifest
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
@@ -415,24 +421,21 @@ impl MemoryView {
             .filter(|(key, _)| key.ends_with(protected_objects::LABEL_SUFFIX))
             .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
             .collect();
-        let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-        let (namespace, name) = (text("/metadata/namespace"), text("/metadata/name"));
-        if labels.is_empty() || kind.is_empty() || namespace.is_empty() || name.is_empty() {
+        let held = self.protection_labelled.entry(namespace.to_owned()).or_default();
+        held.retain(|other| {
+            (other.group.as_str(), other.kind.as_str(), other.name.as_str()) != (group, kind, name)
+        });
+        if labels.is_empty() {
             return false;
         }
-        let object = ProtectedObject {
+        held.push(ProtectedObject {
             kind: kind.to_owned(),
             group: group.to_owned(),
             plural: None,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             labels,
-        };
-        let held = self.protection_labelled.entry(namespace.to_owned()).or_default();
-        held.retain(|other| {
-            (&other.group, &other.kind, &other.name) != (&object.group, &object.kind, &object.name)
         });
-        held.push(object);
         true
     }
 

@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::custom_resources::{ObjectCount, Prefetched};
+use crate::protected_objects;
 use crate::testing::{Fixture, namespace_with_labels, object};
 
 const ALWAYS: &[(&str, &str)] = &[("defender.io/delete-protection", "Always")];
@@ -256,4 +257,163 @@ fn the_label_comes_off_freely_except_from_a_core_namespace() {
 fn an_empty_label_key_is_refused() {
     let spec = DeleteProtectionSpec { label: String::new(), ..DeleteProtectionSpec::default() };
     assert!(DeleteProtection::new("p", spec).is_err());
+}
+
+fn secret(name: &str, labels: &[(&str, &str)]) -> Value {
+    object("v1", "Secret", "shop", name, labels)
+}
+
+/// A namespace whose deletion is confirmed, so that only what it holds matters.
+fn shop() -> Value {
+    namespace_with_labels("shop", &[("defender.io/skip-delete-confirmation", "true")])
+}
+
+#[test]
+fn a_namespace_holding_an_always_object_is_not_deleted() {
+    let certificate = object("cert-manager.io/v1", "Certificate", "shop", "web", ALWAYS);
+    let fixture =
+        Fixture::new().with_objects(&[secret("db", ALWAYS), certificate, secret("cache", CASCADING)]);
+    let violation = fixture.violation(&policy(), &fixture.delete(shop()));
+    assert_eq!(
+        violation.reason,
+        "namespace \"shop\" holds 2 objects protected against deletion by label defender.io/delete-protection=Always \
+         (certificate \"shop/web\", secret \"shop/db\"), and deleting it would delete them: a label other than \
+         Cascading protects an object until it is removed"
+    );
+    assert_eq!(
+        violation.remedy,
+        "If they may go with it, remove their label first (kubectl label certificate.cert-manager.io web -n shop \
+         defender.io/delete-protection-; kubectl label secret db -n shop defender.io/delete-protection-), then \
+         delete the namespace; or delete them one by one after removing their label"
+    );
+    // Elsewhere, the same objects do not matter.
+    assert!(passes(&fixture, &fixture.delete(namespace_with_labels("blog", &[]))));
+}
+
+#[test]
+fn only_cascading_objects_leave_the_namespace_to_the_other_rules() {
+    let fixture = Fixture::new().with_objects(&[secret("cache", CASCADING)]);
+    assert!(passes(&fixture, &fixture.delete(shop())));
+    let spec = DeleteProtectionSpec { open_kruise_label: false, ..DeleteProtectionSpec::default() };
+    let own_only = DeleteProtection::new("p", spec).unwrap();
+    let kruise =
+        Fixture::new().with_objects(&[secret("db", &[("policy.kruise.io/delete-protection", "Always")])]);
+    assert!(matches!(own_only.evaluate(&kruise.delete(shop()), &kruise.context()), Verdict::Pass));
+    let violation = kruise.violation(&policy(), &kruise.delete(shop()));
+    assert!(
+        violation.reason.contains("by label policy.kruise.io/delete-protection=Always (secret \"shop/db\")"),
+        "{}",
+        violation.reason
+    );
+}
+
+#[test]
+fn a_namespace_whose_objects_cannot_be_looked_up_is_not_deleted() {
+    let fixture = Fixture::new();
+    let request = fixture.delete(shop());
+    let failed = protected_objects::Prefetched {
+        namespace: "shop".into(),
+        lookup: Err("the API server did not list them within 2s".into()),
+    };
+    let Verdict::Violation(violation) =
+        policy().evaluate(&request, &fixture.context().with_protected(Some(&failed)))
+    else {
+        panic!("a failed lookup must refuse the deletion");
+    };
+    assert!(
+        violation.reason.starts_with(
+            "namespace \"shop\" may hold objects protected against deletion by label \
+             defender.io/delete-protection=Always or policy.kruise.io/delete-protection=Always"
+        ),
+        "{}",
+        violation.reason
+    );
+    assert!(
+        violation.reason.contains("could not look for them (the API server did not list them within 2s)")
+    );
+    // A lookup for another namespace is not this one's answer: the view's is.
+    let elsewhere = protected_objects::Prefetched { namespace: "blog".into(), ..failed };
+    assert!(matches!(
+        policy().evaluate(&request, &fixture.context().with_protected(Some(&elsewhere))),
+        Verdict::Pass
+    ));
+}
+
+#[test]
+fn more_than_five_protected_objects_are_counted() {
+    let secrets: Vec<Value> = (1..=7).map(|i| secret(&format!("s{i}"), ALWAYS)).collect();
+    let fixture = Fixture::new().with_objects(&secrets);
+    let violation = fixture.violation(&policy(), &fixture.delete(shop()));
+    assert!(
+        violation.reason.starts_with(
+            "namespace \"shop\" holds 7 objects protected against deletion by label \
+             defender.io/delete-protection=Always (secret \"shop/s1\", secret \"shop/s2\", secret \"shop/s3\", \
+             secret \"shop/s4\", secret \"shop/s5\", and 2 more)"
+        ),
+        "{}",
+        violation.reason
+    );
+    assert_eq!(violation.remedy.matches("kubectl label secret").count(), 5);
+    assert!(
+        violation.remedy.ends_with(
+            "The others are listed by: kubectl get secret -n shop -l defender.io/delete-protection; \
+             kubectl get secret -n shop -l policy.kruise.io/delete-protection"
+        ),
+        "{}",
+        violation.remedy
+    );
+}
+
+#[test]
+fn objects_under_different_labels_are_named_with_theirs() {
+    let fixture = Fixture::new().with_objects(&[
+        secret("a", ALWAYS),
+        secret(
+            "b",
+            &[("policy.kruise.io/delete-protection", "Always"), ("defender.io/delete-protection", "keep")],
+        ),
+    ]);
+    let violation = fixture.violation(&policy(), &fixture.delete(shop()));
+    assert!(
+        violation.reason.contains(
+            "protected against deletion by label (secret \"shop/a\" (defender.io/delete-protection=Always), \
+             secret \"shop/b\" (defender.io/delete-protection=keep, policy.kruise.io/delete-protection=Always))"
+        ),
+        "{}",
+        violation.reason
+    );
+    assert!(violation.remedy.contains(
+        "kubectl label secret b -n shop defender.io/delete-protection- policy.kruise.io/delete-protection-"
+    ));
+}
+
+#[test]
+fn a_protected_namespace_holding_protected_objects_says_both() {
+    let fixture = Fixture::new().with_objects(&[secret("db", ALWAYS)]);
+    let violation = fixture.violation(&policy(), &fixture.delete(namespace_with_labels("shop", ALWAYS)));
+    assert!(
+        violation.reason.starts_with(
+            "namespace \"shop\" is protected against deletion by label defender.io/delete-protection=Always; and \
+             namespace \"shop\" holds 1 object"
+        ),
+        "{}",
+        violation.reason
+    );
+    assert!(
+        violation.remedy.contains("kubectl label namespace shop defender.io/delete-protection-. If they"),
+        "{}",
+        violation.remedy
+    );
+}
+
+#[test]
+fn an_owner_reference_on_a_namespace_is_judged_as_its_deletion() {
+    let fixture = Fixture::new().with_objects(&[secret("db", ALWAYS)]);
+    let mut owned = shop();
+    owned["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone",
+        "uid": "0d9c7c36-0000-4000-8000-000000000001"}]);
+    let update = fixture.update(shop(), owned);
+    let proxy = update.deletion_by_proxy().expect("an owner-reference change");
+    assert_eq!(protected_objects::deleted_namespace(&update), Some("shop"));
+    assert!(fixture.violation(&policy(), &proxy).reason.contains("holds 1 object protected"));
 }

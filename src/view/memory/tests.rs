@@ -210,3 +210,32 @@ fn an_object_known_in_part_is_listed_as_a_possible_user() {
     assert_eq!(users(Referent::Secret, "db").len(), 2);
     assert!(users(Referent::Service, "web").is_empty(), "pods do not name Services");
 }
+
+#[test]
+fn objects_of_any_kind_are_kept_by_their_protection_labels() {
+    let mut view = MemoryView::default();
+    let labelled = |kind: &str, name: &str, value: &str| {
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "shop",
+               "labels": {"defender.io/delete-protection": value, "app": "web"}}})
+    };
+    assert!(view.add_manifest(&labelled("Secret", "db", "Always")).unwrap());
+    assert!(view.add_manifest(&labelled("ConfigMap", "db", "Cascading")).unwrap());
+    assert!(view.add_manifest(&pod("shop", "api", "db")).unwrap());
+    let unlabelled =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "plain", "namespace": "shop"}});
+    assert!(!view.add_manifest(&unlabelled).unwrap());
+    let found = view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap();
+    let named: Vec<String> = found.objects.iter().map(|object| object.describe()).collect();
+    assert_eq!(named, ["secret \"shop/db\""]);
+    assert_eq!(found.objects[0].labels.len(), 1, "only protection labels are kept");
+    assert!(
+        view.protected_objects("shop", &["policy.kruise.io/delete-protection"]).unwrap().objects.is_empty()
+    );
+    assert!(view.protected_objects("blog", &["defender.io/delete-protection"]).unwrap().objects.is_empty());
+    // Declared again without the label, it no longer counts.
+    view.add_manifest(&labelled("Secret", "db", "Always")).unwrap();
+    let unlabelled_db =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}});
+    assert!(!view.add_manifest(&unlabelled_db).unwrap());
+    assert!(view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap().objects.is_empty());
+}
