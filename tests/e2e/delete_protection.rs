@@ -123,3 +123,41 @@ pub fn open_kruise_namespace(world: &mut World) -> Check {
     let phase = k.ok(&["get", "namespace", ns, "-o", "jsonpath={.status.phase}"])?;
     if phase == "Active" { Ok(()) } else { Err(format!("namespace {ns} is {phase}")) }
 }
+
+/// Deleting a namespace would delete an object labelled Always in it (the
+/// namespace controller is exempt): refused until the label is removed.
+/// Only dry runs and refusals, so the namespace-deletion budget is not spent.
+pub fn namespace_holding_always_secret(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-holds-protected";
+    create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
+    k.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {ns}\n  \
+         labels: {{defender.io/delete-protection: Always}}\nstringData: {{password: hunter2}}\n"
+    ))
+    .accepted()?;
+    let held = format!(
+        "namespace \"{ns}\" holds 1 object protected against deletion by label \
+         defender.io/delete-protection=Always (secret \"{ns}/db\")"
+    );
+    k.run(&["delete", "namespace", ns, "--dry-run=server"]).rejected_with(&held)?;
+    let refused = k.run(&["delete", "namespace", ns]);
+    refused.rejected_with(&format!("kubectl label secret db -n {ns} defender.io/delete-protection-"))?;
+    println!("      $ kubectl delete namespace {ns}\n      {}", refused.stderr.trim());
+    let phase = k.ok(&["get", "namespace", ns, "-o", "jsonpath={.status.phase}"])?;
+    if phase != "Active" {
+        return Err(format!("namespace {ns} is {phase}"));
+    }
+    k.ok(&["get", "secret", "db", "-n", ns])?;
+
+    k.run(&["label", "secret", "db", "-n", ns, "defender.io/delete-protection-"]).accepted()?;
+    // Other policies may still have their say; this rule must not.
+    let dry_run = k.run(&["delete", "namespace", ns, "--dry-run=server"]);
+    if dry_run.stderr.contains("protected against deletion") {
+        return Err(format!(
+            "with the label removed, the namespace is still held: {}",
+            dry_run.stderr.trim()
+        ));
+    }
+    Ok(())
+}

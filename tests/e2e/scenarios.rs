@@ -78,6 +78,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         "a namespace labelled policy.kruise.io/delete-protection=Always cannot be deleted",
         delete_protection::open_kruise_namespace,
     ),
+    (
+        "kubectl delete namespace is refused while it holds a Secret labelled Always; unlabelled, it is not held",
+        delete_protection::namespace_holding_always_secret,
+    ),
     // Before the latency scenario, which removes the webhook configuration.
     (
         "hosts in Ingress alias annotations follow the host rules; IP addresses are refused",
