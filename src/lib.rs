@@ -21,6 +21,7 @@ pub mod logging;
 pub mod paths;
 pub mod policy;
 pub mod request;
+pub mod routing;
 pub mod selector;
 pub mod server;
 pub mod settings;
