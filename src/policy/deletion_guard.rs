@@ -506,6 +506,38 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_kind_or_plural_no_webhook_rule_could_name() {
+        let parse =
+            |yaml: &str| DeletionGuard::new("g", serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
+        let plural = parse("resources: [{kind: Widget, group: example.com, plural: Widgets, mode: protect}]");
+        assert!(plural.starts_with("resources[0].plural: \"Widgets\" is not a resource name"), "{plural}");
+        let kind = parse("resources: [{kind: 'Widget/x', group: example.com, mode: protect}]");
+        assert!(kind.starts_with("resources[0].kind:"), "{kind}");
+        assert!(parse("resources: [{kind: '', mode: protect}]").starts_with("resources[0].kind:"));
+    }
+
+    #[test]
+    fn messages_name_the_kind_by_its_resource_name() {
+        let fixture = Fixture::new();
+        let spec = serde_yaml_ng::from_str(
+            "resources: [{kind: Endpoints, mode: bulk}, {kind: Octopus, group: example.com, plural: octopodes, mode: bulk}]",
+        )
+        .unwrap();
+        let guard = DeletionGuard::new("g", spec).unwrap();
+        for (api_version, kind, plural) in
+            [("v1", "Endpoints", "endpoints"), ("example.com/v1", "Octopus", "octopodes")]
+        {
+            let request = fixture.delete_collection_item(object(api_version, kind, "prod", "x", &[]));
+            let violation = fixture.violation(&guard, &request);
+            assert!(
+                violation.reason.starts_with(&format!("deleting {plural} as a collection")),
+                "{}",
+                violation.reason
+            );
+        }
+    }
+
+    #[test]
     fn guards_any_kind_given_its_group() {
         let spec: DeletionGuardSpec =
             serde_yaml_ng::from_str("resources: [{kind: Widget, group: example.com, mode: protect}]")

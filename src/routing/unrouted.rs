@@ -8,7 +8,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration,
 };
 
-use super::{Hook, Need, cel, operation_name};
+use super::{Hook, Need, cel, operation_name, operation_rank};
 use crate::policy::Policy;
 
 /// One line per need of `policies` that `configuration` does not route:
@@ -20,7 +20,7 @@ pub fn unrouted(policies: &[Box<dyn Policy>], configuration: &ValidatingWebhookC
         for need in policy.routes() {
             let line = match webhooks.iter().find(|webhook| webhook.name == need.hook.name()) {
                 None => Some(format!(
-                    "{}: {} of {}: the configuration has no webhook {}",
+                    "{}: {} of {}: no webhook {} in the configuration",
                     policy.name(),
                     operations(&need.operations.iter().collect::<Vec<_>>()),
                     need.describe(),
@@ -46,7 +46,7 @@ fn missing(need: &Need, webhook: &ValidatingWebhook) -> Option<String> {
         .collect();
     if !unsent.is_empty() {
         return Some(format!(
-            "{} of {} are not routed to webhook {}",
+            "{} of {}: not routed to webhook {}",
             operations(&unsent),
             need.describe(),
             webhook.name
@@ -65,6 +65,8 @@ fn missing(need: &Need, webhook: &ValidatingWebhook) -> Option<String> {
 }
 
 fn operations(operations: &[&kube::core::admission::Operation]) -> String {
+    let mut operations = operations.to_vec();
+    operations.sort_by_key(|operation| operation_rank(operation));
     operations.iter().map(|operation| operation_name(operation)).collect::<Vec<_>>().join(", ")
 }
 
