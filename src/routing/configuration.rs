@@ -70,6 +70,22 @@ pub fn configuration(
     }
 }
 
+/// The first ValidatingWebhookConfiguration in `text` (YAML or JSON, one
+/// document or many, `kind: List` unpacked: kubectl and kustomize output).
+pub fn parse(text: &str) -> Result<ValidatingWebhookConfiguration, String> {
+    for (index, document) in crate::yaml::documents(text) {
+        for (at, object) in crate::yaml::objects(document.map_err(|e| format!("document {index}: {e}"))?) {
+            let Ok(object) = object else { continue };
+            if object.get("kind").and_then(serde_json::Value::as_str)
+                == Some("ValidatingWebhookConfiguration")
+            {
+                return serde_json::from_value(object).map_err(|e| format!("document {index}{at}: {e}"));
+            }
+        }
+    }
+    Err("no ValidatingWebhookConfiguration found".to_owned())
+}
+
 /// The operations needed on one resource path, across policies.
 struct PathNeed {
     group: String,

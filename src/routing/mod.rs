@@ -18,7 +18,7 @@ mod unrouted;
 
 use kube::core::admission::Operation;
 
-pub use configuration::{Options, configuration};
+pub use configuration::{Options, configuration, parse};
 pub use kinds::{Resource, plural};
 pub use unrouted::unrouted;
 

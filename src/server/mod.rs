@@ -18,6 +18,7 @@ mod parse_cost;
 mod pieces;
 mod reload;
 mod routes;
+mod routing_check;
 mod state;
 mod tls;
 
