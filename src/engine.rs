@@ -133,6 +133,7 @@ impl Engine {
             own_namespace: None,
             namespace_exemptions: &self.namespace_exemptions,
             policies: &self.policies,
+            counted: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod custom_resources;
 pub mod engine;
 pub mod harness;
 pub mod lease_ledger;

@@ -52,6 +52,7 @@ impl Fixture {
             own_namespace: None,
             namespace_exemptions: &self.namespace_exemptions,
             policies: &[],
+            counted: None,
         }
     }
 

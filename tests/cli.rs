@@ -360,7 +360,8 @@ fn webhook_config_prints_the_configuration_the_embedded_policies_need() {
             "namespaces.defender.io",
             "deletions.defender.io",
             "pod-deletions.defender.io",
-            "ingress-hosts.defender.io"
+            "ingress-hosts.defender.io",
+            "delete-protection.defender.io"
         ]
     );
     for webhook in &webhooks {

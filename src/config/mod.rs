@@ -20,6 +20,7 @@ pub use period::Period;
 use crate::policy::Policy;
 use crate::policy::cascading_protection::CascadingProtection;
 use crate::policy::core_namespaces::CoreNamespaces;
+use crate::policy::delete_protection::DeleteProtection;
 use crate::policy::deletion_guard::DeletionGuard;
 use crate::policy::duplicate_hosts::DuplicateHosts;
 use crate::policy::in_use_guard::InUseGuard;
@@ -29,8 +30,8 @@ use crate::settings::Settings;
 
 pub const API_VERSION: &str = "defender.io/v1alpha1";
 
-const KINDS: &str = "CoreNamespaces, NamespaceDeletion, CascadingProtection, DeletionGuard, InUseGuard, \
-                     IngressHosts, DuplicateHosts, Settings";
+const KINDS: &str = "CoreNamespaces, NamespaceDeletion, CascadingProtection, DeleteProtection, DeletionGuard, \
+                     InUseGuard, IngressHosts, DuplicateHosts, Settings";
 
 /// The default policy set, compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -38,6 +39,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("policies/core-namespaces.yaml", include_str!("../../policies/core-namespaces.yaml")),
     ("policies/namespace-deletion.yaml", include_str!("../../policies/namespace-deletion.yaml")),
     ("policies/cascading-protection.yaml", include_str!("../../policies/cascading-protection.yaml")),
+    ("policies/delete-protection.yaml", include_str!("../../policies/delete-protection.yaml")),
     ("policies/deletion-guard.yaml", include_str!("../../policies/deletion-guard.yaml")),
     ("policies/in-use-guard.yaml", include_str!("../../policies/in-use-guard.yaml")),
     ("policies/ingress-hosts.yaml", include_str!("../../policies/ingress-hosts.yaml")),
@@ -233,6 +235,9 @@ impl Document {
             "CascadingProtection" => {
                 Built::Policy(Box::new(CascadingProtection::new(name, spec(self.spec)?)))
             }
+            "DeleteProtection" => Built::Policy(Box::new(
+                DeleteProtection::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
+            )),
             "InUseGuard" => Built::Policy(Box::new(
                 InUseGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
             )),

@@ -21,6 +21,7 @@ fn embedded_policies_load_in_order() {
             "core-namespaces",
             "namespace-deletion",
             "cascading-protection",
+            "delete-protection",
             "deletion-guard",
             "in-use-guard",
             "ingress-hosts",

@@ -14,7 +14,7 @@ use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::{self, Hook, Need};
-use crate::selector::Label;
+use crate::selector::{Label, Labels};
 use crate::view::Contents;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,47 +58,62 @@ impl CascadingProtection {
         }
     }
 
-    /// The commands that empty the namespace, then the way to lift the protection.
-    fn remedy(&self, namespace: &str, contents: &Contents, context: &Context) -> String {
-        let mut steps = Vec::new();
-        if contents.has_scalable_workloads() {
-            let kinds: Vec<&str> = [
-                (contents.deployments, "deployment"),
-                (contents.stateful_sets, "statefulset"),
-                (contents.replica_sets, "replicaset"),
-            ]
-            .into_iter()
-            .filter(|(count, _)| *count > 0)
-            .map(|(_, kind)| kind)
-            .collect();
-            steps.push(format!(
-                "scale its workloads to zero (kubectl scale {} --all --replicas=0 -n {namespace})",
-                kinds.join(",")
-            ));
-        }
-        if contents.daemon_sets > 0 {
-            steps.push(format!("delete its daemonsets (kubectl delete daemonsets --all -n {namespace})"));
-        }
-        let mut left = Vec::new();
-        if contents.pods > 0 {
-            left.push("pods");
-        }
-        if contents.bound_claims > 0 {
-            left.push("PVCs");
-        }
-        if !left.is_empty() {
-            steps.push(format!("delete the {} left", left.join(" and ")));
-        }
-        let empty = format!("Empty it first: {}, then delete the namespace", steps.join(", "));
+    /// The way to lift the protection, after emptying the namespace.
+    fn lift(&self, namespace: &str, context: &Context) -> String {
         if self.spec.all_namespaces {
-            format!("{empty}. {}", context.break_glass_hint())
+            context.break_glass_hint()
         } else {
             format!(
-                "{empty}. If everything in it may go, remove the protection: kubectl label namespace {namespace} {}-",
+                "If everything in it may go, remove the protection: kubectl label namespace {namespace} {}-",
                 self.spec.label.key
             )
         }
     }
+}
+
+/// Deleting `namespace` while it holds `contents` is refused: `protection`
+/// says why it is protected, `lift` how to lift the protection instead.
+pub fn still_holds(namespace: &str, contents: &Contents, protection: &str, lift: &str) -> Violation {
+    Violation::new(
+        format!(
+            "namespace {namespace:?} still holds {contents}, and deleting it would delete them all: {protection}"
+        ),
+        format!("{}. {lift}", emptying(namespace, contents)),
+    )
+}
+
+/// The commands that empty the namespace.
+fn emptying(namespace: &str, contents: &Contents) -> String {
+    let mut steps = Vec::new();
+    if contents.has_scalable_workloads() {
+        let kinds: Vec<&str> = [
+            (contents.deployments, "deployment"),
+            (contents.stateful_sets, "statefulset"),
+            (contents.replica_sets, "replicaset"),
+        ]
+        .into_iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(_, kind)| kind)
+        .collect();
+        steps.push(format!(
+            "scale its workloads to zero (kubectl scale {} --all --replicas=0 -n {namespace})",
+            kinds.join(",")
+        ));
+    }
+    if contents.daemon_sets > 0 {
+        steps.push(format!("delete its daemonsets (kubectl delete daemonsets --all -n {namespace})"));
+    }
+    let mut left = Vec::new();
+    if contents.pods > 0 {
+        left.push("pods");
+    }
+    if contents.bound_claims > 0 {
+        left.push("PVCs");
+    }
+    if !left.is_empty() {
+        steps.push(format!("delete the {} left", left.join(" and ")));
+    }
+    format!("Empty it first: {}, then delete the namespace", steps.join(", "))
 }
 
 impl Policy for CascadingProtection {
@@ -131,13 +146,16 @@ impl Policy for CascadingProtection {
         if contents.is_empty() {
             return Verdict::Pass;
         }
-        Verdict::Violation(Violation::new(
-            format!(
-                "namespace {namespace:?} still holds {contents}, and deleting it would delete them all: {}",
-                self.protection()
-            ),
-            self.remedy(namespace, &contents, context),
+        Verdict::Violation(still_holds(
+            namespace,
+            &contents,
+            &self.protection(),
+            &self.lift(namespace, context),
         ))
+    }
+
+    fn guards_namespace_contents(&self, labels: &Labels) -> bool {
+        self.spec.all_namespaces || self.spec.label.is_on(labels)
     }
 
     fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
+use crate::custom_resources::{Counted, CustomResourceType, Prefetched};
 use crate::request::Request;
 use crate::routing::Need;
 use crate::selector::{Label, Labels};
@@ -20,6 +21,7 @@ use crate::view::{ClusterView, NamespaceInfo};
 
 pub mod cascading_protection;
 pub mod core_namespaces;
+pub mod delete_protection;
 pub mod deletion_guard;
 pub mod duplicate_hosts;
 pub mod host_annotations;
@@ -66,11 +68,26 @@ pub struct Context<'a> {
     pub namespace_exemptions: &'a [Label],
     /// The policy set, for what one policy asks of another (is this a core namespace?).
     pub policies: &'a [Box<dyn Policy>],
+    /// Custom resources counted for this request before judging (the live
+    /// view keeps no count of them).
+    pub counted: Option<&'a Prefetched>,
 }
 
 impl<'a> Context<'a> {
     pub fn with_own_namespace(self, own_namespace: Option<&'a str>) -> Self {
         Self { own_namespace, ..self }
+    }
+
+    pub fn with_counted(self, counted: Option<&'a Prefetched>) -> Self {
+        Self { counted, ..self }
+    }
+
+    /// How many objects of `of` exist: counted for this request, or by the view.
+    pub fn custom_resources(&self, of: &CustomResourceType) -> Counted {
+        match self.counted {
+            Some(prefetched) if prefetched.of == *of => prefetched.count.clone(),
+            _ => self.view.custom_resources(of),
+        }
     }
 
     pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
@@ -86,6 +103,12 @@ impl<'a> Context<'a> {
         let info = self.namespace(name);
         let labels = info.as_ref().map(|info| &info.labels).unwrap_or(&NO_LABELS);
         self.policies.iter().any(|policy| policy.marks_core(name, labels))
+    }
+
+    /// Whether a policy in the set refuses deleting a namespace with
+    /// `labels` while it still holds running workloads.
+    pub fn namespace_contents_guarded(&self, labels: &Labels) -> bool {
+        self.policies.iter().any(|policy| policy.guards_namespace_contents(labels))
     }
 
     /// "ask a cluster admin ..." sentence for violations only break-glass can lift.
@@ -194,6 +217,12 @@ pub trait Policy: Send + Sync {
 
     /// Whether this policy makes `namespace` (with `labels`) a core namespace.
     fn marks_core(&self, _namespace: &str, _labels: &Labels) -> bool {
+        false
+    }
+
+    /// Whether this policy refuses deleting a namespace with `labels` while
+    /// it still holds running workloads and bound volumes.
+    fn guards_namespace_contents(&self, _labels: &Labels) -> bool {
         false
     }
 

@@ -23,6 +23,20 @@ pub struct Resource {
     pub subresources: Vec<String>,
 }
 
+impl Resource {
+    /// Every resource of every group, at any version and in both scopes
+    /// (`*`); no subresources.
+    pub fn everything() -> Self {
+        Self {
+            group: "*".to_owned(),
+            plural: "*".to_owned(),
+            scope: Scope::Any,
+            versions: vec!["*".to_owned()],
+            subresources: Vec::new(),
+        }
+    }
+}
+
 struct Known {
     kind: &'static str,
     group: &'static str,

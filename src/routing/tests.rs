@@ -34,14 +34,7 @@ impl Policy for Routed {
 
 fn delete_protection(label_keys: &[&str]) -> Box<dyn Policy> {
     let hook = Hook::DeleteProtection { label_keys: label_keys.iter().map(|k| (*k).to_owned()).collect() };
-    let everything = Resource {
-        group: "*".to_owned(),
-        plural: "*".to_owned(),
-        scope: Scope::Any,
-        versions: vec!["*".to_owned()],
-        subresources: Vec::new(),
-    };
-    Box::new(Routed(Need::deletions(hook, &everything)))
+    Box::new(Routed(Need::deletions(hook, &Resource::everything())))
 }
 
 fn guard(resources: &str) -> Box<dyn Policy> {
@@ -82,7 +75,7 @@ fn rule(
 }
 
 #[test]
-fn the_embedded_policies_use_four_webhooks_in_a_fixed_order() {
+fn the_embedded_policies_use_five_webhooks_in_a_fixed_order() {
     let set = config::load_embedded().unwrap();
     let webhooks = generate(&set.policies);
     assert_eq!(
@@ -91,7 +84,8 @@ fn the_embedded_policies_use_four_webhooks_in_a_fixed_order() {
             "namespaces.defender.io",
             "deletions.defender.io",
             "pod-deletions.defender.io",
-            "ingress-hosts.defender.io"
+            "ingress-hosts.defender.io",
+            "delete-protection.defender.io"
         ]
     );
     let failure = |hook: &Hook| webhook(&webhooks, hook).failure_policy.clone().unwrap();
@@ -99,6 +93,7 @@ fn the_embedded_policies_use_four_webhooks_in_a_fixed_order() {
     assert_eq!(failure(&Hook::Deletions), "Fail");
     assert_eq!(failure(&Hook::PodDeletions), "Ignore");
     assert_eq!(failure(&Hook::IngressHosts), "Ignore");
+    assert_eq!(failure(&Hook::DeleteProtection { label_keys: vec![] }), "Fail");
 }
 
 #[test]
@@ -155,9 +150,9 @@ fn a_webhook_no_policy_routes_to_is_left_out() {
     assert!(generate(&[]).is_empty());
     let only_pods = generate(&[guard("[{kind: Pod, mode: bulk}]")]);
     assert_eq!(names(&only_pods), ["pod-deletions.defender.io"]);
-    let set = config::load_embedded().unwrap();
-    let embedded = generate(&set.policies);
-    assert!(!names(&embedded).contains(&"delete-protection.defender.io"));
+    let mut set = config::load_embedded().unwrap();
+    set.policies.retain(|policy| policy.name() != "delete-protection");
+    assert!(!names(&generate(&set.policies)).contains(&"delete-protection.defender.io"));
 }
 
 #[test]
@@ -265,7 +260,7 @@ fn unrouted_finds_a_kind_the_configuration_does_not_send() {
 #[test]
 fn unrouted_names_a_missing_webhook_and_unsent_labels() {
     let set = config::load_embedded().unwrap();
-    let deployed = configuration(&set.policies, &set.settings, &Options::default());
+    let deployed = configuration(&[guard("[{kind: Pod, mode: bulk}]")], &set.settings, &Options::default());
     let protection = vec![delete_protection(&["defender.io/delete-protection"])];
     let missing = unrouted(&protection, &deployed);
     assert_eq!(

@@ -11,6 +11,7 @@ use humantime::format_duration;
 use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
+use crate::server::CustomResourceCounter;
 use crate::server::{Config, DenialEvents, MemoryLimits, Server, TlsSource};
 use crate::view::LiveView;
 
@@ -227,6 +228,9 @@ impl ServeArgs {
                 let (name, policies) = (self.webhook_config_name.clone(), self.policies.clone());
                 tokio::spawn(super::routing_check::warn_unrouted(client.clone(), name, policies));
             }
+            // Half the request timeout leaves time to answer after a slow list.
+            config.custom_resources =
+                Some(CustomResourceCounter::new(client.clone(), self.request_timeout / 2));
             config.view = Arc::new(LiveView::start(client));
         } else if self.budgets == BudgetStore::Shared {
             tracing::info!("no cluster access: budgets are counted in this process only");

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::admission::{self, ReviewError};
 use crate::engine::{Cutoff, Decision, Engine};
 use crate::request::Request;
+use crate::server::custom_resources;
 use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
 use crate::server::overtime::{self, Overtime};
 use crate::server::parse_cost;
@@ -171,9 +172,11 @@ fn parse_and_judge(
         // Nobody waits for it any more: the deadline passed while parsing.
         return None;
     }
+    let counted = custom_resources::prefetch(state.custom_resources.as_ref(), &request);
     let context = engine
         .context(state.clock.now(), state.view.as_ref())
-        .with_own_namespace(state.own_namespace.as_deref());
+        .with_own_namespace(state.own_namespace.as_deref())
+        .with_counted(counted.as_ref());
     Some(engine.review_unless_cut_off(&request, &context, cutoff))
 }
 

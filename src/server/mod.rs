@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod body;
 mod connections;
+pub mod custom_resources;
 mod events;
 mod judging;
 mod memory;
@@ -45,6 +46,7 @@ use crate::config::{self, ConfigError};
 use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
 use crate::view::{ClusterView, MemoryView};
+pub use custom_resources::CustomResourceCounter;
 use metrics::Metrics;
 use reload::{CertWatch, PolicyWatch};
 use state::{AppState, CurrentEngine};
@@ -82,6 +84,9 @@ pub struct Config {
     pub shared_budgets: Option<LeaseLedgers>,
     /// Records an Event on each object whose deletion is denied, when set.
     pub events: Option<DenialEvents>,
+    /// Counts a definition's custom resources before its deletion is judged;
+    /// without it, such deletions are refused.
+    pub custom_resources: Option<CustomResourceCounter>,
 }
 
 impl Config {
@@ -105,6 +110,7 @@ impl Config {
             client_ca: None,
             shared_budgets: None,
             events: None,
+            custom_resources: None,
         }
     }
 }
@@ -210,6 +216,7 @@ impl Server {
             view: config.view,
             own_namespace: config.own_namespace,
             events: config.events,
+            custom_resources: config.custom_resources,
             clock,
             request_timeout: config.request_timeout,
             holdings: memory::Holdings::new(config.memory),

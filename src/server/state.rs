@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
+use crate::server::custom_resources::CustomResourceCounter;
 use crate::server::events::DenialEvents;
 use crate::server::memory::Holdings;
 use crate::server::metrics::Metrics;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub view: Arc<dyn ClusterView>,
     pub own_namespace: Option<String>,
     pub events: Option<DenialEvents>,
+    pub custom_resources: Option<CustomResourceCounter>,
     pub clock: Arc<dyn Clock>,
     pub request_timeout: Duration,
     /// What requests hold against the memory caps.

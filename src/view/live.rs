@@ -228,6 +228,18 @@ impl ClusterView for LiveView {
     fn live_pod(&self, namespace: &str, name: &str) -> Option<bool> {
         Some(self.read().has_live_pod(namespace, name))
     }
+
+    /// Every workload is listed, so one not held does not ask for pods;
+    /// until its kind is listed once, the view cannot tell.
+    fn workload_active(&self, kind: &str, namespace: &str, name: &str) -> Option<bool> {
+        let plural = format!("{}s", kind.to_lowercase());
+        let synced = self.watches.iter().any(|watch| watch.plural == plural && watch.is_done());
+        synced.then(|| self.read().holds_active_workload(kind, namespace, name))
+    }
+
+    fn dependents(&self, owner_uid: &str) -> usize {
+        self.read().dependents(owner_uid)
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! Filled from manifests by the harness and the unit tests, and from watch
 //! events by the live view; a summary is made by the same function either way.
-//! Routing kinds are also indexed by host and path ([`RouteIndex`]), kept in
-//! step on every change.
+//! Routing kinds are also indexed by host and path ([`RouteIndex`]), and
+//! owners by the running objects that keep them from deletion, kept in step
+//! on every change. Objects of custom resource types are only counted.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use kube::core::PartialObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::custom_resources::{self, Counted, CustomResourceType, ObjectCount};
 use crate::view::bounds::{self, MAX_NAME};
 use crate::view::http_route::{self, HttpRoute};
 use crate::view::routes::{Owner, RouteIndex, Serving};
@@ -117,6 +119,12 @@ pub trait Watched: kube::Resource + Sized {
     fn routing(_summary: &Self::Summary) -> Option<Routing<'_>> {
         None
     }
+
+    /// For kinds whose objects keep their owners from being deleted while
+    /// they run: those owners' uids, as the dependents index records them.
+    fn blocking_owners(_summary: &Self::Summary) -> &[Box<str>] {
+        &[]
+    }
 }
 
 /// The routes one summary serves.
@@ -135,7 +143,7 @@ impl Routing<'_> {
 
 macro_rules! watched {
     ($kind:ty, $plural:literal, $field:ident: $summary:ty = $summarize:expr, $matters:expr
-     $(, routing: $routing:expr)?) => {
+     $(, routing: $routing:expr)? $(, owners: $owners:expr)?) => {
         impl Watched for $kind {
             type Summary = $summary;
             const PLURAL: &'static str = $plural;
@@ -154,6 +162,12 @@ macro_rules! watched {
                 }
             )?
 
+            $(
+                fn blocking_owners(summary: &$summary) -> &[Box<str>] {
+                    $owners(summary)
+                }
+            )?
+
             fn store(view: &MemoryView) -> &Store<$summary> {
                 &view.$field
             }
@@ -166,16 +180,28 @@ macro_rules! watched {
 }
 
 watched!(PartialObjectMeta<Namespace>, "namespaces", namespaces: Arc<NamespaceInfo> = namespace, always);
-watched!(Pod, "pods", pods: PodSummary = summary::pod, live);
-watched!(Deployment, "deployments", deployments: WorkloadSummary = summary::deployment, active);
-watched!(StatefulSet, "statefulsets", stateful_sets: WorkloadSummary = summary::stateful_set, active);
-watched!(ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::replica_set, active);
-watched!(DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set, active);
+watched!(Pod, "pods", pods: PodSummary = summary::pod, live, owners: pod_owners);
+watched!(Deployment, "deployments", deployments: WorkloadSummary = summary::deployment, active,
+    owners: workload_owners);
+watched!(StatefulSet, "statefulsets", stateful_sets: WorkloadSummary = summary::stateful_set, active,
+    owners: workload_owners);
+watched!(ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::replica_set, active,
+    owners: workload_owners);
+watched!(DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set, active,
+    owners: workload_owners);
 watched!(PersistentVolumeClaim, "persistentvolumeclaims", claims: VolumeClaimSummary =
     summary::persistent_volume_claim, bound);
 watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always, routing: ingress_routing);
 watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, always,
     routing: http_route_routing);
+
+fn pod_owners(pod: &PodSummary) -> &[Box<str>] {
+    &pod.blocking_owners
+}
+
+fn workload_owners(workload: &WorkloadSummary) -> &[Box<str>] {
+    &workload.blocking_owners
+}
 
 fn ingress_routing(summary: &IngressSummary) -> Routing<'_> {
     Routing { kind: RouteKind::Ingress, routes: &summary.routes, truncated: summary.routes_truncated }
@@ -222,8 +248,43 @@ pub struct MemoryView {
     claims: Store<VolumeClaimSummary>,
     ingresses: Store<IngressSummary>,
     http_routes: Store<RouteSummary>,
+    /// Objects of custom resource types, by `group/kind`: only counted.
+    custom_resources: HashMap<String, Store<()>>,
+    indexes: Indexes,
+}
+
+/// What the view looks up across kinds.
+#[derive(Debug, Clone, Default)]
+struct Indexes {
     /// Who serves each host and path, over every routing kind.
     routes: RouteIndex,
+    /// How many running objects keep each owner (by uid) from being deleted.
+    dependents: HashMap<Box<str>, u32>,
+}
+
+impl Indexes {
+    fn add<K: Watched>(&mut self, namespace: &str, name: &str, summary: &K::Summary) {
+        if let Some(routing) = K::routing(summary) {
+            self.routes.add(&routing.owner(namespace, name));
+        }
+        for owner in K::blocking_owners(summary) {
+            *self.dependents.entry(owner.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove<K: Watched>(&mut self, namespace: &str, name: &str, summary: &K::Summary) {
+        if let Some(routing) = K::routing(summary) {
+            self.routes.remove(&routing.owner(namespace, name));
+        }
+        for owner in K::blocking_owners(summary) {
+            if let Some(count) = self.dependents.get_mut(owner) {
+                *count -= 1;
+                if *count == 0 {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+    }
 }
 
 impl MemoryView {
@@ -236,10 +297,10 @@ impl MemoryView {
     pub fn put<K: Watched>(&mut self, namespace: &str, name: &str, summary: K::Summary) {
         let (namespace, name) = (bounded(namespace), bounded(name));
         if let Some(old) = K::store_mut(self).remove(&namespace, &name) {
-            unindex::<K>(&mut self.routes, &namespace, &name, &old);
+            self.indexes.remove::<K>(&namespace, &name, &old);
         }
         if K::matters(&summary) {
-            index::<K>(&mut self.routes, &namespace, &name, &summary);
+            self.indexes.add::<K>(&namespace, &name, &summary);
             K::store_mut(self).insert(&namespace, &name, summary);
         }
     }
@@ -248,7 +309,7 @@ impl MemoryView {
         let (namespace, name) = key(object);
         let (namespace, name) = (bounded(&namespace), bounded(&name));
         if let Some(old) = K::store_mut(self).remove(&namespace, &name) {
-            unindex::<K>(&mut self.routes, &namespace, &name, &old);
+            self.indexes.remove::<K>(&namespace, &name, &old);
         }
     }
 
@@ -256,13 +317,13 @@ impl MemoryView {
     pub fn replace<K: Watched>(&mut self, summaries: Vec<(String, String, K::Summary)>) {
         let old = std::mem::take(K::store_mut(self));
         for (namespace, name, summary) in old.iter() {
-            unindex::<K>(&mut self.routes, namespace, name, summary);
+            self.indexes.remove::<K>(namespace, name, summary);
         }
         let mut store = Store::default();
         for (namespace, name, summary) in summaries {
             if K::matters(&summary) {
                 let (namespace, name) = (bounded(&namespace), bounded(&name));
-                index::<K>(&mut self.routes, &namespace, &name, &summary);
+                self.indexes.add::<K>(&namespace, &name, &summary);
                 store.insert(&namespace, &name, summary);
             }
         }
@@ -278,6 +339,25 @@ impl MemoryView {
     /// A pod that has not finished is held as `namespace`/`name`.
     pub fn has_live_pod(&self, namespace: &str, name: &str) -> bool {
         self.pods.get(namespace, name).is_some()
+    }
+
+    /// Whether the Deployment, StatefulSet, ReplicaSet or DaemonSet
+    /// `namespace`/`name` is held as asking for pods.
+    pub fn holds_active_workload(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let store = match kind {
+            "Deployment" => &self.deployments,
+            "StatefulSet" => &self.stateful_sets,
+            "ReplicaSet" => &self.replica_sets,
+            "DaemonSet" => &self.daemon_sets,
+            _ => return false,
+        };
+        store.get(namespace, name).is_some()
+    }
+
+    /// Records an object of a custom resource type, to be counted.
+    pub fn add_custom_resource(&mut self, group: &str, kind: &str, namespace: &str, name: &str) {
+        let store = self.custom_resources.entry(format!("{group}/{kind}")).or_default();
+        store.insert(&bounded(namespace), &bounded(name), ());
     }
 
     pub fn set_namespace(&mut self, name: &str, info: NamespaceInfo) {
@@ -301,6 +381,16 @@ impl MemoryView {
             ("apps", "DaemonSet") => self.add::<DaemonSet>(manifest, true)?,
             ("networking.k8s.io", "Ingress") => self.add::<Ingress>(manifest, true)?,
             (http_route::GROUP, http_route::KIND) => self.add::<HttpRoute>(manifest, true)?,
+            // Definitions are judged from the request; their objects are counted.
+            (custom_resources::GROUP, custom_resources::KIND) => {}
+            (group, kind) if custom_resources::is_custom_group(group) && !kind.is_empty() => {
+                let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                if name.is_empty() {
+                    return Err(format!("{}: metadata.name is missing", kind.to_lowercase()));
+                }
+                let namespace = manifest.pointer("/metadata/namespace").and_then(Value::as_str);
+                self.add_custom_resource(group, kind, namespace.unwrap_or_default(), name);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -355,18 +445,6 @@ impl MemoryView {
     }
 }
 
-fn index<K: Watched>(routes: &mut RouteIndex, namespace: &str, name: &str, summary: &K::Summary) {
-    if let Some(routing) = K::routing(summary) {
-        routes.add(&routing.owner(namespace, name));
-    }
-}
-
-fn unindex<K: Watched>(routes: &mut RouteIndex, namespace: &str, name: &str, summary: &K::Summary) {
-    if let Some(routing) = K::routing(summary) {
-        routes.remove(&routing.owner(namespace, name));
-    }
-}
-
 /// The references to `referent` `name` (they are sorted, so they are adjacent).
 fn matching<'a>(
     references: &'a [Reference],
@@ -399,11 +477,27 @@ impl ClusterView for MemoryView {
     }
 
     fn routes_to(&self, host: &str) -> Vec<Route> {
-        self.routes.to_host(&HostPath::new(host, None).host)
+        self.indexes.routes.to_host(&HostPath::new(host, None).host)
     }
 
     fn serving(&self, route: &HostPath, outside: &str, limit: usize) -> Serving {
-        self.routes.serving(route, outside, limit)
+        self.indexes.routes.serving(route, outside, limit)
+    }
+
+    fn custom_resources(&self, of: &CustomResourceType) -> Counted {
+        let key = format!("{}/{}", of.group, of.kind);
+        let held = self.custom_resources.get(&key);
+        let namespaces = held.into_iter().flat_map(|store| store.iter().map(|(namespace, ..)| namespace));
+        Ok(ObjectCount::of(namespaces, false))
+    }
+
+    fn workload_active(&self, kind: &str, namespace: &str, name: &str) -> Option<bool> {
+        // Offline, a workload not declared may still exist: only say yes.
+        self.holds_active_workload(kind, namespace, name).then_some(true)
+    }
+
+    fn dependents(&self, owner_uid: &str) -> usize {
+        self.indexes.dependents.get(owner_uid).map_or(0, |count| *count as usize)
     }
 }
 

@@ -18,6 +18,8 @@ pub mod summary;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::custom_resources::{Counted, CustomResourceType};
+
 pub use live::LiveView;
 pub use memory::{MemoryView, Store, Watched};
 pub use routes::Serving;
@@ -25,7 +27,8 @@ pub use summary::{HostPath, NamespaceInfo, Referent, Via};
 
 /// What is said of a declared object whose kind the view does not keep.
 pub const NOT_HELD: &str = "the cluster view keeps only Namespaces, Pods, Deployments, StatefulSets, \
-                            ReplicaSets, DaemonSets, PersistentVolumeClaims, Ingresses and HTTPRoutes";
+                            ReplicaSets, DaemonSets, PersistentVolumeClaims, Ingresses, HTTPRoutes, \
+                            CustomResourceDefinitions and custom resources";
 
 pub trait ClusterView: Send + Sync {
     /// `None` when nothing is known about the namespace.
@@ -66,6 +69,25 @@ pub trait ClusterView: Send + Sync {
     /// `defender review`) hold only what was declared.
     fn lists_every_namespace(&self) -> bool {
         false
+    }
+
+    /// How many objects of a custom resource type exist. Views that cannot
+    /// count them say why; deleting their definition is then refused.
+    fn custom_resources(&self, _of: &CustomResourceType) -> Counted {
+        Err("this cluster view does not count custom resources".to_owned())
+    }
+
+    /// Whether the Deployment, StatefulSet, ReplicaSet or DaemonSet
+    /// `namespace`/`name` asks for pods (replicas > 0, or pods scheduled);
+    /// `None` when the view cannot tell.
+    fn workload_active(&self, _kind: &str, _namespace: &str, _name: &str) -> Option<bool> {
+        None
+    }
+
+    /// How many running objects (live pods, workloads asking for pods) name
+    /// the object with uid `owner_uid` as an owner with `blockOwnerDeletion`.
+    fn dependents(&self, _owner_uid: &str) -> usize {
+        0
     }
 
     /// Whether a pod that has not finished is known as `namespace`/`name`;

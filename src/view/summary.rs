@@ -139,6 +139,8 @@ pub struct PodSummary {
     pub references: Box<[Reference]>,
     /// It uses more than `references` holds.
     pub references_truncated: bool,
+    /// The uids of the owners it keeps from being deleted ([`blocking_owners`]).
+    pub blocking_owners: Box<[Box<str>]>,
 }
 
 /// A Pod: its phase and every Secret and ConfigMap it names, in all its
@@ -163,7 +165,23 @@ pub fn pod(pod: &Pod) -> PodSummary {
         }
     }
     let (references, references_truncated) = bounds::first(references, MAX_REFERENCES);
-    PodSummary { live, references, references_truncated }
+    PodSummary { live, references, references_truncated, blocking_owners: blocking_owners(&pod.metadata) }
+}
+
+/// At most this many owners are kept per object (Kubernetes objects have one
+/// controller; more owners are rare).
+const MAX_BLOCKING_OWNERS: usize = 4;
+
+/// The uids of the owners this object names with `blockOwnerDeletion`: while
+/// it runs, deleting one of them takes it along, which an owner protected
+/// against cascading deletion must not allow.
+pub fn blocking_owners(metadata: &ObjectMeta) -> Box<[Box<str>]> {
+    let owners = metadata.owner_references.iter().flatten();
+    owners
+        .filter(|owner| owner.block_owner_deletion == Some(true) && !owner.uid.is_empty())
+        .take(MAX_BLOCKING_OWNERS)
+        .map(|owner| bounds::text(&owner.uid, MAX_NAME).into())
+        .collect()
 }
 
 fn environment(env: Option<&[EnvVar]>, env_from: Option<&[EnvFromSource]>, into: &mut BTreeSet<Reference>) {
@@ -215,21 +233,29 @@ fn add(into: &mut BTreeSet<Reference>, referent: Referent, name: &str, via: Via)
 }
 
 /// A Deployment, StatefulSet, ReplicaSet or DaemonSet, as namespace deletion sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadSummary {
     /// Asks for pods: replicas > 0, or for a DaemonSet, pods scheduled or nodes to schedule them on.
     pub active: bool,
+    /// The uids of the owners it keeps from being deleted ([`blocking_owners`]).
+    pub blocking_owners: Box<[Box<str>]>,
+}
+
+impl WorkloadSummary {
+    fn new(active: bool, metadata: &ObjectMeta) -> Self {
+        Self { active: active && !leaving(metadata), blocking_owners: blocking_owners(metadata) }
+    }
 }
 
 /// Replicas default to 1 when a manifest leaves them out, as the API server defaults them.
 pub fn deployment(deployment: &Deployment) -> WorkloadSummary {
     let replicas = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 && !leaving(&deployment.metadata) }
+    WorkloadSummary::new(replicas > 0, &deployment.metadata)
 }
 
 pub fn stateful_set(stateful_set: &StatefulSet) -> WorkloadSummary {
     let replicas = stateful_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 && !leaving(&stateful_set.metadata) }
+    WorkloadSummary::new(replicas > 0, &stateful_set.metadata)
 }
 
 /// A ReplicaSet a Deployment controls is that Deployment's: counting both
@@ -242,7 +268,7 @@ pub fn replica_set(replica_set: &ReplicaSet) -> WorkloadSummary {
         .flatten()
         .any(|owner| owner.controller == Some(true) && owner.kind == "Deployment");
     let replicas = replica_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary { active: replicas > 0 && !owned_by_deployment && !leaving(&replica_set.metadata) }
+    WorkloadSummary::new(replicas > 0 && !owned_by_deployment, &replica_set.metadata)
 }
 
 /// A DaemonSet has no replica count: it counts while it has pods scheduled
@@ -253,7 +279,7 @@ pub fn daemon_set(daemon_set: &DaemonSet) -> WorkloadSummary {
         .as_ref()
         .map(|status| status.current_number_scheduled.max(status.desired_number_scheduled))
         .unwrap_or(0);
-    WorkloadSummary { active: scheduled > 0 && !leaving(&daemon_set.metadata) }
+    WorkloadSummary::new(scheduled > 0, &daemon_set.metadata)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,10 @@
 //! Needs E2E_BIN_DIR (kube-apiserver, kube-controller-manager, etcd, kubectl),
 //! which `bash tests/run.sh` builds once and caches. Runs each scenario in
 //! order, prints one line per scenario and `N passed, N failed`.
+//! `E2E_ONLY=<text>|<text>` runs only the scenarios whose name contains one of them.
 
 mod coordination;
+mod delete_protection;
 mod env;
 mod hosts_scale;
 mod hosts_scope;
@@ -42,7 +44,10 @@ fn main() -> ExitCode {
     println!("control plane and Defender up in {:.1}s", started.elapsed().as_secs_f64());
     let mut world = world;
     let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in scenarios::ALL {
+    // While working on a scenario: E2E_ONLY=<part of a name>|<another> runs just those.
+    let only = std::env::var("E2E_ONLY").unwrap_or_default();
+    let chosen = |name: &str| only.is_empty() || only.split('|').any(|part| name.contains(part));
+    for (name, scenario) in scenarios::ALL.iter().filter(|(name, _)| chosen(name)) {
         let began = Instant::now();
         match scenario(&mut world) {
             Ok(()) => {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination, hosts_scale, hosts_scope, server_limits, ways_around};
+use crate::{World, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -65,6 +65,18 @@ pub const ALL: &[(&str, Scenario)] = &[
     (
         "namespaces/status cannot strip the core label nor add an exemption label",
         ways_around::namespace_status_keeps_its_guard,
+    ),
+    (
+        "kubectl delete crd is refused while it defines objects, with the count; emptied, it goes",
+        delete_protection::custom_resource_definition,
+    ),
+    (
+        "a Deployment labelled Cascading is not deleted with 2 replicas; scaled to 0, it is",
+        delete_protection::cascading_deployment,
+    ),
+    (
+        "a namespace labelled policy.kruise.io/delete-protection=Always cannot be deleted",
+        delete_protection::open_kruise_namespace,
     ),
     // Before the latency scenario, which removes the webhook configuration.
     (

@@ -15,8 +15,12 @@ fn manifests_of_the_kinds_it_keeps_are_summarized_and_others_skipped() {
     let secret =
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "prod"}});
     assert!(!view.add_manifest(&secret).unwrap());
-    let crd = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
-    assert!(!view.add_manifest(&crd).unwrap(), "a kind is known by its group too");
+    let job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "prod"}});
+    assert!(!view.add_manifest(&job).unwrap());
+    // A kind is known by its group too: this one is a custom resource, only counted.
+    let custom = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
+    assert!(view.add_manifest(&custom).unwrap());
     assert_eq!(view.count::<Pod>(), 1);
     assert_eq!(view.users(Referent::Secret, "prod", "db").len(), 1);
 }
@@ -147,7 +151,7 @@ fn the_host_index_follows_changes_deletions_and_relistings() {
     view.replace::<Ingress>(vec![("new".into(), "web".into(), listed.summarize())]);
     assert!(served_by(&view, "b.example.com").is_empty(), "a relisting forgets what it does not list");
     assert_eq!(served_by(&view, "c.example.com"), ["ingress \"new/web\""]);
-    assert_eq!(view.routes.len(), 1);
+    assert_eq!(view.indexes.routes.len(), 1);
 }
 
 #[test]
@@ -205,4 +209,56 @@ fn an_object_known_in_part_is_listed_as_a_possible_user() {
     );
     assert_eq!(users(Referent::Secret, "db").len(), 2);
     assert!(users(Referent::Service, "web").is_empty(), "pods do not name Services");
+}
+
+fn owned_pod(name: &str, owner: &str, phase: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "prod", "ownerReferences": [
+               {"apiVersion": "batch/v1", "kind": "Job", "name": "job", "uid": owner, "blockOwnerDeletion": true},
+               {"apiVersion": "v1", "kind": "ConfigMap", "name": "loose", "uid": "loose-uid"}]},
+           "status": {"phase": phase}})
+}
+
+#[test]
+fn the_dependents_index_follows_changes_deletions_and_relistings() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&owned_pod("a", "job-uid", "Running")).unwrap();
+    view.add_manifest(&owned_pod("b", "job-uid", "Pending")).unwrap();
+    assert_eq!(view.dependents("job-uid"), 2);
+    // Only owners named with blockOwnerDeletion are held back.
+    assert_eq!(view.dependents("loose-uid"), 0);
+    // A pod that finished no longer holds its owner.
+    view.add_manifest(&owned_pod("b", "job-uid", "Succeeded")).unwrap();
+    assert_eq!(view.dependents("job-uid"), 1);
+    let pod: Pod = serde_json::from_value(owned_pod("a", "job-uid", "Running")).unwrap();
+    view.delete(&pod);
+    assert_eq!(view.dependents("job-uid"), 0);
+    assert!(view.indexes.dependents.is_empty(), "counts that reach zero are dropped");
+    let listed = vec![("prod".to_owned(), "c".to_owned(), pod.summarize())];
+    view.replace::<Pod>(listed.clone());
+    view.replace::<Pod>(listed);
+    assert_eq!(view.dependents("job-uid"), 1, "a relisting replaces, it does not add");
+}
+
+#[test]
+fn custom_resources_are_counted_by_group_and_kind() {
+    let mut view = MemoryView::default();
+    for (api_version, namespace, name) in
+        [("cert-manager.io/v1", "a", "x"), ("cert-manager.io/v1", "b", "y"), ("example.com/v1", "a", "z")]
+    {
+        let manifest = json!({"apiVersion": api_version, "kind": "Certificate",
+                              "metadata": {"name": name, "namespace": namespace}});
+        assert!(view.add_manifest(&manifest).unwrap());
+    }
+    let of = CustomResourceType {
+        definition: "certificates.cert-manager.io".into(),
+        group: "cert-manager.io".into(),
+        kind: "Certificate".into(),
+        plural: "certificates".into(),
+        version: "v1".into(),
+        namespaced: true,
+    };
+    assert_eq!(view.custom_resources(&of), Ok(ObjectCount { objects: 2, namespaces: 2, at_least: false }));
+    let unnamed = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {}});
+    assert!(view.add_manifest(&unnamed).is_err());
 }

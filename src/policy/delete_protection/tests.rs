@@ -1,0 +1,259 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::custom_resources::{ObjectCount, Prefetched};
+use crate::testing::{Fixture, namespace_with_labels, object};
+
+const ALWAYS: &[(&str, &str)] = &[("defender.io/delete-protection", "Always")];
+const CASCADING: &[(&str, &str)] = &[("defender.io/delete-protection", "Cascading")];
+
+fn policy() -> DeleteProtection {
+    DeleteProtection::new("delete-protection", DeleteProtectionSpec::default()).unwrap()
+}
+
+fn certificates_crd(labels: &[(&str, &str)]) -> Value {
+    let labels: serde_json::Map<String, Value> =
+        labels.iter().map(|(k, v)| ((*k).into(), json!(v))).collect();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "certificates.cert-manager.io", "labels": labels},
+        "spec": {"group": "cert-manager.io", "scope": "Namespaced",
+                 "names": {"kind": "Certificate", "plural": "certificates"},
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}
+    })
+}
+
+fn certificate(namespace: &str, name: &str) -> Value {
+    object("cert-manager.io/v1", "Certificate", namespace, name, &[])
+}
+
+fn workload(kind: &str, name: &str, replicas: i64, labels: &[(&str, &str)]) -> Value {
+    let mut workload = object("apps/v1", kind, "prod", name, labels);
+    workload["spec"] = json!({"replicas": replicas});
+    workload
+}
+
+fn passes(fixture: &Fixture, request: &Request) -> bool {
+    assert!(policy().applies(request));
+    matches!(policy().evaluate(request, &fixture.context()), Verdict::Pass)
+}
+
+#[test]
+fn always_refuses_deleting_any_kind_until_the_label_is_removed() {
+    let fixture = Fixture::new();
+    let secret = fixture.delete(object("v1", "Secret", "prod", "db", ALWAYS));
+    let violation = fixture.violation(&policy(), &secret);
+    assert_eq!(
+        violation.reason,
+        "secret \"prod/db\" is protected against deletion by label defender.io/delete-protection=Always"
+    );
+    assert_eq!(
+        violation.remedy,
+        "If it must go, remove the protection first, then delete it: \
+         kubectl label secret db -n prod defender.io/delete-protection-"
+    );
+    let backup = fixture.delete(object("postgresql.cnpg.io/v1", "Backup", "prod", "nightly", ALWAYS));
+    assert!(
+        fixture
+            .violation(&policy(), &backup)
+            .remedy
+            .contains("kubectl label backups.postgresql.cnpg.io nightly -n prod"),
+    );
+    let namespace = fixture.delete(namespace_with_labels("shop", ALWAYS));
+    assert!(fixture.violation(&policy(), &namespace).remedy.contains("kubectl label namespace shop"));
+    assert!(passes(&fixture, &fixture.delete(object("v1", "Secret", "prod", "db", &[]))));
+}
+
+#[test]
+fn the_open_kruise_label_is_honoured_unless_turned_off() {
+    let fixture = Fixture::new();
+    let kruise = &[("policy.kruise.io/delete-protection", "Always")];
+    let request = fixture.delete(namespace_with_labels("shop", kruise));
+    let violation = fixture.violation(&policy(), &request);
+    assert!(
+        violation.reason.contains("by label policy.kruise.io/delete-protection=Always"),
+        "{}",
+        violation.reason
+    );
+    let spec = DeleteProtectionSpec { open_kruise_label: false, ..DeleteProtectionSpec::default() };
+    let own_only = DeleteProtection::new("p", spec).unwrap();
+    assert!(matches!(own_only.evaluate(&request, &fixture.context()), Verdict::Pass));
+}
+
+#[test]
+fn an_unknown_value_protects_like_always_and_always_wins_over_cascading() {
+    let fixture = Fixture::new();
+    let typo = fixture.delete(object(
+        "v1",
+        "ConfigMap",
+        "prod",
+        "c",
+        &[("defender.io/delete-protection", "always")],
+    ));
+    assert!(fixture.violation(&policy(), &typo).reason.contains("taken as Always"));
+    let both =
+        &[("defender.io/delete-protection", "Cascading"), ("policy.kruise.io/delete-protection", "Always")];
+    let request = fixture.delete(workload("Deployment", "web", 0, both));
+    assert!(
+        fixture.violation(&policy(), &request).reason.contains("policy.kruise.io/delete-protection=Always")
+    );
+}
+
+#[test]
+fn a_definition_is_not_deleted_while_it_defines_objects() {
+    let fixture = Fixture::new().with_objects(&[
+        certificate("shop", "web"),
+        certificate("shop", "api"),
+        certificate("blog", "web"),
+        object("example.com/v1", "Certificate", "shop", "other-group", &[]),
+    ]);
+    let request = fixture.delete(certificates_crd(&[]));
+    let violation = fixture.violation(&policy(), &request);
+    assert_eq!(
+        violation.reason,
+        "customresourcedefinition \"certificates.cert-manager.io\" still defines 3 Certificates in 2 namespaces, \
+         and deleting it would delete them all: every CustomResourceDefinition is protected while it still \
+         defines objects"
+    );
+    assert_eq!(
+        violation.remedy,
+        "Delete or migrate them first (kubectl get certificates.cert-manager.io --all-namespaces), then delete the \
+         definition. If they may all go with it, label it: kubectl label customresourcedefinition \
+         certificates.cert-manager.io defender.io/deletion-allowed=true"
+    );
+    let exempt = fixture.delete(certificates_crd(&[("defender.io/deletion-allowed", "true")]));
+    assert!(passes(&fixture, &exempt));
+    let labelled =
+        fixture.delete(certificates_crd(&[("defender.io/deletion-allowed", "true"), CASCADING[0]]));
+    assert!(fixture.violation(&policy(), &labelled).remedy.contains("defender.io/delete-protection-"));
+    assert!(passes(&Fixture::new(), &fixture.delete(certificates_crd(&[]))));
+}
+
+#[test]
+fn a_definition_whose_objects_cannot_be_counted_is_not_deleted() {
+    let fixture = Fixture::new();
+    let request = fixture.delete(certificates_crd(&[]));
+    let of = CustomResourceType::deleted_by(&request).unwrap();
+    let failed = Prefetched { of: of.clone(), count: Err("the API server did not answer within 2s".into()) };
+    let violation = match policy().evaluate(&request, &fixture.context().with_counted(Some(&failed))) {
+        Verdict::Violation(violation) => violation,
+        other => panic!("{other:?}"),
+    };
+    assert!(violation.reason.contains("could not count them (the API server did not answer within 2s)"));
+    let counted = Prefetched { of, count: Ok(ObjectCount { objects: 312, namespaces: 41, at_least: false }) };
+    let Verdict::Violation(violation) =
+        policy().evaluate(&request, &fixture.context().with_counted(Some(&counted)))
+    else {
+        panic!("expected a violation");
+    };
+    assert!(violation.reason.contains("312 Certificates in 41 namespaces"), "{}", violation.reason);
+}
+
+#[test]
+fn turning_off_default_definition_protection_leaves_labelled_ones_protected() {
+    let fixture = Fixture::new().with_objects(&[certificate("shop", "web")]);
+    let spec = DeleteProtectionSpec { custom_resource_definitions: false, ..DeleteProtectionSpec::default() };
+    let labels_only = DeleteProtection::new("p", spec).unwrap();
+    let context = fixture.context();
+    assert!(matches!(labels_only.evaluate(&fixture.delete(certificates_crd(&[])), &context), Verdict::Pass));
+    let labelled = fixture.delete(certificates_crd(CASCADING));
+    assert!(matches!(labels_only.evaluate(&labelled, &context), Verdict::Violation(_)));
+}
+
+#[test]
+fn a_cascading_workload_is_deleted_only_once_scaled_to_zero() {
+    let fixture = Fixture::new();
+    let running = fixture.delete(workload("Deployment", "web", 2, CASCADING));
+    let violation = fixture.violation(&policy(), &running);
+    assert_eq!(
+        violation.reason,
+        "deployment \"prod/web\" asks for 2 replicas, and deleting it would delete its pods: it is protected \
+         against cascading deletion by label defender.io/delete-protection=Cascading"
+    );
+    assert!(
+        violation
+            .remedy
+            .starts_with("Scale it to zero first (kubectl scale deployment web -n prod --replicas=0)")
+    );
+    for kind in ["StatefulSet", "ReplicaSet"] {
+        assert!(!passes(&fixture, &fixture.delete(workload(kind, "db", 1, CASCADING))), "{kind}");
+        assert!(passes(&fixture, &fixture.delete(workload(kind, "db", 0, CASCADING))), "{kind}");
+    }
+    assert!(passes(&fixture, &fixture.delete(workload("Deployment", "web", 0, CASCADING))));
+}
+
+#[test]
+fn a_cascading_daemonset_is_deleted_only_when_the_view_knows_it_has_no_pods() {
+    let mut scheduled = workload("DaemonSet", "agent", 0, CASCADING);
+    scheduled["status"] = json!({"currentNumberScheduled": 3, "desiredNumberScheduled": 3});
+    let fixture = Fixture::new().with_objects(&[scheduled.clone()]);
+    assert!(
+        fixture.violation(&policy(), &fixture.delete(scheduled)).reason.contains("may have pods scheduled")
+    );
+}
+
+#[test]
+fn a_cascading_object_is_not_deleted_while_running_objects_block_on_it() {
+    let mut job = object("batch/v1", "Job", "prod", "migrate", CASCADING);
+    job["metadata"]["uid"] = json!("job-uid");
+    let mut pod = object("v1", "Pod", "prod", "migrate-x7", &[]);
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate",
+        "uid": "job-uid", "controller": true, "blockOwnerDeletion": true}]);
+    pod["status"] = json!({"phase": "Running"});
+    let fixture = Fixture::new().with_objects(&[pod.clone()]);
+    let violation = fixture.violation(&policy(), &fixture.delete(job.clone()));
+    assert!(
+        violation.reason.starts_with("job \"prod/migrate\" still has 1 running object that name"),
+        "{}",
+        violation.reason
+    );
+    pod["status"] = json!({"phase": "Succeeded"});
+    let finished = Fixture::new().with_objects(&[pod]);
+    assert!(passes(&finished, &finished.delete(job)));
+}
+
+#[test]
+fn a_cascading_namespace_is_judged_here_unless_another_policy_guards_its_contents() {
+    let running = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+                         "status": {"phase": "Running"}});
+    let fixture = Fixture::new().with_objects(&[running]);
+    let kruise =
+        fixture.delete(namespace_with_labels("shop", &[("policy.kruise.io/delete-protection", "Cascading")]));
+    let violation = fixture.violation(&policy(), &kruise);
+    assert!(
+        violation.reason.starts_with("namespace \"shop\" still holds 1 running or pending pod"),
+        "{}",
+        violation.reason
+    );
+    let guard: Vec<Box<dyn Policy>> =
+        vec![Box::new(crate::policy::cascading_protection::CascadingProtection::new(
+            "cascading-protection",
+            Default::default(),
+        ))];
+    let context = Context { policies: &guard, ..fixture.context() };
+    let own_label = fixture.delete(namespace_with_labels("shop", CASCADING));
+    assert!(matches!(policy().evaluate(&own_label, &context), Verdict::Pass));
+    assert!(matches!(policy().evaluate(&kruise, &context), Verdict::Violation(_)));
+}
+
+#[test]
+fn the_label_comes_off_freely_except_from_a_core_namespace() {
+    let fixture = Fixture::new();
+    let unlabel =
+        |name: &str| fixture.update(namespace_with_labels(name, ALWAYS), namespace_with_labels(name, &[]));
+    assert!(matches!(policy().evaluate(&unlabel("shop"), &fixture.context()), Verdict::Pass));
+    let context = fixture.context().with_own_namespace(Some("defender-system"));
+    let Verdict::Violation(violation) = policy().evaluate(&unlabel("defender-system"), &context) else {
+        panic!("removing the label from a core namespace must be refused");
+    };
+    assert!(violation.absolute);
+    let secret = fixture
+        .update(object("v1", "Secret", "prod", "db", ALWAYS), object("v1", "Secret", "prod", "db", &[]));
+    assert!(!policy().applies(&secret));
+}
+
+#[test]
+fn an_empty_label_key_is_refused() {
+    let spec = DeleteProtectionSpec { label: String::new(), ..DeleteProtectionSpec::default() };
+    assert!(DeleteProtection::new("p", spec).is_err());
+}

@@ -1,0 +1,87 @@
+//! Counting a CustomResourceDefinition's objects, just before a review that
+//! would delete the definition is judged.
+//!
+//! The live view cannot hold every custom resource of every definition, and
+//! needs to only when a definition is about to go: then one metadata-only,
+//! paged list (bounded in pages and in time) counts them. It runs on the
+//! review's blocking thread, before the engine, so the engine stays free of I/O.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::ListParams;
+use kube::core::DynamicObject;
+
+use crate::custom_resources::{Counted, CustomResourceType, MAX_PAGES, ObjectCount, PAGE_SIZE, Prefetched};
+use crate::request::Request;
+
+/// Counts custom resources through the API server.
+#[derive(Clone)]
+pub struct CustomResourceCounter {
+    client: kube::Client,
+    /// The most one count may take; a slower API server means a refusal.
+    timeout: Duration,
+}
+
+impl CustomResourceCounter {
+    pub fn new(client: kube::Client, timeout: Duration) -> Self {
+        Self { client, timeout }
+    }
+
+    /// Counts `of`'s objects, blocking this (non-runtime) thread.
+    fn count_blocking(&self, of: &CustomResourceType) -> Counted {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "no runtime to reach the API server from".to_owned())?;
+        let timeout = self.timeout;
+        handle.block_on(async {
+            match tokio::time::timeout(timeout, self.count(of)).await {
+                Ok(counted) => counted,
+                Err(_) => Err(format!("the API server did not list them within {timeout:?}")),
+            }
+        })
+    }
+
+    async fn count(&self, of: &CustomResourceType) -> Counted {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &of.api_resource());
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        let (mut objects, mut namespaces) = (0, BTreeSet::new());
+        for _ in 0..MAX_PAGES {
+            let page = api.list_metadata(&params).await.map_err(|error| listing_failed(of, &error))?;
+            objects += page.items.len();
+            namespaces.extend(page.items.into_iter().filter_map(|item| item.metadata.namespace));
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(ObjectCount { objects, namespaces: namespaces.len(), at_least: false }),
+            }
+        }
+        Ok(ObjectCount { objects, namespaces: namespaces.len(), at_least: true })
+    }
+}
+
+/// The reason a list failed, with what to do when it is Defender's permissions.
+fn listing_failed(of: &CustomResourceType, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "Defender's service account may not list {}.{}: grant it `list` (deploy/base/rbac.yaml does, for every \
+             resource)",
+            of.plural, of.group
+        ),
+        other => format!("listing them failed: {other}"),
+    }
+}
+
+/// The count a request needs before it is judged: the objects of the
+/// definition it deletes, if it deletes one. Without a cluster connection
+/// nothing can be counted, and the deletion is refused.
+pub fn prefetch(counter: Option<&CustomResourceCounter>, request: &Request) -> Option<Prefetched> {
+    let of = CustomResourceType::deleted_by(request)?;
+    let count = match counter {
+        Some(counter) => counter.count_blocking(&of),
+        None => Err("Defender runs without a connection to the cluster, so it cannot count them".to_owned()),
+    };
+    if let Err(reason) = &count {
+        tracing::warn!(definition = of.definition, reason, "custom resources not counted");
+    }
+    Some(Prefetched { of, count })
+}

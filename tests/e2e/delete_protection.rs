@@ -1,0 +1,125 @@
+//! delete-protection on the real control plane: a CustomResourceDefinition
+//! is not deleted while it still defines objects, and the
+//! `delete-protection` labels (Defender's and OpenKruise's) hold any kind.
+
+use std::time::Duration;
+
+use crate::World;
+use crate::env::{Check, Kubectl, wait_until};
+use crate::scenarios::create_namespace;
+
+const DEFINITION: &str = "widgets.e2e.example.com";
+
+/// A namespaced, schemaless CRD for Widgets.
+fn widget_definition() -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {DEFINITION}}}\n\
+         spec:\n  group: e2e.example.com\n  scope: Namespaced\n  \
+         names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  versions:\n    \
+         - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          \
+         type: object\n          x-kubernetes-preserve-unknown-fields: true\n"
+    )
+}
+
+fn widget(namespace: &str, name: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: e2e.example.com/v1\nkind: Widget\nmetadata: {{name: {name}, namespace: {namespace}, \
+         labels: {{{labels}}}}}\nspec: {{size: 1}}\n"
+    )
+}
+
+fn widgets_left(k: &Kubectl) -> Result<usize, String> {
+    Ok(k.ok(&["get", "widgets", "--all-namespaces", "--no-headers"])?.lines().count())
+}
+
+pub fn custom_resource_definition(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let (a, b) = ("e2e-widgets-a", "e2e-widgets-b");
+    create_namespace(k, a, &[])?;
+    create_namespace(k, b, &[])?;
+    k.apply(&widget_definition()).accepted()?;
+    let established = wait_until(Duration::from_secs(30), || {
+        k.run(&["wait", "--for=condition=Established", "--timeout=5s", &format!("crd/{DEFINITION}")]).code
+            == 0
+    });
+    if !established {
+        return Err(format!("{DEFINITION} was not established"));
+    }
+    // Creating the first objects of a new type can race its discovery.
+    let created = wait_until(Duration::from_secs(20), || k.apply(&widget(a, "one", "")).code == 0);
+    if !created {
+        return Err("the first Widget could not be created".to_owned());
+    }
+    k.apply(&widget(a, "two", "")).accepted()?;
+    k.apply(&widget(b, "three", "defender.io/delete-protection: Always")).accepted()?;
+
+    k.run(&["delete", "crd", DEFINITION, "--dry-run=server"]).rejected_with(&format!(
+        "customresourcedefinition \"{DEFINITION}\" still defines 3 Widgets in 2 namespaces"
+    ))?;
+    let refused = k.run(&["delete", "crd", DEFINITION]);
+    refused.rejected_with(
+        "Delete or migrate them first (kubectl get widgets.e2e.example.com --all-namespaces), then delete the \
+         definition",
+    )?;
+    println!("      $ kubectl delete crd {DEFINITION}\n      {}", refused.stderr.trim());
+    if widgets_left(k)? != 3 {
+        return Err("a refused CRD deletion lost Widgets".to_owned());
+    }
+
+    // Always holds a custom resource until the label comes off.
+    k.run(&["delete", "widget", "three", "-n", b]).rejected_with(&format!(
+        "widget \"{b}/three\" is protected against deletion by label defender.io/delete-protection=Always"
+    ))?;
+    k.run(&["label", "widget", "three", "-n", b, "defender.io/delete-protection-"]).accepted()?;
+    k.run(&["delete", "widgets", "--all", "-n", a]).accepted()?;
+    k.run(&["delete", "widget", "three", "-n", b]).accepted()?;
+    if widgets_left(k)? != 0 {
+        return Err("the Widgets were not deleted".to_owned());
+    }
+    k.run(&["delete", "crd", DEFINITION]).accepted()
+}
+
+pub fn cascading_deployment(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-cascading-web";
+    create_namespace(k, ns, &[])?;
+    k.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  \
+         labels: {{defender.io/delete-protection: Cascading}}\nspec:\n  replicas: 2\n  \
+         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+         spec: {{containers: [{{name: web, image: registry.example/web:1}}]}}\n"
+    ))
+    .accepted()?;
+    k.run(&["delete", "deployment", "web", "-n", ns]).rejected_with(&format!(
+        "deployment \"{ns}/web\" asks for 2 replicas, and deleting it would delete its pods: it is protected \
+         against cascading deletion by label defender.io/delete-protection=Cascading"
+    ))?;
+    k.run(&["scale", "deployment", "web", "-n", ns, "--replicas=0"]).accepted()?;
+    // The view learns of the scale-down from its watch, within moments.
+    let mut last = None;
+    let deleted = wait_until(Duration::from_secs(15), || {
+        let outcome = k.run(&["delete", "deployment", "web", "-n", ns]);
+        let done = outcome.code == 0;
+        last = Some(outcome);
+        done
+    });
+    if deleted {
+        Ok(())
+    } else {
+        Err(format!(
+            "scaled to zero, the Deployment still could not be deleted: {:?}",
+            last.map(|o| o.stderr)
+        ))
+    }
+}
+
+pub fn open_kruise_namespace(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-kruise-always";
+    create_namespace(k, ns, &["policy.kruise.io/delete-protection=Always"])?;
+    k.run(&["delete", "namespace", ns]).rejected_with(&format!(
+        "namespace \"{ns}\" is protected against deletion by label policy.kruise.io/delete-protection=Always"
+    ))?;
+    let phase = k.ok(&["get", "namespace", ns, "-o", "jsonpath={.status.phase}"])?;
+    if phase == "Active" { Ok(()) } else { Err(format!("namespace {ns} is {phase}")) }
+}
