@@ -23,6 +23,7 @@ pub mod paths;
 pub mod policy;
 pub mod protected_objects;
 pub mod request;
+pub mod routing;
 pub mod selector;
 pub mod server;
 pub mod settings;

@@ -52,6 +52,11 @@ impl Request {
         &self.inner.kind.kind
     }
 
+    /// The kind's API group, `""` for the core group.
+    pub fn group(&self) -> &str {
+        &self.inner.kind.group
+    }
+
     pub fn sub_resource(&self) -> Option<&str> {
         self.inner.sub_resource.as_deref().filter(|s| !s.is_empty())
     }

@@ -63,7 +63,7 @@ pub const CONTROL_PLANE_USERS: &[(&str, &str)] = &[
 
 /// Kubelets authenticate as `system:node:<node name>` in group
 /// `system:nodes`; a user who only claims the group is judged.
-const NODES_GROUP: &str = "system:nodes";
+pub const NODES_GROUP: &str = "system:nodes";
 pub const NODE_USER_PREFIX: &str = "system:node:";
 
 /// Kubelets delete the pods of their node.

@@ -101,7 +101,8 @@ impl Synthetic {
             }
         };
         let gvk = json!({"group": group, "version": version, "kind": kind});
-        let gvr = json!({"group": group, "version": version, "resource": plural(&kind)});
+        let gvr =
+            json!({"group": group, "version": version, "resource": crate::routing::plural(&group, &kind)});
         let mut request = json!({
             "uid": self.uid,
             "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
@@ -132,33 +133,21 @@ fn string_at(object: &Value, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The resource name for a kind, as the API server registers the built-in ones.
-pub fn plural(kind: &str) -> String {
-    let lower = kind.to_lowercase();
-    if lower.ends_with("ss") || lower.ends_with('x') {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn plural_matches_builtin_resource_names() {
-        for (kind, resource) in [
-            ("Ingress", "ingresses"),
-            ("Pod", "pods"),
-            ("ConfigMap", "configmaps"),
-            ("NetworkPolicy", "networkpolicies"),
-            ("Gateway", "gateways"),
-            ("Namespace", "namespaces"),
-        ] {
-            assert_eq!(plural(kind), resource);
+    fn the_request_names_the_resource_as_the_api_server_does() {
+        for (api_version, kind, resource) in
+            [("v1", "Endpoints", "endpoints"), ("networking.k8s.io/v1", "Ingress", "ingresses")]
+        {
+            let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+            synthetic.old_object = Some(
+                json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": "ns"}}),
+            );
+            let review = synthetic.to_review().unwrap();
+            assert_eq!(review["request"]["resource"]["resource"], resource);
         }
     }
 

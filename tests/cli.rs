@@ -331,3 +331,142 @@ fn a_symlink_loop_in_a_directory_is_not_followed() {
     let tested = defender(&["test", path]);
     assert!(stdout(&tested).contains("no test suites found"));
 }
+
+fn webhooks_of(output: &Output) -> Vec<serde_yaml_ng::Value> {
+    assert!(output.status.success(), "{}", stderr(output));
+    let configuration: serde_yaml_ng::Value = serde_yaml_ng::from_str(&stdout(output)).expect("valid YAML");
+    assert_eq!(configuration["kind"].as_str(), Some("ValidatingWebhookConfiguration"));
+    configuration["webhooks"].as_sequence().expect("webhooks").clone()
+}
+
+/// The namespaces a webhook's namespaceSelector leaves out.
+fn excluded(webhook: &serde_yaml_ng::Value) -> Vec<String> {
+    let requirements =
+        webhook["namespaceSelector"]["matchExpressions"].as_sequence().cloned().unwrap_or_default();
+    requirements
+        .iter()
+        .flat_map(|r| r["values"].as_sequence().cloned().unwrap_or_default())
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn webhook_config_prints_the_configuration_the_embedded_policies_need() {
+    let webhooks = webhooks_of(&defender(&["webhook-config"]));
+    let names: Vec<&str> = webhooks.iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "namespaces.defender.io",
+            "deletions.defender.io",
+            "pod-deletions.defender.io",
+            "ingress-hosts.defender.io",
+            "delete-protection.defender.io"
+        ]
+    );
+    for webhook in &webhooks {
+        assert_eq!(webhook["clientConfig"]["service"]["namespace"].as_str(), Some("defender-system"));
+    }
+    assert_eq!(excluded(&webhooks[1]), ["defender-system"]);
+}
+
+#[test]
+fn webhook_config_places_defender_where_the_flags_say() {
+    let output =
+        defender(&["webhook-config", "--namespace", "other", "--service-name", "guard", "--name", "g"]);
+    let webhooks = webhooks_of(&output);
+    for webhook in &webhooks {
+        let service = &webhook["clientConfig"]["service"];
+        assert_eq!((service["namespace"].as_str(), service["name"].as_str()), (Some("other"), Some("guard")));
+        assert!(excluded(webhook).iter().all(|ns| ns == "other"), "{webhook:?}");
+    }
+    assert_eq!(excluded(&webhooks[1]), ["other"]);
+    assert!(stdout(&output).contains("\n  name: g\n"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    let url = "https://127.0.0.1:8443/validate";
+    let outside =
+        webhooks_of(&defender(&["webhook-config", "--url", url, "--ca-bundle", ca.to_str().unwrap()]));
+    for webhook in &outside {
+        let client = &webhook["clientConfig"];
+        assert_eq!(client["url"].as_str(), Some(url));
+        assert!(client["service"].is_null());
+        use base64::Engine as _;
+        let pem =
+            base64::engine::general_purpose::STANDARD.decode(client["caBundle"].as_str().unwrap()).unwrap();
+        assert_eq!(pem, std::fs::read(&ca).unwrap());
+    }
+}
+
+#[test]
+fn webhook_config_refuses_unusable_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for (args, expected) in [
+        (vec!["--url", "http://127.0.0.1:8443/validate"], "https:// only"),
+        (vec!["--namespace", "Bad_Namespace"], "--namespace \"Bad_Namespace\""),
+        (vec!["--ca-bundle", not_pem.to_str().unwrap()], "expected PEM certificates"),
+        (vec!["--ca-bundle", "/nonexistent/ca.crt"], "--ca-bundle /nonexistent/ca.crt"),
+    ] {
+        let output = defender(&[&["webhook-config"][..], &args].concat());
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+        assert!(stdout(&output).is_empty());
+    }
+}
+
+/// A policy set guarding a custom resource: deploy/'s configuration never
+/// sends its deletions, and `check` says so; the regenerated one does.
+#[test]
+fn check_warns_about_kinds_the_webhook_configuration_does_not_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("guard.yaml");
+    std::fs::write(
+        &policies,
+        "apiVersion: defender.io/v1alpha1\nkind: DeletionGuard\nmetadata: {name: deletion-guard}\nspec:\n  \
+         resources: [{kind: Certificate, group: cert-manager.io, mode: protect}]\n",
+    )
+    .unwrap();
+    let policies = policies.to_str().unwrap();
+    let manifests = "tests/fixtures/manifests-ok";
+    let warned = defender(&["check", "--policies", policies, "-f", manifests]);
+    assert!(warned.status.success(), "{}", stdout(&warned));
+    let warnings = stderr(&warned);
+    assert!(
+        warnings.contains("warning: deletion-guard: UPDATE, DELETE of cert-manager.io/certificates"),
+        "{warnings}"
+    );
+    assert!(warnings.contains(&format!("`defender webhook-config --policies {policies}`")), "{warnings}");
+
+    let deployed = defender(&[
+        "check",
+        "--policies",
+        policies,
+        "-f",
+        manifests,
+        "--webhook-config",
+        "deploy/base/validatingwebhookconfiguration.yaml",
+    ]);
+    assert!(stderr(&deployed).contains("cert-manager.io/certificates"), "{}", stderr(&deployed));
+
+    let generated = dir.path().join("webhooks.yaml");
+    let output = defender(&["webhook-config", "--policies", policies]);
+    std::fs::write(&generated, &output.stdout).unwrap();
+    let regenerated = defender(&[
+        "check",
+        "--policies",
+        policies,
+        "-f",
+        manifests,
+        "--webhook-config",
+        generated.to_str().unwrap(),
+    ]);
+    assert!(regenerated.status.success());
+    assert_eq!(stderr(&regenerated), "");
+
+    let embedded = defender(&["check", "-f", manifests]);
+    assert_eq!(stderr(&embedded), "", "the default policies are routed by the default configuration");
+}

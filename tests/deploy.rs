@@ -81,7 +81,10 @@ fn every_webhook_skips_exactly_the_control_plane_identities_the_settings_exempt(
 fn owner_reference_updates_of_guarded_kinds_are_routed() {
     for webhook in webhooks() {
         let name = webhook["name"].as_str().unwrap();
-        if !matches!(name, "deletions.defender.io" | "pod-deletions.defender.io") {
+        if !matches!(
+            name,
+            "deletions.defender.io" | "pod-deletions.defender.io" | "delete-protection.defender.io"
+        ) {
             continue;
         }
         let rules = webhook["rules"].as_sequence().unwrap();

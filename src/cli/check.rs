@@ -7,10 +7,14 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+use anyhow::Context as _;
+
 use super::{PolicyArgs, USAGE};
 use crate::clock::{Clock, SystemClock};
+use crate::config::{self, PolicySet};
 use crate::engine::Engine;
 use crate::paths;
+use crate::routing::{self, Options};
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::view::MemoryView;
 use crate::yaml;
@@ -40,6 +44,12 @@ pub struct CheckArgs {
     /// The user's groups (repeatable).
     #[arg(long = "group", default_value = "system:authenticated")]
     groups: Vec<String>,
+    /// The ValidatingWebhookConfiguration the cluster runs (YAML; kustomize
+    /// output works): warns on stderr about what the policies judge but it
+    /// never sends Defender [default: the one deploy/ ships, for the
+    /// embedded policies].
+    #[arg(long, value_name = "FILE")]
+    webhook_config: Option<PathBuf>,
 }
 
 /// One manifest and where it came from.
@@ -51,7 +61,9 @@ pub(super) struct Manifest {
 impl CheckArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let out = &mut std::io::stdout().lock();
-        let engine = Engine::new(self.policies.load()?);
+        let set = self.policies.load()?;
+        self.warn_unrouted(&set)?;
+        let engine = Engine::new(set);
         let mut manifests = Vec::new();
         let mut unusable = 0;
         for path in &self.files {
@@ -98,6 +110,46 @@ impl CheckArgs {
             (0, _) => ExitCode::FAILURE,
             _ => ExitCode::from(USAGE),
         })
+    }
+
+    /// Warns about what the policies need that the webhook configuration does
+    /// not route: the API server would never send it, so it would pass.
+    fn warn_unrouted(&self, set: &PolicySet) -> anyhow::Result<()> {
+        let (configuration, which) = match &self.webhook_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--webhook-config {}", path.display()))?;
+                let configuration = routing::parse(&text)
+                    .map_err(|error| anyhow::anyhow!("--webhook-config {}: {error}", path.display()))?;
+                (configuration, path.display().to_string())
+            }
+            None => {
+                let embedded = config::load_embedded()?;
+                let deployed =
+                    routing::configuration(&embedded.policies, &embedded.settings, &Options::default());
+                (deployed, "the default webhook configuration (deploy/base)".to_owned())
+            }
+        };
+        let unrouted = routing::unrouted(&set.policies, &configuration);
+        if unrouted.is_empty() {
+            return Ok(());
+        }
+        let err = &mut std::io::stderr().lock();
+        for line in &unrouted {
+            writeln!(err, "warning: {line}")?;
+        }
+        let policies = self
+            .policies
+            .policies
+            .as_ref()
+            .map(|p| format!(" --policies {}", p.display()))
+            .unwrap_or_default();
+        writeln!(
+            err,
+            "warning: {which} does not send Defender these requests, so they are never judged: \
+             regenerate it with `defender webhook-config{policies}`"
+        )?;
+        Ok(())
     }
 
     fn request_for(&self, object: &Value) -> Result<crate::request::Request, String> {

@@ -5,6 +5,7 @@
 mod check;
 mod review;
 mod test;
+mod webhook_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Review(review::ReviewArgs),
     /// Judge manifests as the API server would see them, before `kubectl apply`.
     Check(check::CheckArgs),
+    /// Print the ValidatingWebhookConfiguration that sends Defender what the policies judge.
+    WebhookConfig(webhook_config::WebhookConfigArgs),
 }
 
 /// `--policies`, shared by the commands that judge requests.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => args.run(),
         Command::Review(args) => args.run(),
         Command::Check(args) => args.run(),
+        Command::WebhookConfig(args) => args.run(),
     };
     result.unwrap_or_else(|error| {
         // A reader that went away (`defender test ... | head`) is not an error.

@@ -13,6 +13,7 @@ use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::Request;
+use crate::routing::{self, Hook, Need};
 use crate::selector::{Label, Labels};
 use crate::view::Contents;
 
@@ -116,6 +117,10 @@ fn emptying(namespace: &str, contents: &Contents) -> String {
 }
 
 impl Policy for CascadingProtection {
+    fn routes(&self) -> Vec<Need> {
+        Need::deletions(Hook::Namespaces, &routing::kinds::resource("", "Namespace", None))
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

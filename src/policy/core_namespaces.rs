@@ -6,6 +6,7 @@ use serde::Deserialize;
 use crate::budget::Exhausted;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request, labels_of};
+use crate::routing::{self, Hook, Need};
 use crate::selector::{LabelSelector, Labels};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +118,13 @@ impl CoreNamespaces {
 }
 
 impl Policy for CoreNamespaces {
+    /// Every write of a namespace, its status and finalize subresources
+    /// included: they keep label changes, and the core label is judged.
+    fn routes(&self) -> Vec<Need> {
+        let namespaces = routing::kinds::resource("", "Namespace", None);
+        Need::every(Hook::Namespaces, &namespaces, &[Operation::Create, Operation::Update, Operation::Delete])
+    }
+
     fn marks_core(&self, namespace: &str, labels: &Labels) -> bool {
         self.is_listed(namespace) || self.spec.selector.matches(labels)
     }

@@ -25,6 +25,7 @@ use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::protected_objects;
 use crate::request::{Operation, Request, labels_of};
+use crate::routing::{self, Hook, Need, Resource};
 use crate::selector::{Label, Labels};
 
 mod protected_contents;
@@ -351,6 +352,17 @@ fn unlabel_command(request: &Request, key: &str) -> String {
 impl Policy for DeleteProtection {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Deletions of anything (the delete-protection webhook sends only
+    /// CustomResourceDefinitions and objects carrying one of the labels), and
+    /// namespace deletions and updates (the namespaces webhook sends them all).
+    fn routes(&self) -> Vec<Need> {
+        let label_keys = self.label_keys().into_iter().map(str::to_owned).collect();
+        let mut needs = Need::deletions(Hook::DeleteProtection { label_keys }, &Resource::everything());
+        let namespaces = routing::kinds::resource("", "Namespace", None);
+        needs.extend(Need::every(Hook::Namespaces, &namespaces, &[Operation::Update, Operation::Delete]));
+        needs
     }
 
     fn action(&self) -> Action {

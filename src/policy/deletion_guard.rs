@@ -14,6 +14,8 @@ use crate::clock;
 use crate::config::Period;
 use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::Request;
+use crate::routing::kinds::{self, Resource};
+use crate::routing::{Hook, Need};
 use crate::selector::{Label, LabelSelector};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +37,11 @@ pub struct GuardedResourceSpec {
     /// API group; optional for the kinds Defender knows.
     #[serde(default)]
     pub group: Option<String>,
+    /// The resource name (`certificates`), for kinds Defender does not know
+    /// whose plural is not the usual English one: the webhook configuration
+    /// routes the kind by it.
+    #[serde(default)]
+    pub plural: Option<String>,
     pub mode: Mode,
     /// For `bulk`: more than `deletes` by one user in one namespace per `window` are denied.
     #[serde(default)]
@@ -72,6 +79,7 @@ fn default_resources() -> Vec<GuardedResourceSpec> {
     let guarded = |kind: &str, mode| GuardedResourceSpec {
         kind: kind.to_owned(),
         group: None,
+        plural: None,
         mode,
         burst: (mode == Mode::Bulk).then_some(DEFAULT_BURST),
         exempt_selectors: Vec::new(),
@@ -91,20 +99,11 @@ impl Default for DeletionGuardSpec {
     }
 }
 
-/// The group of kinds Defender knows, so configs can name just the kind.
-fn known_group(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Ingress" | "NetworkPolicy" | "IngressClass" => Some("networking.k8s.io"),
-        "Service" | "Secret" | "ConfigMap" | "Pod" | "PersistentVolumeClaim" | "ServiceAccount" => Some(""),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => Some("apps"),
-        "Job" | "CronJob" => Some("batch"),
-        _ => None,
-    }
-}
-
 struct Guarded {
     kind: String,
     group: String,
+    /// The kind as webhook rules name it.
+    resource: Resource,
     mode: Mode,
     burst: Option<Arc<Budget>>,
     exempt_selectors: Vec<LabelSelector>,
@@ -129,7 +128,20 @@ impl DeletionGuard {
         let mut guarded: Vec<Guarded> = Vec::new();
         for (index, resource) in spec.resources.into_iter().enumerate() {
             let at = format!("resources[{index}]");
-            let group = match (&resource.group, known_group(&resource.kind)) {
+            if resource.kind.is_empty() || !resource.kind.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "{at}.kind: {:?} is not a Kubernetes kind (e.g. Certificate)",
+                    resource.kind
+                ));
+            }
+            if let Some(plural) = &resource.plural
+                && !is_resource_name(plural)
+            {
+                return Err(format!(
+                    "{at}.plural: {plural:?} is not a resource name (lowercase letters, digits, '-' or '.', e.g. certificates)"
+                ));
+            }
+            let group = match (&resource.group, kinds::known_group(&resource.kind)) {
                 (Some(group), _) => group.clone(),
                 (None, Some(group)) => group.to_owned(),
                 (None, None) => {
@@ -154,6 +166,7 @@ impl DeletionGuard {
                 }
             };
             guarded.push(Guarded {
+                resource: kinds::resource(&group, &resource.kind, resource.plural.as_deref()),
                 kind: resource.kind,
                 group,
                 mode: resource.mode,
@@ -220,7 +233,7 @@ impl DeletionGuard {
 
     fn bulk(&self, request: &Request, guarded: &Guarded, context: &Context) -> Verdict {
         if request.is_collection_delete() {
-            let plural = crate::synthetic::plural(&guarded.kind);
+            let plural = &guarded.resource.plural;
             let namespace = request.namespace().unwrap_or("");
             return Verdict::Violation(Violation::new(
                 format!(
@@ -255,6 +268,13 @@ impl DeletionGuard {
     }
 }
 
+/// A resource name as the API server accepts one (a DNS subdomain).
+fn is_resource_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
 /// Bursts are counted per user, namespace and kind.
 fn burst_key(request: &Request) -> String {
     format!("{}\u{0}{}\u{0}{}", request.username(), request.namespace().unwrap_or(""), request.kind())
@@ -286,12 +306,25 @@ impl Policy for DeletionGuard {
         }
     }
 
+    /// Mode protect: the deletions webhook (Fail). Mode bulk: the
+    /// pod-deletions webhook (Ignore), for what controllers recreate.
+    fn routes(&self) -> Vec<Need> {
+        let hook = |mode| match mode {
+            Mode::Protect => Hook::Deletions,
+            Mode::Bulk => Hook::PodDeletions,
+        };
+        self.guarded.iter().flat_map(|g| Need::deletions(hook(g.mode), &g.resource)).collect()
+    }
+
     fn namespace_exemptions(&self) -> Vec<Label> {
         vec![self.exempt_label.clone()]
     }
 
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
-        let plural = crate::synthetic::plural(request.kind());
+        let plural = match self.guarded(request) {
+            Some(guarded) => guarded.resource.plural.clone(),
+            None => kinds::plural(request.group(), request.kind()),
+        };
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
         Violation::new(
             format!(
@@ -470,6 +503,38 @@ mod tests {
             parse("resources: [{kind: Pod, mode: bulk}, {kind: Pod, mode: protect}]")
                 .contains("listed twice")
         );
+    }
+
+    #[test]
+    fn rejects_a_kind_or_plural_no_webhook_rule_could_name() {
+        let parse =
+            |yaml: &str| DeletionGuard::new("g", serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
+        let plural = parse("resources: [{kind: Widget, group: example.com, plural: Widgets, mode: protect}]");
+        assert!(plural.starts_with("resources[0].plural: \"Widgets\" is not a resource name"), "{plural}");
+        let kind = parse("resources: [{kind: 'Widget/x', group: example.com, mode: protect}]");
+        assert!(kind.starts_with("resources[0].kind:"), "{kind}");
+        assert!(parse("resources: [{kind: '', mode: protect}]").starts_with("resources[0].kind:"));
+    }
+
+    #[test]
+    fn messages_name_the_kind_by_its_resource_name() {
+        let fixture = Fixture::new();
+        let spec = serde_yaml_ng::from_str(
+            "resources: [{kind: Endpoints, mode: bulk}, {kind: Octopus, group: example.com, plural: octopodes, mode: bulk}]",
+        )
+        .unwrap();
+        let guard = DeletionGuard::new("g", spec).unwrap();
+        for (api_version, kind, plural) in
+            [("v1", "Endpoints", "endpoints"), ("example.com/v1", "Octopus", "octopodes")]
+        {
+            let request = fixture.delete_collection_item(object(api_version, kind, "prod", "x", &[]));
+            let violation = fixture.violation(&guard, &request);
+            assert!(
+                violation.reason.starts_with(&format!("deleting {plural} as a collection")),
+                "{}",
+                violation.reason
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request};
+use crate::routing::{self, Hook, Need};
 use crate::view::bounds::MAX_ROUTES;
 use crate::view::http_route::{self, HttpRouteSpec};
 use crate::view::{HostPath, Route, summary};
@@ -119,6 +120,16 @@ fn describe(route: &HostPath, other: &Route) -> String {
 }
 
 impl Policy for DuplicateHosts {
+    fn routes(&self) -> Vec<Need> {
+        let writes = [Operation::Create, Operation::Update];
+        [("networking.k8s.io", "Ingress"), (http_route::GROUP, http_route::KIND)]
+            .into_iter()
+            .map(|(group, kind)| {
+                Need::new(Hook::IngressHosts, &routing::kinds::resource(group, kind, None), &writes)
+            })
+            .collect()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

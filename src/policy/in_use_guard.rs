@@ -12,6 +12,7 @@ use crate::budget::Exhausted;
 use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::Request;
+use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
 use crate::view::{Referent, User, UserKind, Via};
 
@@ -138,6 +139,15 @@ fn consequences(users: &[User]) -> String {
 }
 
 impl Policy for InUseGuard {
+    fn routes(&self) -> Vec<Need> {
+        let resource = |kind: GuardedKind| match kind {
+            GuardedKind::Secret => routing::kinds::resource("", "Secret", None),
+            GuardedKind::ConfigMap => routing::kinds::resource("", "ConfigMap", None),
+            GuardedKind::Service => routing::kinds::resource("", "Service", None),
+        };
+        self.spec.kinds.iter().flat_map(|kind| Need::deletions(Hook::Deletions, &resource(*kind))).collect()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

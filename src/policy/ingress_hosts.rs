@@ -19,6 +19,7 @@ use crate::policy::host_annotations::annotation_problems;
 pub use crate::policy::hostname::{HostProblem, host_problem};
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request, annotation};
+use crate::routing::{self, Hook, Need};
 
 /// The Gateway API group, served in several versions (`v1`, `v1beta1`,
 /// `v1alpha2`, ...); a route is judged whatever the version it arrives in.
@@ -142,6 +143,19 @@ fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
 }
 
 impl Policy for IngressHosts {
+    /// Creates and updates of Ingresses and of every route kind; not their
+    /// status, which ingress controllers write and which holds no hosts.
+    fn routes(&self) -> Vec<Need> {
+        let writes = [Operation::Create, Operation::Update];
+        let ingresses = routing::kinds::resource("networking.k8s.io", "Ingress", None);
+        let mut needs = vec![Need::new(Hook::IngressHosts, &ingresses, &writes)];
+        for kind in ROUTE_KINDS {
+            let routes = routing::kinds::resource(GATEWAY_GROUP, kind, None);
+            needs.push(Need::new(Hook::IngressHosts, &routes, &writes));
+        }
+        needs
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

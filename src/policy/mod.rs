@@ -14,6 +14,7 @@ use crate::budget::{Budget, Exhausted};
 use crate::custom_resources::{Counted, CustomResourceType, Prefetched};
 use crate::protected_objects::{self, Lookup};
 use crate::request::Request;
+use crate::routing::Need;
 use crate::selector::{Label, Labels};
 
 static NO_LABELS: Labels = Labels::new();
@@ -254,6 +255,15 @@ pub trait Policy: Send + Sync {
     /// Labels that, on a namespace, turn this policy off for what the
     /// namespace holds. Core namespaces may never carry them.
     fn namespace_exemptions(&self) -> Vec<Label> {
+        Vec::new()
+    }
+
+    /// The requests the API server must send Defender for this policy to see
+    /// what it judges. The webhook configuration is generated from these
+    /// (`defender webhook-config`), and `defender check` and `defender serve`
+    /// warn when a configuration leaves one out: a request no webhook rule
+    /// matches never reaches Defender.
+    fn routes(&self) -> Vec<Need> {
         Vec::new()
     }
 

@@ -15,6 +15,7 @@ use crate::clock;
 use crate::config::Period;
 use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::{Operation, Request, annotation};
+use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
 
 /// The single key of the cluster-wide budget.
@@ -280,6 +281,21 @@ impl NamespaceDeletion {
 }
 
 impl Policy for NamespaceDeletion {
+    /// Namespace deletions; with confirmation, every write too (the
+    /// confirmation annotation is judged when it is set).
+    fn routes(&self) -> Vec<Need> {
+        let namespaces = routing::kinds::resource("", "Namespace", None);
+        if self.spec.confirmation.enabled {
+            Need::every(
+                Hook::Namespaces,
+                &namespaces,
+                &[Operation::Create, Operation::Update, Operation::Delete],
+            )
+        } else {
+            Need::deletions(Hook::Namespaces, &namespaces)
+        }
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

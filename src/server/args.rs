@@ -91,6 +91,12 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "ACTION", default_value_t = WhenUnreachable::Deny)]
     pub budget_unreachable: WhenUnreachable,
 
+    /// The ValidatingWebhookConfiguration that sends Defender its reviews:
+    /// read at start (with cluster access) to warn about anything the
+    /// policies judge that it does not send. "" skips the check.
+    #[arg(long, value_name = "NAME", default_value = "defender")]
+    pub webhook_config_name: String,
+
     /// On shutdown, how long requests in progress may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -218,6 +224,10 @@ impl ServeArgs {
             // server; without, an event waits for the API server to confirm the object.
             let authenticated = self.client_ca.is_some();
             config.events = Some(DenialEvents::start(client.clone(), instance_name(), authenticated));
+            if !self.webhook_config_name.is_empty() {
+                let (name, policies) = (self.webhook_config_name.clone(), self.policies.clone());
+                tokio::spawn(super::routing_check::warn_unrouted(client.clone(), name, policies));
+            }
             // Half the request timeout leaves time to answer after a slow list.
             config.custom_resources =
                 Some(CustomResourceCounter::new(client.clone(), self.request_timeout / 2));

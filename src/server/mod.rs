@@ -20,6 +20,7 @@ mod pieces;
 pub mod protected_objects;
 mod reload;
 mod routes;
+mod routing_check;
 mod state;
 mod tls;
 

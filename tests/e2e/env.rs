@@ -300,14 +300,6 @@ impl Defender {
         }
     }
 
-    /// The webhook caBundle `defender certs` wrote beside the certificates.
-    pub fn ca_bundle(&self) -> Result<String, String> {
-        let path = self.certs.join("ca-bundle.b64");
-        std::fs::read_to_string(&path)
-            .map(|text| text.trim().to_owned())
-            .map_err(|e| format!("{}: {e}", path.display()))
-    }
-
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -333,18 +325,17 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
-/// deploy/base's ValidatingWebhookConfiguration, pointed at Defender on the host.
-pub fn webhook_configuration(kubectl: &Kubectl, repo: &Path, defender: &Defender) -> Result<Value, String> {
-    let rendered = kubectl.ok(&["kustomize", &repo.join("deploy/base").display().to_string()])?;
-    let mut configuration = rendered
-        .split("\n---\n")
-        .filter_map(|document| serde_yaml_ng::from_str::<Value>(document).ok())
-        .find(|document| document["kind"] == "ValidatingWebhookConfiguration")
-        .ok_or("deploy/base renders no ValidatingWebhookConfiguration")?;
-    let url = format!("https://127.0.0.1:{}/validate", defender.port);
-    let ca_bundle = defender.ca_bundle()?;
-    for webhook in configuration["webhooks"].as_array_mut().ok_or("no webhooks")? {
-        webhook["clientConfig"] = serde_json::json!({"url": url, "caBundle": ca_bundle});
-    }
-    Ok(configuration)
+/// The ValidatingWebhookConfiguration `defender webhook-config` generates for
+/// Defender's policies (for the default policies, deploy/base's: a test
+/// checks), pointed at Defender on the host.
+pub fn webhook_configuration(defender: &Defender) -> Result<Value, String> {
+    let set = defender::config::load_path(&defender.policies).map_err(|e| e.to_string())?;
+    let ca = defender.certs.join(defender::certs::CA_CERT);
+    let options = defender::routing::Options {
+        url: Some(format!("https://127.0.0.1:{}/validate", defender.port)),
+        ca_bundle: Some(std::fs::read(&ca).map_err(|e| format!("{}: {e}", ca.display()))?),
+        ..defender::routing::Options::default()
+    };
+    let configuration = defender::routing::configuration(&set.policies, &set.settings, &options);
+    serde_json::to_value(configuration).map_err(|e| e.to_string())
 }

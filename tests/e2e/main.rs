@@ -79,7 +79,7 @@ fn setup(repo: &'static Path, work: &Path) -> Result<World, String> {
     let policies = scenarios::write_policies(repo, &work.join("policies"))?;
     let mut defender = Defender::new(work, policies, &cluster.dir)?;
     defender.start()?;
-    let configuration = env::webhook_configuration(&cluster.kubectl, repo, &defender)?;
+    let configuration = env::webhook_configuration(&defender)?;
     cluster.kubectl.apply(&configuration.to_string()).accepted()?;
     // The API server picks up a new webhook configuration within a second or two.
     let active = env::wait_until(std::time::Duration::from_secs(30), || {

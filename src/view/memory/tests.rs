@@ -239,3 +239,55 @@ fn objects_of_any_kind_are_kept_by_their_protection_labels() {
     assert!(!view.add_manifest(&unlabelled_db).unwrap());
     assert!(view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap().objects.is_empty());
 }
+
+fn owned_pod(name: &str, owner: &str, phase: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "prod", "ownerReferences": [
+               {"apiVersion": "batch/v1", "kind": "Job", "name": "job", "uid": owner, "blockOwnerDeletion": true},
+               {"apiVersion": "v1", "kind": "ConfigMap", "name": "loose", "uid": "loose-uid"}]},
+           "status": {"phase": phase}})
+}
+
+#[test]
+fn the_dependents_index_follows_changes_deletions_and_relistings() {
+    let mut view = MemoryView::default();
+    view.add_manifest(&owned_pod("a", "job-uid", "Running")).unwrap();
+    view.add_manifest(&owned_pod("b", "job-uid", "Pending")).unwrap();
+    assert_eq!(view.dependents("job-uid"), 2);
+    // Only owners named with blockOwnerDeletion are held back.
+    assert_eq!(view.dependents("loose-uid"), 0);
+    // A pod that finished no longer holds its owner.
+    view.add_manifest(&owned_pod("b", "job-uid", "Succeeded")).unwrap();
+    assert_eq!(view.dependents("job-uid"), 1);
+    let pod: Pod = serde_json::from_value(owned_pod("a", "job-uid", "Running")).unwrap();
+    view.delete(&pod);
+    assert_eq!(view.dependents("job-uid"), 0);
+    assert!(view.indexes.dependents.is_empty(), "counts that reach zero are dropped");
+    let listed = vec![("prod".to_owned(), "c".to_owned(), pod.summarize())];
+    view.replace::<Pod>(listed.clone());
+    view.replace::<Pod>(listed);
+    assert_eq!(view.dependents("job-uid"), 1, "a relisting replaces, it does not add");
+}
+
+#[test]
+fn custom_resources_are_counted_by_group_and_kind() {
+    let mut view = MemoryView::default();
+    for (api_version, namespace, name) in
+        [("cert-manager.io/v1", "a", "x"), ("cert-manager.io/v1", "b", "y"), ("example.com/v1", "a", "z")]
+    {
+        let manifest = json!({"apiVersion": api_version, "kind": "Certificate",
+                              "metadata": {"name": name, "namespace": namespace}});
+        assert!(view.add_manifest(&manifest).unwrap());
+    }
+    let of = CustomResourceType {
+        definition: "certificates.cert-manager.io".into(),
+        group: "cert-manager.io".into(),
+        kind: "Certificate".into(),
+        plural: "certificates".into(),
+        version: "v1".into(),
+        namespaced: true,
+    };
+    assert_eq!(view.custom_resources(&of), Ok(ObjectCount { objects: 2, namespaces: 2, at_least: false }));
+    let unnamed = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {}});
+    assert!(view.add_manifest(&unnamed).is_err());
+}

@@ -1,0 +1,202 @@
+//! Kinds as webhook rules name them: API group, resource plural, scope,
+//! versions and the subresources that keep metadata changes.
+//!
+//! The kinds Defender knows are listed; any other kind is a custom resource,
+//! pluralised the way kube-rs guesses (lowercase, English plural), unless the
+//! policy gives the plural itself.
+
+use kube::core::{ApiResource, GroupVersionKind};
+
+use super::Scope;
+
+/// A resource as a webhook rule names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub group: String,
+    pub plural: String,
+    pub scope: Scope,
+    /// `v1` for built-in kinds; `*` for custom resources and Gateway API
+    /// routes, which are served in whatever versions their CRD lists.
+    pub versions: Vec<String>,
+    /// Subresources whose updates can change the object's metadata (labels,
+    /// owner references): `status`, and `finalize` for namespaces.
+    pub subresources: Vec<String>,
+}
+
+impl Resource {
+    /// Every resource of every group, at any version and in both scopes
+    /// (`*`); no subresources.
+    pub fn everything() -> Self {
+        Self {
+            group: "*".to_owned(),
+            plural: "*".to_owned(),
+            scope: Scope::Any,
+            versions: vec!["*".to_owned()],
+            subresources: Vec::new(),
+        }
+    }
+}
+
+struct Known {
+    kind: &'static str,
+    group: &'static str,
+    plural: &'static str,
+    scope: Scope,
+    /// Served by the API server itself, at v1 (else a CRD, any version).
+    built_in: bool,
+    subresources: &'static [&'static str],
+}
+
+const fn known(
+    kind: &'static str,
+    group: &'static str,
+    plural: &'static str,
+    scope: Scope,
+    subresources: &'static [&'static str],
+) -> Known {
+    Known { kind, group, plural, scope, built_in: true, subresources }
+}
+
+const fn route(kind: &'static str, plural: &'static str) -> Known {
+    Known {
+        kind,
+        group: GATEWAY_GROUP,
+        plural,
+        scope: Scope::Namespaced,
+        built_in: false,
+        subresources: &["status"],
+    }
+}
+
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+const STATUS: &[&str] = &["status"];
+const NONE: &[&str] = &[];
+
+/// The kinds Defender knows, so configurations can name just the kind.
+const KNOWN: &[Known] = &[
+    known("Namespace", "", "namespaces", Scope::Cluster, &["status", "finalize"]),
+    known("Pod", "", "pods", Scope::Namespaced, STATUS),
+    known("Service", "", "services", Scope::Namespaced, STATUS),
+    known("Secret", "", "secrets", Scope::Namespaced, NONE),
+    known("ConfigMap", "", "configmaps", Scope::Namespaced, NONE),
+    known("PersistentVolumeClaim", "", "persistentvolumeclaims", Scope::Namespaced, STATUS),
+    known("ServiceAccount", "", "serviceaccounts", Scope::Namespaced, NONE),
+    known("Endpoints", "", "endpoints", Scope::Namespaced, NONE),
+    known("Ingress", "networking.k8s.io", "ingresses", Scope::Namespaced, STATUS),
+    known("IngressClass", "networking.k8s.io", "ingressclasses", Scope::Cluster, NONE),
+    known("NetworkPolicy", "networking.k8s.io", "networkpolicies", Scope::Namespaced, NONE),
+    known("Deployment", "apps", "deployments", Scope::Namespaced, STATUS),
+    known("StatefulSet", "apps", "statefulsets", Scope::Namespaced, STATUS),
+    known("DaemonSet", "apps", "daemonsets", Scope::Namespaced, STATUS),
+    known("ReplicaSet", "apps", "replicasets", Scope::Namespaced, STATUS),
+    known("Job", "batch", "jobs", Scope::Namespaced, STATUS),
+    known("CronJob", "batch", "cronjobs", Scope::Namespaced, STATUS),
+    route("HTTPRoute", "httproutes"),
+    route("GRPCRoute", "grpcroutes"),
+    route("TLSRoute", "tlsroutes"),
+];
+
+fn find(group: Option<&str>, kind: &str) -> Option<&'static Known> {
+    KNOWN.iter().find(|known| known.kind == kind && group.is_none_or(|group| group == known.group))
+}
+
+/// The API group of a kind Defender knows: `apps` for `Deployment`.
+pub fn known_group(kind: &str) -> Option<&'static str> {
+    find(None, kind).map(|known| known.group)
+}
+
+/// The resource name of `kind` in `group`: `ingresses`, `networkpolicies`,
+/// `endpoints`; for other kinds, kube-rs's guess (`certificates`).
+pub fn plural(group: &str, kind: &str) -> String {
+    match find(Some(group), kind) {
+        Some(known) => known.plural.to_owned(),
+        None => guess_plural(group, kind),
+    }
+}
+
+fn guess_plural(group: &str, kind: &str) -> String {
+    // kube-rs's guess looks at the last two letters.
+    if kind.chars().count() < 2 {
+        return format!("{}s", kind.to_lowercase());
+    }
+    ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind)).plural
+}
+
+/// `kind` in `group` as webhook rules name it. `plural` overrides the
+/// guessed resource name of a custom resource (irregular plurals).
+pub fn resource(group: &str, kind: &str, plural: Option<&str>) -> Resource {
+    match find(Some(group), kind) {
+        Some(known) => Resource {
+            group: known.group.to_owned(),
+            plural: plural.unwrap_or(known.plural).to_owned(),
+            scope: known.scope,
+            versions: vec![if known.built_in { "v1" } else { "*" }.to_owned()],
+            subresources: known.subresources.iter().map(|s| (*s).to_owned()).collect(),
+        },
+        None => Resource {
+            group: group.to_owned(),
+            plural: plural.map_or_else(|| guess_plural(group, kind), str::to_owned),
+            // Defender cannot tell a custom resource's scope; "*" matches both.
+            scope: Scope::Any,
+            versions: vec!["*".to_owned()],
+            // A rule for a status subresource the CRD does not enable matches nothing.
+            subresources: vec!["status".to_owned()],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_kinds_use_the_api_servers_resource_names() {
+        for (group, kind, plural) in [
+            ("networking.k8s.io", "Ingress", "ingresses"),
+            ("", "Service", "services"),
+            ("", "Endpoints", "endpoints"),
+            ("networking.k8s.io", "NetworkPolicy", "networkpolicies"),
+            ("", "Namespace", "namespaces"),
+            ("apps", "Deployment", "deployments"),
+            (GATEWAY_GROUP, "HTTPRoute", "httproutes"),
+        ] {
+            assert_eq!(super::plural(group, kind), plural, "{kind}");
+        }
+    }
+
+    #[test]
+    fn other_kinds_are_pluralised_as_kube_guesses() {
+        assert_eq!(plural("cert-manager.io", "Certificate"), "certificates");
+        assert_eq!(plural("cert-manager.io", "ClusterIssuer"), "clusterissuers");
+        assert_eq!(plural("example.com", "Policy"), "policies");
+        assert_eq!(plural("example.com", "Gateway"), "gateways");
+        assert_eq!(plural("example.com", "Mesh"), "meshes");
+        assert_eq!(plural("example.com", "Y"), "ys");
+    }
+
+    #[test]
+    fn a_known_kind_in_another_group_is_a_custom_resource() {
+        let foreign = resource("example.com", "Service", None);
+        assert_eq!((foreign.group.as_str(), foreign.plural.as_str()), ("example.com", "services"));
+        assert_eq!(foreign.versions, ["*"]);
+        assert_eq!(foreign.scope, Scope::Any);
+    }
+
+    #[test]
+    fn built_in_kinds_are_routed_at_v1_and_custom_resources_at_any_version() {
+        let secret = resource("", "Secret", None);
+        assert_eq!(secret.versions, ["v1"]);
+        assert!(secret.subresources.is_empty(), "Secrets have no status subresource");
+        assert_eq!(resource("", "Namespace", None).subresources, ["status", "finalize"]);
+        let certificate = resource("cert-manager.io", "Certificate", None);
+        assert_eq!(certificate.plural, "certificates");
+        assert_eq!(certificate.versions, ["*"]);
+        assert_eq!(resource(GATEWAY_GROUP, "GRPCRoute", None).versions, ["*"]);
+    }
+
+    #[test]
+    fn an_explicit_plural_wins() {
+        assert_eq!(resource("example.com", "Octopus", Some("octopodes")).plural, "octopodes");
+    }
+}
