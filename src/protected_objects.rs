@@ -134,6 +134,20 @@ mod tests {
     }
 
     #[test]
+    fn only_a_namespace_not_already_on_its_way_out_is_looked_in() {
+        use crate::testing::{Fixture, namespace};
+        let fixture = Fixture::new();
+        assert_eq!(deleted_namespace(&fixture.delete(namespace("shop"))), Some("shop"));
+        let mut terminating = namespace("shop");
+        terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        assert_eq!(deleted_namespace(&fixture.delete(terminating)), None);
+        let secret = crate::testing::object("v1", "Secret", "shop", "db", &[]);
+        assert_eq!(deleted_namespace(&fixture.delete(secret)), None);
+        let relabelled = crate::testing::namespace_with_labels("shop", &[("team", "web")]);
+        assert_eq!(deleted_namespace(&fixture.update(namespace("shop"), relabelled)), None);
+    }
+
+    #[test]
     fn every_value_but_cascading_protects_until_removed() {
         let keys = ["defender.io/delete-protection", "policy.kruise.io/delete-protection"];
         let both = object(
