@@ -25,11 +25,15 @@ pub const LABEL_SUFFIX: &str = "/delete-protection";
 /// protects it until the label is removed.
 pub const CASCADING: &str = "Cascading";
 
+/// The kinds (group `apps`) whose deletion takes their pods with them.
+pub const WORKLOAD_KINDS: [&str; 4] = ["Deployment", "StatefulSet", "ReplicaSet", "DaemonSet"];
+
 /// Objects listed per resource type and label key before the lookup stops:
 /// the message then says "at least".
 pub const PAGE_SIZE: u32 = 100;
 
-/// One object that keeps its namespace from being deleted.
+/// One object in a namespace carrying a protection label: it may keep its
+/// namespace from being deleted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProtectedObject {
     pub kind: String,
@@ -42,6 +46,9 @@ pub struct ProtectedObject {
     pub name: String,
     /// Its labels under the protection keys looked for.
     pub labels: BTreeMap<String, String>,
+    /// Its uid, by which running objects name it as their owner; `None`
+    /// for an object declared without one.
+    pub uid: Option<String>,
 }
 
 impl ProtectedObject {
@@ -69,6 +76,21 @@ impl ProtectedObject {
             .filter(|(_, value)| *value != CASCADING)
             .map(|(key, value)| (key.as_str(), value.as_str()))
             .collect()
+    }
+
+    /// The labels among `keys` that say `Cascading`, in the order of `keys`.
+    pub fn cascading_labels<'a>(&'a self, keys: &[&str]) -> Vec<(&'a str, &'a str)> {
+        keys.iter()
+            .filter_map(|key| self.labels.get_key_value(*key))
+            .filter(|(_, value)| *value == CASCADING)
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect()
+    }
+
+    /// A Deployment, StatefulSet, ReplicaSet or DaemonSet: deleting it
+    /// deletes its pods.
+    pub fn is_workload(&self) -> bool {
+        self.group == "apps" && WORKLOAD_KINDS.contains(&self.kind.as_str())
     }
 }
 
@@ -115,6 +137,7 @@ mod tests {
             namespace: "shop".to_owned(),
             name: "web".to_owned(),
             labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            uid: None,
         }
     }
 
@@ -131,6 +154,8 @@ mod tests {
         assert_eq!(certificate.kubectl_resource(), "certificate.cert-manager.io");
         let listed = ProtectedObject { plural: Some("certificates".to_owned()), ..certificate };
         assert_eq!(listed.kubectl_resource(), "certificates.cert-manager.io");
+        assert!(deployment.is_workload() && !listed.is_workload());
+        assert!(!object("example.com", "Deployment", &[]).is_workload());
     }
 
     #[test]
@@ -159,8 +184,10 @@ mod tests {
             both.protecting_labels(&keys),
             [("defender.io/delete-protection", "always"), ("policy.kruise.io/delete-protection", "Always")]
         );
+        assert!(both.cascading_labels(&keys).is_empty());
         let cascading = object("", "Secret", &[("defender.io/delete-protection", "Cascading")]);
         assert!(cascading.protecting_labels(&keys).is_empty());
+        assert_eq!(cascading.cascading_labels(&keys), [("defender.io/delete-protection", "Cascading")]);
         let other_key = object("", "Secret", &[("example.com/delete-protection", "Always")]);
         assert!(other_key.protecting_labels(&keys).is_empty());
     }

@@ -14,7 +14,9 @@
 //!
 //! Deleting a namespace would delete what it holds through the namespace
 //! controller, an identity no policy holds: so a namespace is not deleted
-//! while it holds objects labelled `Always` ([`protected_contents`]).
+//! while it holds objects that would refuse their own deletion, labelled
+//! `Always` or labelled `Cascading` and still running something
+//! ([`protected_contents`]).
 
 use serde::Deserialize;
 
@@ -292,11 +294,12 @@ impl DeleteProtection {
         }
     }
 
-    /// Deleting a namespace that holds objects labelled `Always`.
+    /// Deleting a namespace that holds objects that would refuse their own deletion.
     fn holds_protected(&self, request: &Request, context: &Context) -> Option<Violation> {
         let namespace = protected_objects::deleted_namespace(request)?;
         let keys = self.label_keys();
-        protected_contents::violation(namespace, &keys, context.protected_objects(namespace, &keys))
+        let lookup = context.protected_objects(namespace, &keys);
+        protected_contents::violation(namespace, &keys, lookup, context.view)
     }
 
     /// Taking the protection label off a core namespace: refused, the one

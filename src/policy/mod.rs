@@ -90,8 +90,8 @@ impl<'a> Context<'a> {
         Self { protected, ..self }
     }
 
-    /// The objects in `namespace` that a label under one of `keys` protects
-    /// until removed: looked up for this request, or by the view. The
+    /// The objects in `namespace` carrying a label under one of `keys`:
+    /// looked up for this request, or by the view. The
     /// lookup made for this request covers every policy's keys, so it
     /// answers for any of them; callers pick their own keys' labels.
     pub fn protected_objects(&self, namespace: &str, keys: &[&str]) -> Lookup {

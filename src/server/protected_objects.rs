@@ -5,8 +5,9 @@
 //! live view keeps only a few kinds. So when a namespace is about to go, the
 //! API server is asked: the namespaced resource types that can be listed
 //! (discovery, kept for a minute), then one metadata-only list per type and
-//! protection label key, selecting only values other than `Cascading`, run
-//! concurrently and bounded in size and in time. It runs on the review's
+//! protection label key, any value (the policy judges which objects labelled
+//! `Cascading` hold the namespace), run concurrently and bounded in size and
+//! in time. It runs on the review's
 //! blocking thread, before the engine, so the engine stays free of I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,7 @@ use kube::api::ListParams;
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 
-use crate::protected_objects::{self, CASCADING, Found, Lookup, PAGE_SIZE, Prefetched, ProtectedObject};
+use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched, ProtectedObject};
 use crate::request::Request;
 
 /// How long discovered resource types are trusted: a type added since is
@@ -86,11 +87,10 @@ impl ProtectedObjectFinder {
         Ok(Found { objects, at_least })
     }
 
-    /// One page of `resource`'s objects in `namespace` whose label `key`
-    /// has a value other than `Cascading`.
+    /// One page of `resource`'s objects in `namespace` carrying the label `key`.
     async fn list(&self, resource: &ApiResource, namespace: &str, key: &str) -> Result<Listed, String> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, resource);
-        let params = ListParams::default().labels(&format!("{key},{key}!={CASCADING}")).limit(PAGE_SIZE);
+        let params = ListParams::default().labels(key).limit(PAGE_SIZE);
         let page = match api.list_metadata(&params).await {
             Ok(page) => page,
             // Its definition went away since discovery: nothing of it is left.
@@ -104,8 +104,9 @@ impl ProtectedObjectFinder {
             .map(|item| {
                 let metadata = item.metadata;
                 let name = metadata.name.unwrap_or_default();
-                let uid =
-                    metadata.uid.unwrap_or_else(|| format!("{}/{}/{name}", resource.group, resource.kind));
+                let uid = metadata.uid;
+                let identity =
+                    uid.clone().unwrap_or_else(|| format!("{}/{}/{name}", resource.group, resource.kind));
                 let labels: BTreeMap<String, String> = metadata
                     .labels
                     .unwrap_or_default()
@@ -119,8 +120,9 @@ impl ProtectedObjectFinder {
                     namespace: namespace.to_owned(),
                     name,
                     labels,
+                    uid,
                 };
-                (uid, object)
+                (identity, object)
             })
             .collect();
         Ok(Listed { objects, more })

@@ -10,7 +10,7 @@
 //! are kept by their labels, for deleting their namespace.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -255,6 +255,9 @@ pub struct MemoryView {
     custom_resources: HashMap<String, Store<()>>,
     /// Declared objects of any kind with a protection label, by namespace.
     protection_labelled: HashMap<String, Vec<ProtectedObject>>,
+    /// Workloads declared as manifests (`Kind/namespace/name`), idle ones
+    /// included: offline, one declared idle is known not to ask for pods.
+    declared_workloads: HashSet<String>,
     indexes: Indexes,
 }
 
@@ -382,10 +385,10 @@ impl MemoryView {
             ("", "Namespace") => self.add::<PartialObjectMeta<Namespace>>(manifest, false)?,
             ("", "Pod") => self.add::<Pod>(manifest, true)?,
             ("", "PersistentVolumeClaim") => self.add::<PersistentVolumeClaim>(manifest, true)?,
-            ("apps", "Deployment") => self.add::<Deployment>(manifest, true)?,
-            ("apps", "StatefulSet") => self.add::<StatefulSet>(manifest, true)?,
-            ("apps", "ReplicaSet") => self.add::<ReplicaSet>(manifest, true)?,
-            ("apps", "DaemonSet") => self.add::<DaemonSet>(manifest, true)?,
+            ("apps", "Deployment") => self.add_workload::<Deployment>(manifest)?,
+            ("apps", "StatefulSet") => self.add_workload::<StatefulSet>(manifest)?,
+            ("apps", "ReplicaSet") => self.add_workload::<ReplicaSet>(manifest)?,
+            ("apps", "DaemonSet") => self.add_workload::<DaemonSet>(manifest)?,
             ("networking.k8s.io", "Ingress") => self.add::<Ingress>(manifest, true)?,
             (http_route::GROUP, http_route::KIND) => self.add::<HttpRoute>(manifest, true)?,
             // Definitions are judged from the request; their objects are counted.
@@ -435,8 +438,19 @@ impl MemoryView {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             labels,
+            uid: Some(text("/metadata/uid")).filter(|uid| !uid.is_empty()).map(str::to_owned),
         });
         true
+    }
+
+    /// Adds a workload manifest and remembers it was declared.
+    fn add_workload<K: Watched + DeserializeOwned>(&mut self, manifest: &Value) -> Result<(), String> {
+        self.add::<K>(manifest, true)?;
+        let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str);
+        let namespace = text("/metadata/namespace").unwrap_or("default");
+        let (kind, name) = (text("/kind").unwrap_or_default(), text("/metadata/name").unwrap_or_default());
+        self.declared_workloads.insert(format!("{kind}/{}/{}", bounded(namespace), bounded(name)));
+        Ok(())
     }
 
     fn add<K: Watched + DeserializeOwned>(
@@ -537,14 +551,19 @@ impl ClusterView for MemoryView {
     fn protected_objects(&self, namespace: &str, keys: &[&str]) -> Lookup {
         let held = self.protection_labelled.get(namespace).into_iter().flatten();
         let mut objects: Vec<ProtectedObject> =
-            held.filter(|object| !object.protecting_labels(keys).is_empty()).cloned().collect();
+            held.filter(|object| keys.iter().any(|key| object.labels.contains_key(*key))).cloned().collect();
         objects.sort();
         Ok(Found { objects, at_least: false })
     }
 
     fn workload_active(&self, kind: &str, namespace: &str, name: &str) -> Option<bool> {
-        // Offline, a workload not declared may still exist: only say yes.
-        self.holds_active_workload(kind, namespace, name).then_some(true)
+        // Offline, a workload not declared may still exist: only one
+        // declared is known to be idle.
+        if self.holds_active_workload(kind, namespace, name) {
+            return Some(true);
+        }
+        let declared = format!("{kind}/{}/{}", bounded(namespace), bounded(name));
+        self.declared_workloads.contains(&declared).then_some(false)
     }
 
     fn dependents(&self, owner_uid: &str) -> usize {

@@ -79,9 +79,9 @@ pub trait ClusterView: Send + Sync {
         Err("this cluster view does not count custom resources".to_owned())
     }
 
-    /// The objects in `namespace` that a label under one of `keys` protects
-    /// until it is removed (any value but `Cascading`). Views that cannot
-    /// tell say why; deleting the namespace is then refused.
+    /// The objects in `namespace` carrying a label under one of `keys`, any
+    /// value. Views that cannot tell say why; deleting the namespace is
+    /// then refused.
     fn protected_objects(&self, _namespace: &str, _keys: &[&str]) -> Lookup {
         Err("this cluster view does not list objects by label".to_owned())
     }

@@ -226,7 +226,8 @@ fn objects_of_any_kind_are_kept_by_their_protection_labels() {
     assert!(!view.add_manifest(&unlabelled).unwrap());
     let found = view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap();
     let named: Vec<String> = found.objects.iter().map(|object| object.describe()).collect();
-    assert_eq!(named, ["secret \"shop/db\""]);
+    // Cascading too: whether it holds the namespace is the policy's judgement.
+    assert_eq!(named, ["configmap \"shop/db\"", "secret \"shop/db\""]);
     assert_eq!(found.objects[0].labels.len(), 1, "only protection labels are kept");
     assert!(
         view.protected_objects("shop", &["policy.kruise.io/delete-protection"]).unwrap().objects.is_empty()
@@ -237,7 +238,34 @@ fn objects_of_any_kind_are_kept_by_their_protection_labels() {
     let unlabelled_db =
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}});
     assert!(!view.add_manifest(&unlabelled_db).unwrap());
-    assert!(view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap().objects.is_empty());
+    let found = view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap();
+    assert_eq!(found.objects.iter().map(|object| object.kind.as_str()).collect::<Vec<_>>(), ["ConfigMap"]);
+}
+
+#[test]
+fn protection_labelled_objects_keep_their_uid() {
+    let mut view = MemoryView::default();
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate",
+        "namespace": "shop", "uid": "job-uid", "labels": {"defender.io/delete-protection": "Cascading"}}});
+    view.add_manifest(&job).unwrap();
+    let found = view.protected_objects("shop", &["defender.io/delete-protection"]).unwrap();
+    assert_eq!(found.objects[0].uid.as_deref(), Some("job-uid"));
+}
+
+#[test]
+fn a_declared_idle_workload_is_known_not_to_ask_for_pods() {
+    let mut view = MemoryView::default();
+    let deployment = |name: &str, replicas: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": name, "namespace": "shop"}, "spec": {"replicas": replicas}})
+    };
+    view.add_manifest(&deployment("web", 2)).unwrap();
+    view.add_manifest(&deployment("idle", 0)).unwrap();
+    assert_eq!(view.workload_active("Deployment", "shop", "web"), Some(true));
+    assert_eq!(view.workload_active("Deployment", "shop", "idle"), Some(false));
+    // Offline, one not declared may exist all the same.
+    assert_eq!(view.workload_active("Deployment", "shop", "api"), None);
+    assert_eq!(view.workload_active("StatefulSet", "shop", "idle"), None);
 }
 
 fn owned_pod(name: &str, owner: &str, phase: &str) -> Value {
