@@ -125,7 +125,8 @@ pub fn open_kruise_namespace(world: &mut World) -> Check {
 }
 
 /// Deleting a namespace would delete an object labelled Always in it (the
-/// namespace controller is exempt): refused until the label is removed.
+/// namespace controller is exempt): refused until the label is removed; and
+/// a running Deployment labelled Cascading, until it is scaled to zero.
 /// Only dry runs and refusals, so the namespace-deletion budget is not spent.
 pub fn namespace_holding_always_secret(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
@@ -159,5 +160,48 @@ pub fn namespace_holding_always_secret(world: &mut World) -> Check {
             dry_run.stderr.trim()
         ));
     }
-    Ok(())
+    namespace_holding_running_cascading_deployment(k)
+}
+
+/// A Deployment labelled Cascading with replicas holds its namespace as it
+/// holds its own deletion; scaled to zero, it no longer does. Dry runs only.
+fn namespace_holding_running_cascading_deployment(k: &Kubectl) -> Check {
+    let ns = "e2e-holds-cascading";
+    create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
+    k.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  \
+         labels: {{defender.io/delete-protection: Cascading}}\nspec:\n  replicas: 2\n  \
+         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+         spec: {{containers: [{{name: web, image: registry.example/web:1}}]}}\n"
+    ))
+    .accepted()?;
+    let held = format!("(deployment \"{ns}/web\" (Cascading: asks for pods))");
+    // The view learns of the Deployment from its watch, within moments.
+    let mut last = None;
+    let refused = wait_until(Duration::from_secs(15), || {
+        let outcome = k.run(&["delete", "namespace", ns, "--dry-run=server"]);
+        let done = outcome.code != 0 && outcome.stderr.contains(&held);
+        last = Some(outcome);
+        done
+    });
+    if !refused {
+        return Err(format!(
+            "a namespace holding a running Cascading Deployment was not held: {:?}",
+            last.map(|o| o.stderr)
+        ));
+    }
+    k.run(&["delete", "namespace", ns, "--dry-run=server"])
+        .rejected_with(&format!("kubectl scale deployment web -n {ns} --replicas=0"))?;
+    k.run(&["scale", "deployment", "web", "-n", ns, "--replicas=0"]).accepted()?;
+    let released = wait_until(Duration::from_secs(15), || {
+        let outcome = k.run(&["delete", "namespace", ns, "--dry-run=server"]);
+        let done = !outcome.stderr.contains(&held);
+        last = Some(outcome);
+        done
+    });
+    if released {
+        Ok(())
+    } else {
+        Err(format!("scaled to zero, the Deployment still holds its namespace: {:?}", last.map(|o| o.stderr)))
+    }
 }

@@ -79,7 +79,8 @@ pub const ALL: &[(&str, Scenario)] = &[
         delete_protection::open_kruise_namespace,
     ),
     (
-        "kubectl delete namespace is refused while it holds a Secret labelled Always; unlabelled, it is not held",
+        "kubectl delete namespace is refused while it holds a Secret labelled Always; unlabelled, it is not held; \
+         a running Cascading Deployment holds it until scaled to zero",
         delete_protection::namespace_holding_always_secret,
     ),
     // Before the latency scenario, which removes the webhook configuration.
