@@ -29,16 +29,16 @@ pub struct Settings {
     pub allow_in_terminating_namespaces: bool,
 }
 
+/// The garbage collector's identity: it deletes what lost its owners.
+pub const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
+
 /// The control plane's own identities, and why each must pass. Only the
 /// controllers that delete (or adopt, by owner reference) the kinds Defender
 /// judges: add-ons that also run in kube-system are judged like anyone.
 /// deploy/'s matchConditions name the same users (a test keeps them in step).
 pub const CONTROL_PLANE_USERS: &[(&str, &str)] = &[
     ("system:serviceaccount:kube-system:namespace-controller", "empties and finalizes deleted namespaces"),
-    (
-        "system:serviceaccount:kube-system:generic-garbage-collector",
-        "deletes dependents whose owners are gone, and orphans them",
-    ),
+    (GARBAGE_COLLECTOR, "deletes dependents whose owners are gone, and orphans them"),
     ("system:serviceaccount:kube-system:replicaset-controller", "creates, adopts and deletes its pods"),
     ("system:serviceaccount:kube-system:replication-controller", "creates, adopts and deletes its pods"),
     ("system:serviceaccount:kube-system:statefulset-controller", "creates, adopts and deletes its pods"),

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use defender::certs::DevCerts;
+use defender::protected_objects::Lookup;
 use defender::server::{Config, MAX_BODY_BYTES, Server, TlsSource};
 use defender::view::{ClusterView, Contents, MemoryView, NamespaceInfo, Referent, Route, User};
 use serde_json::{Value, json};
@@ -283,6 +284,11 @@ impl ClusterView for GatedView {
     fn routes_to(&self, host: &str) -> Vec<Route> {
         self.gate.pass();
         self.inner.routes_to(host)
+    }
+
+    fn protected_objects(&self, namespace: &str, keys: &[&str]) -> Lookup {
+        self.gate.pass();
+        self.inner.protected_objects(namespace, keys)
     }
 }
 

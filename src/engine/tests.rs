@@ -533,3 +533,27 @@ fn pod_deletions_the_view_does_not_hold_spend_no_burst() {
     }
     assert!(!engine.review(&delete_as(pod("real-5"), "alice", &[]), &context).allowed());
 }
+
+#[test]
+fn the_garbage_collector_cannot_delete_a_labelled_object_nor_anyone_a_definition_with_objects() {
+    let always = &[("defender.io/delete-protection", "Always")];
+    let fixture = Fixture::new().with_objects(&[object("example.com/v1", "Widget", "prod", "w", &[])]);
+    let engine = engine();
+    let gc = crate::settings::GARBAGE_COLLECTOR;
+    let collected = engine
+        .review(&delete_as(object("v1", "ConfigMap", "prod", "c", always), gc, &[]), &fixture.context());
+    assert!(!collected.allowed());
+    assert_eq!(collected.fired_policies(), ["delete-protection"]);
+    // Controllers deleting the pods they manage pass, labelled or not.
+    let controller = "system:serviceaccount:kube-system:replicaset-controller";
+    let pod = object("v1", "Pod", "prod", "web-1", always);
+    assert!(engine.review(&delete_as(pod, controller, &[]), &fixture.context()).allowed());
+    let definition = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}
+    });
+    let impersonated = delete_as(definition, "system:kube-controller-manager", &[]);
+    assert!(!engine.review(&impersonated, &fixture.context()).allowed());
+}

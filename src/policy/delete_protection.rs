@@ -29,6 +29,7 @@ use crate::protected_objects;
 use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need, Resource};
 use crate::selector::{Label, Labels};
+use crate::settings::GARBAGE_COLLECTOR;
 
 mod protected_contents;
 
@@ -370,6 +371,17 @@ impl Policy for DeleteProtection {
 
     fn action(&self) -> Action {
         self.spec.action
+    }
+
+    /// Nothing in a healthy control plane deletes a CustomResourceDefinition;
+    /// and the garbage collector deleting a labelled object (its owner was
+    /// deleted, or given a dangling reference) is the way around the label.
+    /// Other controllers deleting what they manage (pods of a labelled
+    /// template) pass as before.
+    fn holds_control_plane(&self, request: &Request) -> bool {
+        let definition = request.is_kind(custom_resources::GROUP, custom_resources::KIND);
+        let collected = request.username() == GARBAGE_COLLECTOR && self.labelled(request.labels()).is_some();
+        request.is_delete() && (definition || collected)
     }
 
     fn applies(&self, request: &Request) -> bool {

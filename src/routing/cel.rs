@@ -50,10 +50,11 @@ pub fn not_the_control_plane(settings: &Settings) -> Option<String> {
     (!exempt.is_empty()).then(|| format!("!({})", exempt.join(" || ")))
 }
 
-/// [`not_the_control_plane`], except that deleting a namespace not yet
-/// terminating is sent whoever asks: nothing in a healthy control plane
-/// deletes a live namespace.
-pub fn not_the_control_plane_unless_deleting_a_live_namespace(settings: &Settings) -> Option<String> {
+/// [`not_the_control_plane`], except that deleting an object not yet being
+/// deleted is sent whoever asks: nothing in a healthy control plane deletes
+/// a live namespace, and the protections that hold the control plane
+/// (`Policy::holds_control_plane`) must see the garbage collector's deletions.
+pub fn not_the_control_plane_unless_deleting_a_live_object(settings: &Settings) -> Option<String> {
     not_the_control_plane(settings).map(|others| {
         format!(
             "(request.operation == 'DELETE' && oldObject != null\n && \
@@ -118,7 +119,7 @@ mod tests {
     fn no_exemptions_make_no_condition() {
         let settings = Settings { exempt_users: vec![], exempt_groups: vec![], ..Settings::default() };
         assert_eq!(not_the_control_plane(&settings), None);
-        assert_eq!(not_the_control_plane_unless_deleting_a_live_namespace(&settings), None);
+        assert_eq!(not_the_control_plane_unless_deleting_a_live_object(&settings), None);
     }
 
     #[test]

@@ -248,7 +248,7 @@ fn match_conditions(hook: &Hook, settings: &Settings) -> Vec<MatchCondition> {
     let mut conditions = Vec::new();
     match hook {
         Hook::Namespaces => {
-            let unless_live = cel::not_the_control_plane_unless_deleting_a_live_namespace(settings);
+            let unless_live = cel::not_the_control_plane_unless_deleting_a_live_object(settings);
             conditions.extend(
                 unless_live.map(|e| condition("not-the-control-plane-unless-deleting-a-live-namespace", e)),
             );
@@ -261,7 +261,12 @@ fn match_conditions(hook: &Hook, settings: &Settings) -> Vec<MatchCondition> {
         Hook::DeleteProtection { label_keys } => {
             conditions.push(condition("protected", cel::protected(label_keys)));
             conditions.push(owner_references());
-            conditions.extend(control_plane);
+            // The garbage collector deleting a protected object, or anyone a
+            // definition, is judged (DeleteProtection holds the control plane there).
+            let unless_live = cel::not_the_control_plane_unless_deleting_a_live_object(settings);
+            conditions.extend(
+                unless_live.map(|e| condition("not-the-control-plane-unless-deleting-a-live-object", e)),
+            );
         }
     }
     conditions

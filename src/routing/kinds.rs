@@ -25,14 +25,15 @@ pub struct Resource {
 
 impl Resource {
     /// Every resource of every group, at any version and in both scopes
-    /// (`*`); no subresources.
+    /// (`*`), and their `status` subresources, which some kinds let change
+    /// metadata (owner references) through.
     pub fn everything() -> Self {
         Self {
             group: "*".to_owned(),
             plural: "*".to_owned(),
             scope: Scope::Any,
             versions: vec!["*".to_owned()],
-            subresources: Vec::new(),
+            subresources: vec!["status".to_owned()],
         }
     }
 }

@@ -161,14 +161,21 @@ fn delete_protection_matches_everything_and_sends_only_labelled_objects_and_crds
     assert_eq!(names(&webhooks), ["delete-protection.defender.io"]);
     let hook = &webhooks[0];
     assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
-    assert_eq!(hook.rules.clone().unwrap(), [rule("*", "*", &["*"], &["UPDATE", "DELETE"], "*")]);
+    assert_eq!(
+        hook.rules.clone().unwrap(),
+        [rule("*", "*", &["*"], &["UPDATE", "DELETE"], "*"), rule("*", "*", &["*/status"], &["UPDATE"], "*")]
+    );
     let excluded = hook.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap();
     assert_eq!(excluded[0].values.as_deref(), Some(&["defender-system".to_owned()][..]));
     let conditions = hook.match_conditions.as_ref().unwrap();
     let condition_names: Vec<&str> = conditions.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         condition_names,
-        ["protected", "updates-only-when-owner-references-change", "not-the-control-plane"]
+        [
+            "protected",
+            "updates-only-when-owner-references-change",
+            "not-the-control-plane-unless-deleting-a-live-object"
+        ]
     );
     assert!(
         conditions[0].expression.contains("'defender.io/delete-protection' in oldObject.metadata.labels")
@@ -265,7 +272,10 @@ fn unrouted_names_a_missing_webhook_and_unsent_labels() {
     let missing = unrouted(&protection, &deployed);
     assert_eq!(
         missing,
-        ["routed: UPDATE, DELETE of */*: no webhook delete-protection.defender.io in the configuration"]
+        [
+            "routed: UPDATE, DELETE of */*: no webhook delete-protection.defender.io in the configuration",
+            "routed: UPDATE of */*/status: no webhook delete-protection.defender.io in the configuration"
+        ]
     );
 
     let older = configuration(&protection, &set.settings, &Options::default());

@@ -62,6 +62,9 @@ pub fn custom_resource_definition(world: &mut World) -> Check {
          definition",
     )?;
     println!("      $ kubectl delete crd {DEFINITION}\n      {}", refused.stderr.trim());
+    // Posing as the control plane, which is exempt elsewhere, changes nothing here.
+    k.run(&["delete", "crd", DEFINITION, "--as=system:kube-controller-manager", "--as-group=system:masters"])
+        .rejected_with("still defines 3 Widgets in 2 namespaces")?;
     if widgets_left(k)? != 3 {
         return Err("a refused CRD deletion lost Widgets".to_owned());
     }
@@ -203,5 +206,39 @@ fn namespace_holding_running_cascading_deployment(k: &Kubectl) -> Check {
         Ok(())
     } else {
         Err(format!("scaled to zero, the Deployment still holds its namespace: {:?}", last.map(|o| o.stderr)))
+    }
+}
+
+/// The garbage collector deletes what lost its owner; an object labelled
+/// Always stays all the same.
+pub fn garbage_collector_and_always(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let ns = "e2e-always-owned";
+    create_namespace(k, ns, &[])?;
+    k.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owner, namespace: {ns}, \
+         labels: {{defender.io/deletion-allowed: \"true\"}}}}\n"
+    ))
+    .accepted()?;
+    let uid = k.ok(&["get", "configmap", "owner", "-n", ns, "-o", "jsonpath={.metadata.uid}"])?;
+    k.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: {ns}\n  \
+         labels: {{defender.io/delete-protection: Always}}\n  \
+         ownerReferences: [{{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}}}]\n"
+    ))
+    .accepted()?;
+    k.run(&["delete", "configmap", "owner", "-n", ns]).accepted()?;
+    let refused = wait_until(Duration::from_secs(30), || {
+        world.defender.log_text().lines().any(|line| {
+            line.contains("generic-garbage-collector")
+                && line.contains("\"name\":\"kept\"")
+                && line.contains("\"verdict\":\"deny\"")
+        })
+    });
+    k.ok(&["get", "configmap", "kept", "-n", ns])?;
+    if refused {
+        Ok(())
+    } else {
+        Err("Defender never saw the garbage collector's DELETE of the labelled ConfigMap".to_owned())
     }
 }

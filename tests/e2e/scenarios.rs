@@ -75,6 +75,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         delete_protection::cascading_deployment,
     ),
     (
+        "the garbage collector cannot delete an object labelled Always whose owner was deleted",
+        delete_protection::garbage_collector_and_always,
+    ),
+    (
         "a namespace labelled policy.kruise.io/delete-protection=Always cannot be deleted",
         delete_protection::open_kruise_namespace,
     ),
