@@ -1,8 +1,9 @@
 //! Time as an injected dependency.
 //!
 //! Budgets, cooldowns and refill times all depend on "now". Production uses the
-//! system clock; the harness and the tests use [`ManualClock`] so a suite can say
-//! "delete four namespaces within 30 seconds" without sleeping.
+//! system clock; the engine takes "now" as a value, so the harness judges each
+//! step at the suite's start plus its `at` offset ("delete four namespaces
+//! within 30 seconds") without sleeping, and tests can use [`ManualClock`].
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,9 +1,12 @@
 //! Judges one request against the policy set.
 //!
-//! The engine is a pure function of (request, policies, budgets, clock, cluster
-//! view): the server, the harness and the CLI are thin adapters around it. It
-//! evaluates every applicable policy first and spends budgets last, only when the
-//! overall answer is "allow" and the request is not a dry run.
+//! The engine judges from (request, policies, budgets, "now", cluster view):
+//! the server, the harness and the CLI are thin adapters around it. What the
+//! cluster view cannot keep (a definition's objects, a namespace's labelled
+//! objects) the server looks up before calling it. The engine evaluates every
+//! applicable policy first and spends budgets last, only when the overall
+//! answer is "allow" and the request is not a dry run; spending a shared
+//! budget is the one step that reaches the API server (its Lease).
 
 use crate::budget::{Refusal, Spent, Unavailable};
 use crate::config::PolicySet;
