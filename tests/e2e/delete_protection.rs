@@ -86,13 +86,7 @@ pub fn cascading_deployment(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
     let ns = "e2e-cascading-web";
     create_namespace(k, ns, &[])?;
-    k.apply(&format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  \
-         labels: {{defender.io/delete-protection: Cascading}}\nspec:\n  replicas: 2\n  \
-         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
-         spec: {{containers: [{{name: web, image: registry.example/web:1}}]}}\n"
-    ))
-    .accepted()?;
+    k.apply(&cascading_web(ns)).accepted()?;
     k.run(&["delete", "deployment", "web", "-n", ns]).rejected_with(&format!(
         "deployment \"{ns}/web\" asks for 2 replicas, and deleting it would delete its pods: it is protected \
          against cascading deletion by label defender.io/delete-protection=Cascading"
@@ -171,13 +165,7 @@ pub fn namespace_holding_always_secret(world: &mut World) -> Check {
 fn namespace_holding_running_cascading_deployment(k: &Kubectl) -> Check {
     let ns = "e2e-holds-cascading";
     create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
-    k.apply(&format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  \
-         labels: {{defender.io/delete-protection: Cascading}}\nspec:\n  replicas: 2\n  \
-         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
-         spec: {{containers: [{{name: web, image: registry.example/web:1}}]}}\n"
-    ))
-    .accepted()?;
+    k.apply(&cascading_web(ns)).accepted()?;
     let held = format!("(deployment \"{ns}/web\" (Cascading: asks for pods))");
     // The view learns of the Deployment from its watch, within moments.
     let mut last = None;
@@ -241,4 +229,14 @@ pub fn garbage_collector_and_always(world: &mut World) -> Check {
     } else {
         Err("Defender never saw the garbage collector's DELETE of the labelled ConfigMap".to_owned())
     }
+}
+
+/// Deployment `web` in `ns`, labelled Cascading, asking for 2 replicas.
+fn cascading_web(ns: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\n  \
+         labels: {{defender.io/delete-protection: Cascading}}\nspec:\n  replicas: 2\n  \
+         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+         spec: {{containers: [{{name: web, image: registry.example/web:1}}]}}\n"
+    )
 }
