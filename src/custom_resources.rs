@@ -52,6 +52,18 @@ pub fn is_custom_group(group: &str) -> bool {
     group.contains('.') && !BUILT_IN_GROUPS.contains(&group)
 }
 
+/// How kubectl names a type: `secret`, or `certificates.cert-manager.io`
+/// for a custom resource (a kind's name alone may be ambiguous there; the
+/// lowercased kind stands in for an unknown plural).
+pub fn kubectl_resource(kind: &str, group: &str, plural: Option<&str>) -> String {
+    if !is_custom_group(group) {
+        return kind.to_lowercase();
+    }
+    let resource =
+        plural.filter(|plural| !plural.is_empty()).map_or_else(|| kind.to_lowercase(), str::to_owned);
+    format!("{resource}.{group}")
+}
+
 /// The custom resources a definition serves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CustomResourceType {

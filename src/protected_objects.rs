@@ -60,12 +60,7 @@ impl ProtectedObject {
     /// How kubectl names its type: `secret`, or `certificates.cert-manager.io`
     /// for a custom resource (a kind's name alone may be ambiguous there).
     pub fn kubectl_resource(&self) -> String {
-        if custom_resources::is_custom_group(&self.group) {
-            let resource = self.plural.clone().unwrap_or_else(|| self.kind.to_lowercase());
-            format!("{resource}.{}", self.group)
-        } else {
-            self.kind.to_lowercase()
-        }
+        custom_resources::kubectl_resource(&self.kind, &self.group, self.plural.as_deref())
     }
 
     /// The labels among `keys` that protect it until removed (`Always`, or a

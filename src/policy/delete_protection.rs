@@ -139,7 +139,7 @@ impl DeleteProtection {
         for (key, value) in found {
             let protection = match value.as_str() {
                 "Always" => Protection::Always,
-                "Cascading" => Protection::Cascading,
+                protected_objects::CASCADING => Protection::Cascading,
                 other => Protection::Unrecognised(other),
             };
             let label = Some((key.as_str(), value.as_str()));
@@ -330,11 +330,7 @@ impl DeleteProtection {
 /// `certificates.cert-manager.io` for a custom resource.
 fn kubectl_resource(request: &Request) -> String {
     let resource = &request.inner().resource;
-    if custom_resources::is_custom_group(&resource.group) && !resource.resource.is_empty() {
-        format!("{}.{}", resource.resource, resource.group)
-    } else {
-        request.kind().to_lowercase()
-    }
+    custom_resources::kubectl_resource(request.kind(), &resource.group, Some(&resource.resource))
 }
 
 /// `kubectl label deployment web -n prod LABEL`

@@ -15,6 +15,7 @@ use kube::core::DynamicObject;
 
 use crate::custom_resources::{Counted, CustomResourceType, MAX_PAGES, ObjectCount, PAGE_SIZE, Prefetched};
 use crate::request::Request;
+use crate::server::lookups;
 
 /// Counts custom resources through the API server.
 #[derive(Clone)]
@@ -31,15 +32,7 @@ impl CustomResourceCounter {
 
     /// Counts `of`'s objects, blocking this (non-runtime) thread.
     fn count_blocking(&self, of: &CustomResourceType) -> Counted {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| "no runtime to reach the API server from".to_owned())?;
-        let timeout = self.timeout;
-        handle.block_on(async {
-            match tokio::time::timeout(timeout, self.count(of)).await {
-                Ok(counted) => counted,
-                Err(_) => Err(format!("the API server did not list them within {timeout:?}")),
-            }
-        })
+        lookups::block_on_within(self.timeout, self.count(of))
     }
 
     async fn count(&self, of: &CustomResourceType) -> Counted {
@@ -47,7 +40,10 @@ impl CustomResourceCounter {
         let mut params = ListParams::default().limit(PAGE_SIZE);
         let (mut objects, mut namespaces) = (0, BTreeSet::new());
         for _ in 0..MAX_PAGES {
-            let page = api.list_metadata(&params).await.map_err(|error| listing_failed(of, &error))?;
+            let page = api
+                .list_metadata(&params)
+                .await
+                .map_err(|error| lookups::listing_failed(&format!("{}.{}", of.plural, of.group), &error))?;
             objects += page.items.len();
             namespaces.extend(page.items.into_iter().filter_map(|item| item.metadata.namespace));
             match page.metadata.continue_.filter(|token| !token.is_empty()) {
@@ -56,18 +52,6 @@ impl CustomResourceCounter {
             }
         }
         Ok(ObjectCount { objects, namespaces: namespaces.len(), at_least: true })
-    }
-}
-
-/// The reason a list failed, with what to do when it is Defender's permissions.
-fn listing_failed(of: &CustomResourceType, error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if status.code == 403 => format!(
-            "Defender's service account may not list {}.{}: grant it `list` (deploy/base/rbac.yaml does, for every \
-             resource)",
-            of.plural, of.group
-        ),
-        other => format!("listing them failed: {other}"),
     }
 }
 

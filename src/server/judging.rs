@@ -175,8 +175,7 @@ fn parse_and_judge(
     // What the engine needs that the view does not keep, looked up now so
     // that judging does no I/O.
     let counted = custom_resources::prefetch(state.custom_resources.as_ref(), &request);
-    let keys = engine.protection_label_keys();
-    let protected = protected_objects::prefetch(state.protected_objects.as_ref(), &keys, &request);
+    let protected = protected_objects::prefetch(state.protected_objects.as_ref(), engine, &request);
     let context = engine
         .context(state.clock.now(), state.view.as_ref())
         .with_own_namespace(state.own_namespace.as_deref())

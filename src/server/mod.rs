@@ -12,6 +12,7 @@ mod connections;
 pub mod custom_resources;
 mod events;
 mod judging;
+mod lookups;
 mod memory;
 mod metrics;
 mod overtime;

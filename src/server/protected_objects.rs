@@ -20,8 +20,10 @@ use kube::api::ListParams;
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 
+use crate::engine::Engine;
 use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched, ProtectedObject};
 use crate::request::Request;
+use crate::server::lookups;
 
 /// How long discovered resource types are trusted: a type added since is
 /// looked at once this has passed.
@@ -52,15 +54,7 @@ impl ProtectedObjectFinder {
 
     /// Looks in `namespace`, blocking this (non-runtime) thread.
     fn find_blocking(&self, namespace: &str, keys: &[&str]) -> Lookup {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| "no runtime to reach the API server from".to_owned())?;
-        let timeout = self.timeout;
-        handle.block_on(async {
-            match tokio::time::timeout(timeout, self.find(namespace, keys)).await {
-                Ok(found) => found,
-                Err(_) => Err(format!("the API server did not list them within {timeout:?}")),
-            }
-        })
+        lookups::block_on_within(self.timeout, self.find(namespace, keys))
     }
 
     async fn find(&self, namespace: &str, keys: &[&str]) -> Lookup {
@@ -95,7 +89,7 @@ impl ProtectedObjectFinder {
             Ok(page) => page,
             // Its definition went away since discovery: nothing of it is left.
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Listed::default()),
-            Err(error) => return Err(listing_failed(resource, &error)),
+            Err(error) => return Err(lookups::listing_failed(&resource_name(resource), &error)),
         };
         let more = page.metadata.continue_.is_some_and(|token| !token.is_empty());
         let objects = page
@@ -167,36 +161,32 @@ struct Listed {
     more: bool,
 }
 
-/// The reason a list failed, with what to do when it is Defender's permissions.
-fn listing_failed(resource: &ApiResource, error: &kube::Error) -> String {
-    let what = if resource.group.is_empty() {
+/// How a failed list names `resource`: `secrets`, `certificates.cert-manager.io`.
+fn resource_name(resource: &ApiResource) -> String {
+    if resource.group.is_empty() {
         resource.plural.clone()
     } else {
         format!("{}.{}", resource.plural, resource.group)
-    };
-    match error {
-        kube::Error::Api(status) if status.code == 403 => format!(
-            "Defender's service account may not list {what}: grant it `list` (deploy/base/rbac.yaml does, for \
-             every resource)"
-        ),
-        other => format!("listing {what} failed: {other}"),
     }
 }
 
 /// The lookup a request needs before it is judged: the protected objects in
-/// the namespace it deletes, if it deletes one and a policy protects objects
-/// by label (`keys`). Without a cluster connection the cluster view answers
-/// alone, as it does for everything else.
+/// the namespace it deletes, if it deletes one and a policy of `engine`
+/// protects objects by label. Without a cluster connection the cluster view
+/// answers alone, as it does for everything else. Every other review returns
+/// at the first check.
 pub fn prefetch(
     finder: Option<&ProtectedObjectFinder>,
-    keys: &[&str],
+    engine: &Engine,
     request: &Request,
 ) -> Option<Prefetched> {
     let namespace = protected_objects::deleted_namespace(request)?;
+    let finder = finder?;
+    let keys = engine.protection_label_keys();
     if keys.is_empty() {
         return None;
     }
-    let lookup = finder?.find_blocking(namespace, keys);
+    let lookup = finder.find_blocking(namespace, &keys);
     if let Err(reason) = &lookup {
         tracing::warn!(namespace, reason, "protected objects not looked up");
     }
