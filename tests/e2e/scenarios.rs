@@ -7,12 +7,24 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{Check, wait_until};
-use crate::{World, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around};
+use crate::{
+    World, chart, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around,
+};
 
 type Scenario = fn(&mut World) -> Check;
 
 pub const ALL: &[(&str, Scenario)] = &[
     ("deploy/ renders with kubectl kustomize and passes apply --dry-run=server", deploy_manifests_are_valid),
+    ("the Helm chart renders what deploy/ renders (kustomize)", chart::renders_what_deploy_renders),
+    ("the Helm chart passes apply --dry-run=server", chart::passes_apply_dry_run),
+    (
+        "the Helm chart's webhooks, pointed at Defender, deny a namespace and a ConfigMap deletion",
+        chart::its_webhooks_deny,
+    ),
+    (
+        "the chart's generated certificate is kept on upgrade; renewing trusts the old and the new CA",
+        chart::generated_certificate_is_kept_until_renewed,
+    ),
     (
         "Defender answers only clients with a certificate from the cluster CA, as the API server has",
         mutual_tls,
