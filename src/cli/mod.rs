@@ -2,6 +2,7 @@
 //! library. Exit codes: 0 success, 1 a denial or a failed test, 2 unusable
 //! input (bad flags, unreadable files, malformed documents).
 
+mod audit;
 mod check;
 mod review;
 mod test;
@@ -35,6 +36,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the ValidatingWebhookConfiguration that sends Defender what the policies judge.
     WebhookConfig(webhook_config::WebhookConfigArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// `--policies`, shared by the commands that judge requests.
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Review(args) => args.run(),
         Command::Check(args) => args.run(),
         Command::WebhookConfig(args) => args.run(),
+        Command::Audit(args) => args.run(),
     };
     result.unwrap_or_else(|error| {
         // A reader that went away (`defender test ... | head`) is not an error.
