@@ -47,7 +47,10 @@ async fn discover(client: &Client, target: &Target) -> Result<Option<ApiResource
         Ok(group) => group,
         Err(kube::Error::Discovery(DiscoveryError::MissingApiGroup(_))) => return Ok(None),
         Err(error) => {
-            return Err(format!("cannot ask the API server whether it serves {}: {error}", target.describe()));
+            return Err(format!(
+                "cannot ask the API server whether it serves {}: {error}",
+                target.describe()
+            ));
         }
     };
     let found =
