@@ -492,7 +492,11 @@ fn audit_help_says_what_is_judged_and_the_exit_codes() {
 fn audit_without_a_usable_cluster_exits_2_and_says_why() {
     let missing = defender(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("cannot read kubeconfig /nonexistent/kubeconfig"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{}",
+        stderr(&missing)
+    );
 
     // An API server nobody answers for (a closed loopback port): the view never lists.
     let dir = tempfile::tempdir().unwrap();
@@ -508,5 +512,8 @@ fn audit_without_a_usable_cluster_exits_2_and_says_why() {
     let unreachable = defender(&["audit", "--kubeconfig", &kubeconfig, "--sync-timeout", "1s"]);
     assert_eq!(unreachable.status.code(), Some(2));
     let message = stderr(&unreachable);
-    assert!(message.contains("the cluster view was not listed within 1s: still waiting for namespaces"), "{message}");
+    assert!(
+        message.contains("the cluster view was not listed within 1s: still waiting for namespaces"),
+        "{message}"
+    );
 }
