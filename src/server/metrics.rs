@@ -226,12 +226,12 @@ impl Metrics {
         );
         // Registered with or without --audit-interval, so dashboards and
         // alerts find the names; they stay empty until an audit runs.
-        registry.register(
-            "defender_audit_violations",
-            "Existing objects that violate each audited policy (fail or warn), as of the last periodic \
-             audit (serve --audit-interval)",
-            metrics.audit_violations.clone(),
-        );
+        registry.register_collector(Box::new(AlwaysListed {
+            name: "defender_audit_violations",
+            help: "Existing objects that violate each audited policy (fail or warn), as of the last periodic \
+                   audit (serve --audit-interval)",
+            family: metrics.audit_violations.clone(),
+        }));
         registry.register(
             "defender_audit_last_success_timestamp_seconds",
             "When the last periodic audit finished (Unix time); 0 before the first",
@@ -348,6 +348,23 @@ pub struct InFlight(Gauge);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// A gauge family listed on /metrics even before it has a sample (the
+/// registry leaves an empty family out), so dashboards and alerts can rely
+/// on its name.
+#[derive(Debug)]
+struct AlwaysListed {
+    name: &'static str,
+    help: &'static str,
+    family: Family<PolicyLabels, Gauge>,
+}
+
+impl Collector for AlwaysListed {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let metric = encoder.encode_descriptor(self.name, self.help, None, self.family.metric_type())?;
+        self.family.encode(metric)
     }
 }
 
