@@ -800,6 +800,16 @@ fn runs_as_a_kubectl_plugin_through_a_symlink() {
         "{}",
         stdout(&help)
     );
+    let top = stdout(&run(&["--help"]));
+    assert!(
+        top.contains("Usage: kubectl defender [OPTIONS] <COMMAND>")
+            || top.contains("Usage: kubectl defender <COMMAND>"),
+        "{top}"
+    );
+    assert!(
+        top.contains("Exit codes: 0 success; 1 a denied manifest (check) or a failed test case (test)"),
+        "{top}"
+    );
     let tested = run(&["test", "tests/policies/namespace-deletion.yaml"]);
     assert!(tested.status.success(), "{}", stdout(&tested));
     let mistaken = run(&["confirm-delete"]);

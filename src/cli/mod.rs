@@ -23,7 +23,15 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use crate::config::{self, PolicySet};
 
 #[derive(Debug, Parser)]
-#[command(name = "defender", version, about = "A Kubernetes admission webhook that stops dangerous changes")]
+#[command(
+    name = "defender",
+    version,
+    about = "A Kubernetes admission webhook that stops dangerous changes",
+    after_help = "Exit codes: 0 success; 1 a denied manifest (check) or a failed test case (test); \
+                  2 unusable input or a refused change.\n\
+                  Installed or symlinked on PATH as kubectl-defender, Defender is a kubectl plugin: \
+                  kubectl defender confirm-delete NAMESPACE."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

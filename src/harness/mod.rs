@@ -104,15 +104,7 @@ impl Report {
 }
 
 /// Runs the suites found at `paths` (files, or directories searched for
-/// TestSuite documents) and writes one line per case to `out`. With `verbose`,
-/// passing cases also show what Defender answered.
-pub fn run(paths: &[PathBuf], verbose: bool, out: &mut dyn Write) -> io::Result<Summary> {
-    let report = judge(paths);
-    write_text(&report, verbose, out)?;
-    Ok(report.summary())
-}
-
-/// Runs the suites found at `paths` and reports every case.
+/// TestSuite documents) and reports every case.
 pub fn judge(paths: &[PathBuf]) -> Report {
     let mut suites = Vec::new();
     for file in suite_files(paths) {
@@ -134,7 +126,8 @@ pub fn judge(paths: &[PathBuf]) -> Report {
     Report { paths: paths.to_vec(), suites }
 }
 
-/// The text `defender test` prints: a line per case, failures with their reasons.
+/// The text `defender test` prints: a line per case, failures with their
+/// reasons. With `verbose`, passing cases also show what Defender answered.
 pub fn write_text(report: &Report, verbose: bool, out: &mut dyn Write) -> io::Result<()> {
     for suite in &report.suites {
         let Some(name) = &suite.name else {
