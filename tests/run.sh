@@ -20,6 +20,9 @@ cargo test --all-targets
 step "policy suites (defender test tests/policies)"
 cargo run --quiet -- test tests/policies
 
+step "alerts: promtool check rules and their unit tests (tests/monitoring/check.sh; promtool built once)"
+bash tests/monitoring/check.sh
+
 # cargo-deny and cargo-fuzz are installed once into this cache (.ci/cargo-tool.sh).
 TOOLS=${DEFENDER_TOOLS_CACHE:-$HOME/.cache/defender-tools}
 source .ci/cargo-tool.sh
