@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 use serde_yaml_ng::Value as Yaml;
 
 #[path = "support/serve_process.rs"]
@@ -24,7 +24,10 @@ const COMPONENT: &str = "deploy/components/monitoring";
 
 /// Names queried that Defender does not serve yet, each with the reason.
 /// A name served meanwhile must leave this list (the test says so).
-const NOT_SERVED_YET: &[(&str, &str)] = &[];
+const NOT_SERVED_YET: &[(&str, &str)] = &[(
+    "defender_audit_violations",
+    "the periodic audit (serve --audit-interval) that sets it is not part of Defender yet",
+)];
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{ROOT}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -144,6 +147,24 @@ async fn every_metric_the_alerts_and_the_dashboard_query_is_served() {
 
     let server = ServeProcess::start(&[]);
     let client = wire::client(&server.ca, Duration::from_secs(15));
+    // Families with labels show up once they have a series: one review
+    // denied by a policy, one let through unjudged for an exempt user.
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}});
+    for (operation, user) in [("DELETE", "alice"), ("CREATE", "system:kube-controller-manager")] {
+        let (object, old_object) = if operation == "DELETE" {
+            (Json::Null, namespace.clone())
+        } else {
+            (namespace.clone(), Json::Null)
+        };
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "1", "operation": operation, "name": "kube-system", "dryRun": false,
+            "kind": {"group": "", "version": "v1", "kind": "Namespace"},
+            "resource": {"group": "", "version": "v1", "resource": "namespaces"},
+            "userInfo": {"username": user}, "object": object, "oldObject": old_object,
+        }});
+        let answer = client.post(server.url("/validate")).json(&review).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
     let text = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let served = served_names(&text);
 

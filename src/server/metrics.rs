@@ -272,13 +272,13 @@ impl Metrics {
         // Every failure series exists from the start at 0, so the first
         // failure is an increase that rate() and the alerts see.
         for kind in ErrorKind::ALL {
-            metrics.errors.get_or_create(&ErrorLabels { kind: kind.as_str() });
+            let _ = metrics.errors.get_or_create(&ErrorLabels { kind: kind.as_str() });
         }
         for reason in [Shed::BufferedBytes, Shed::ReviewsInFlight] {
-            metrics.shed.get_or_create(&ShedLabels { reason: reason.as_str() });
+            let _ = metrics.shed.get_or_create(&ShedLabels { reason: reason.as_str() });
         }
         for verdict in ["deny", "warn"] {
-            metrics.unfinished.get_or_create(&VerdictLabels { verdict });
+            let _ = metrics.unfinished.get_or_create(&VerdictLabels { verdict });
         }
         registry.register_collector(Box::new(ViewCollector { view }));
         metrics.policies_loaded();
