@@ -470,3 +470,373 @@ fn check_warns_about_kinds_the_webhook_configuration_does_not_send() {
     let embedded = defender(&["check", "-f", manifests]);
     assert_eq!(stderr(&embedded), "", "the default policies are routed by the default configuration");
 }
+
+/// The JUnit XML a CI system would read: every testsuite with its counts
+/// and its testcases, each with its failure or error element (`name`, `message`).
+#[derive(Debug, Default)]
+struct Junit {
+    root: Option<(String, Vec<(String, String)>)>,
+    suites: Vec<JunitSuite>,
+}
+
+#[derive(Debug, Default)]
+struct JunitSuite {
+    attributes: Vec<(String, String)>,
+    cases: Vec<JunitCase>,
+}
+
+#[derive(Debug, Default)]
+struct JunitCase {
+    name: String,
+    /// `failure` or `error`, its message attribute and its text.
+    problem: Option<(String, String, String)>,
+}
+
+impl JunitSuite {
+    fn attribute(&self, name: &str) -> &str {
+        self.attributes.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value)
+    }
+}
+
+/// Parses with quick-xml, failing on anything that is not well-formed.
+fn junit(xml: &[u8]) -> Junit {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut report = Junit::default();
+    let attributes = |element: &quick_xml::events::BytesStart| -> Vec<(String, String)> {
+        element
+            .attributes()
+            .map(|a| {
+                let a = a.expect("a well-formed attribute");
+                let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
+                let value = String::from_utf8(a.value.to_vec()).unwrap();
+                (key, quick_xml::escape::unescape(&value).expect("an escaped attribute value").into_owned())
+            })
+            .collect()
+    };
+    let mut open: Vec<String> = Vec::new();
+    let mut buffer = Vec::new();
+    loop {
+        let event = reader.read_event_into(&mut buffer).expect("well-formed XML");
+        match event {
+            Event::Start(ref element) | Event::Empty(ref element) => {
+                let name = String::from_utf8(element.name().as_ref().to_vec()).unwrap();
+                let found = attributes(element);
+                match name.as_str() {
+                    "testsuites" => report.root = Some((name.clone(), found)),
+                    "testsuite" => report.suites.push(JunitSuite { attributes: found, cases: Vec::new() }),
+                    "testcase" => {
+                        let case_name = found.iter().find(|(k, _)| k == "name").expect("a name").1.clone();
+                        let suite = report.suites.last_mut().expect("testcase inside testsuite");
+                        suite.cases.push(JunitCase { name: case_name, problem: None });
+                    }
+                    "failure" | "error" => {
+                        let message =
+                            found.iter().find(|(k, _)| k == "message").expect("a message").1.clone();
+                        let case =
+                            report.suites.last_mut().and_then(|s| s.cases.last_mut()).expect("in a case");
+                        case.problem = Some((name.clone(), message, String::new()));
+                    }
+                    _ => {}
+                }
+                if matches!(event, Event::Start(_)) {
+                    open.push(name);
+                }
+            }
+            Event::Text(text) if open.last().is_some_and(|e| e == "failure" || e == "error") => {
+                let text = text.decode().expect("text").into_owned();
+                let text = quick_xml::escape::unescape(&text).expect("escaped text").into_owned();
+                let case = report.suites.last_mut().and_then(|s| s.cases.last_mut()).unwrap();
+                case.problem.as_mut().unwrap().2.push_str(&text);
+            }
+            Event::GeneralRef(reference) if open.last().is_some_and(|e| e == "failure" || e == "error") => {
+                let name = reference.decode().expect("a reference").into_owned();
+                let text =
+                    quick_xml::escape::unescape(&format!("&{name};")).expect("a known entity").into_owned();
+                let case = report.suites.last_mut().and_then(|s| s.cases.last_mut()).unwrap();
+                case.problem.as_mut().unwrap().2.push_str(&text);
+            }
+            Event::End(_) => {
+                open.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buffer.clear();
+    }
+    assert!(open.is_empty(), "unclosed elements: {open:?}");
+    report
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", stdout(output)))
+}
+
+#[test]
+fn test_reports_a_passing_suite_as_json_and_junit_with_exit_0() {
+    let suite = "tests/policies/namespace-deletion.yaml";
+    let json = defender(&["test", "--output", "json", suite]);
+    assert_eq!(json.status.code(), Some(0), "{}", stdout(&json));
+    let report = json_of(&json);
+    assert_eq!(report["failed"], 0);
+    let cases = report["suites"][0]["cases"].as_array().unwrap();
+    assert_eq!(report["passed"].as_u64().unwrap() as usize, cases.len());
+    assert_eq!(report["suites"][0]["suite"], "namespace-deletion");
+    assert_eq!(report["suites"][0]["file"], suite);
+    for case in cases {
+        assert_eq!(case["outcome"], "passed", "{case}");
+        assert!(case["message"].is_null());
+        assert!(case["durationSeconds"].as_f64().unwrap() >= 0.0);
+        for step in case["steps"].as_array().unwrap() {
+            assert_eq!(step["expected"], step["actual"], "{step}");
+        }
+    }
+
+    let xml = defender(&["test", "-o", "junit", suite]);
+    assert_eq!(xml.status.code(), Some(0));
+    let report = junit(&xml.stdout);
+    let (_, root) = report.root.expect("a testsuites element");
+    assert!(root.contains(&("failures".to_owned(), "0".to_owned())), "{root:?}");
+    assert_eq!(report.suites.len(), 1);
+    let only = &report.suites[0];
+    assert_eq!(only.attribute("name"), "namespace-deletion");
+    assert_eq!(only.attribute("tests"), cases.len().to_string());
+    assert_eq!(only.attribute("failures"), "0");
+    assert!(only.attribute("time").parse::<f64>().is_ok(), "{:?}", only.attributes);
+    assert!(only.cases.iter().all(|c| c.problem.is_none()));
+}
+
+#[test]
+fn test_reports_failures_as_json_and_junit_with_exit_1() {
+    let suite = "tests/fixtures/failing-suite.yaml";
+    let json = defender(&["test", "--output", "json", suite]);
+    assert_eq!(json.status.code(), Some(1));
+    let report = json_of(&json);
+    assert_eq!((report["passed"].as_u64(), report["failed"].as_u64()), (Some(1), Some(10)));
+    let cases = report["suites"][0]["cases"].as_array().unwrap();
+    let case = |name: &str| cases.iter().find(|c| c["case"] == name).unwrap_or_else(|| panic!("no {name}"));
+    let wrong = case("wrong verdict");
+    assert_eq!(wrong["outcome"], "failed");
+    assert!(wrong["message"].as_str().unwrap().starts_with("expected allow, got deny"));
+    let step = &wrong["steps"][0];
+    assert_eq!((step["expected"].as_str(), step["actual"].as_str()), (Some("allow"), Some("deny")));
+    assert_eq!(step["firedPolicies"][0], "core-namespaces");
+    assert!(step["message"].as_str().unwrap().contains("is a core namespace"));
+    assert_eq!(case("wrong policy")["steps"][0]["policy"], "ingress-hosts");
+    let stepped = &case("wrong step")["steps"];
+    assert_eq!(stepped.as_array().unwrap().len(), 2);
+    assert_eq!(
+        (stepped[0]["outcome"].as_str(), stepped[1]["outcome"].as_str()),
+        (Some("passed"), Some("failed"))
+    );
+    assert_eq!(stepped[1]["at"], "1s");
+    assert!(case("unknown field")["message"].as_str().unwrap().contains("unknown field `expected`"));
+
+    let xml = defender(&["test", "--output", "junit", suite]);
+    assert_eq!(xml.status.code(), Some(1));
+    let report = junit(&xml.stdout);
+    let suite = &report.suites[0];
+    assert_eq!((suite.attribute("tests"), suite.attribute("failures")), ("11", "10"));
+    let failures: Vec<&JunitCase> = suite.cases.iter().filter(|c| c.problem.is_some()).collect();
+    assert_eq!(failures.len(), 10);
+    let wrong = suite.cases.iter().find(|c| c.name == "wrong verdict").unwrap();
+    let (element, message, body) = wrong.problem.as_ref().unwrap();
+    assert_eq!(element, "failure");
+    assert!(
+        message.starts_with("expected allow, got deny: defender/core-namespaces: namespace \"kube-system\"")
+    );
+    assert!(body.contains("group \"defender:break-glass\""), "{body}");
+}
+
+#[test]
+fn test_reports_an_unreadable_suite_file_in_every_format() {
+    let json = json_of(&defender(&["test", "-o", "json", "no/such/suite.yaml"]));
+    assert_eq!(json["failed"], 1);
+    assert!(json["suites"][0]["suite"].is_null());
+    assert!(json["suites"][0]["error"].as_str().unwrap().contains("no such file or directory"));
+    let xml = defender(&["test", "-o", "junit", "no/such/suite.yaml"]);
+    assert_eq!(xml.status.code(), Some(1));
+    let report = junit(&xml.stdout);
+    let (element, message, _) = report.suites[0].cases[0].problem.as_ref().unwrap();
+    assert_eq!((element.as_str(), report.suites[0].attribute("errors")), ("error", "1"));
+    assert!(message.contains("no/such/suite.yaml: no such file or directory"));
+}
+
+/// Names and messages come from operators' files: markup in them must stay text.
+#[test]
+fn junit_escapes_what_suites_and_messages_contain() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("markup.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: defender.io/v1alpha1\nkind: TestSuite\nmetadata: {name: \"<suite> & 'co'\"}\nspec:\n  cases:\n\
+         \x20   - name: \"</testcase><x a=\\\"1\\\">\\u0001\"\n      operation: DELETE\n      \
+         object: {apiVersion: v1, kind: Namespace, metadata: {name: kube-system}}\n      expect: allow\n",
+    )
+    .unwrap();
+    let output = defender(&["test", "-o", "junit", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = junit(&output.stdout);
+    assert_eq!(report.suites[0].attribute("name"), "<suite> & 'co'");
+    assert_eq!(report.suites[0].cases[0].name, "</testcase><x a=\"1\">\u{FFFD}");
+    assert_eq!(report.suites[0].cases[0].problem.as_ref().unwrap().0, "failure");
+}
+
+#[test]
+fn check_reports_as_json_and_junit_with_the_same_exit_codes() {
+    let clean = defender(&["check", "-f", "tests/fixtures/manifests-ok", "-o", "json"]);
+    assert_eq!(clean.status.code(), Some(0));
+    let report = json_of(&clean);
+    assert_eq!((report["objects"].as_u64(), report["allowed"].as_u64()), (Some(3), Some(3)));
+
+    let args = ["check", "-f", "tests/fixtures/manifests-bad", "-f", "tests/fixtures/manifests-ok"];
+    let json = defender(&[&args[..], &["--output", "json"]].concat());
+    assert_eq!(json.status.code(), Some(1));
+    let report = json_of(&json);
+    assert_eq!((report["objects"].as_u64(), report["denied"].as_u64()), (Some(4), Some(1)));
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["file"], "tests/fixtures/manifests-bad/ingress.yaml");
+    let denied = &files[0]["results"][0];
+    assert_eq!((denied["verdict"].as_str(), denied["kind"].as_str()), (Some("deny"), Some("Ingress")));
+    let finding = &denied["findings"][0];
+    assert_eq!(
+        (finding["policy"].as_str(), finding["action"].as_str()),
+        (Some("ingress-hosts"), Some("deny"))
+    );
+    assert!(finding["reason"].as_str().unwrap().contains("spec.rules[0].host \"*\" matches every host"));
+    assert_eq!(files[1]["results"].as_array().unwrap().len(), 3);
+
+    let xml = defender(&[&args[..], &["--output", "junit"]].concat());
+    assert_eq!(xml.status.code(), Some(1));
+    let report = junit(&xml.stdout);
+    assert_eq!(report.suites.len(), 2);
+    assert_eq!(report.suites[0].attribute("failures"), "1");
+    let (element, message, _) = report.suites[0].cases[0].problem.as_ref().unwrap();
+    assert_eq!(element, "failure");
+    assert!(message.starts_with("defender/ingress-hosts: ingress \"shop/catch-all\""), "{message}");
+    assert_eq!(report.suites[1].attribute("tests"), "3");
+    assert!(report.suites[1].cases.iter().all(|c| c.problem.is_none()));
+}
+
+#[test]
+fn check_reports_unusable_manifests_as_errors_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed\n").unwrap();
+    let path = dir.path().to_str().unwrap();
+    let json = defender(&["check", "-f", path, "-o", "json"]);
+    assert_eq!(json.status.code(), Some(2));
+    let report = json_of(&json);
+    assert_eq!(report["unusable"], 1);
+    assert_eq!(report["files"][0]["results"][0]["verdict"], "unusable");
+    let xml = defender(&["check", "-f", path, "-o", "junit"]);
+    assert_eq!(xml.status.code(), Some(2));
+    let report = junit(&xml.stdout);
+    assert_eq!(report.suites[0].attribute("errors"), "1");
+    assert!(report.suites[0].cases[0].problem.as_ref().unwrap().1.contains("not valid YAML"));
+}
+
+#[test]
+fn an_unknown_output_format_is_a_usage_error() {
+    let output = defender(&["test", "--output", "yaml", "tests/policies"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("possible values: text, json, junit"), "{}", stderr(&output));
+}
+
+const SUBCOMMANDS: &[&str] = &["serve", "test", "check", "review", "webhook-config", "confirm-delete"];
+
+#[test]
+fn completions_for_each_shell_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = defender(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        for subcommand in SUBCOMMANDS {
+            assert!(script.contains(subcommand), "{shell} completions lack {subcommand}");
+        }
+        assert!(script.contains("output"), "{shell} completions lack --output");
+    }
+    assert_eq!(defender(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn man_renders_a_page_naming_the_subcommands_and_one_per_subcommand() {
+    let output = defender(&["man"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = stdout(&output);
+    assert!(page.contains(".TH defender 1"), "{page}");
+    for subcommand in SUBCOMMANDS {
+        assert!(page.contains(&format!("defender\\-{}", subcommand.replace('-', "\\-"))), "no {subcommand}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let written = defender(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert!(written.status.success(), "{}", stderr(&written));
+    for page in ["defender.1", "defender-test.1", "defender-check.1", "defender-confirm-delete.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page}");
+    }
+    let confirm = std::fs::read_to_string(dir.path().join("defender-confirm-delete.1")).unwrap();
+    assert!(confirm.contains("\\-\\-after"), "{confirm}");
+}
+
+/// kubectl runs `kubectl defender ...` as `kubectl-defender ...` from PATH.
+fn kubectl_plugin(dir: &std::path::Path) -> std::path::PathBuf {
+    let plugin = dir.join("kubectl-defender");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_defender"), &plugin).unwrap();
+    plugin
+}
+
+#[test]
+fn runs_as_a_kubectl_plugin_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = kubectl_plugin(dir.path());
+    let run = |args: &[&str]| {
+        Command::new(&plugin).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("runs")
+    };
+    let help = run(&["confirm-delete", "--help"]);
+    assert!(help.status.success());
+    assert!(
+        stdout(&help).contains("Usage: kubectl defender confirm-delete [OPTIONS] <NAMESPACE>"),
+        "{}",
+        stdout(&help)
+    );
+    let top = stdout(&run(&["--help"]));
+    assert!(
+        top.contains("Usage: kubectl defender [OPTIONS] <COMMAND>")
+            || top.contains("Usage: kubectl defender <COMMAND>"),
+        "{top}"
+    );
+    assert!(
+        top.contains("Exit codes: 0 success; 1 a denied manifest (check) or a failed test case (test)"),
+        "{top}"
+    );
+    let tested = run(&["test", "tests/policies/namespace-deletion.yaml"]);
+    assert!(tested.status.success(), "{}", stdout(&tested));
+    let mistaken = run(&["confirm-delete"]);
+    assert_eq!(mistaken.status.code(), Some(2));
+    assert!(stderr(&mistaken).contains("kubectl defender confirm-delete"), "{}", stderr(&mistaken));
+}
+
+#[test]
+fn confirm_delete_refuses_a_time_shorter_than_the_cooldown_before_calling_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = kubectl_plugin(dir.path());
+    // No cluster is reachable: the refusal must come before any request.
+    let kubeconfig = dir.path().join("no-such-kubeconfig");
+    let output = Command::new(&plugin)
+        .args(["confirm-delete", "shop", "--after", "1m", "--kubeconfig", kubeconfig.to_str().unwrap()])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--after 1m is shorter than the 5m cooldown of policy namespace-deletion"),
+        "{}",
+        stderr(&output)
+    );
+    let unreadable = defender(&["confirm-delete", "shop", "--kubeconfig", kubeconfig.to_str().unwrap()]);
+    assert_eq!(unreadable.status.code(), Some(2));
+    assert!(stderr(&unreadable).contains("cannot read kubeconfig"), "{}", stderr(&unreadable));
+    let nonsense = defender(&["confirm-delete", "shop", "--after", "soon"]);
+    assert_eq!(nonsense.status.code(), Some(2));
+    assert!(stderr(&nonsense).contains("not a duration"), "{}", stderr(&nonsense));
+}

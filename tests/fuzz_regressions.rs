@@ -1,6 +1,8 @@
 //! The fuzz targets' checks (fuzz/src/), replayed on stable over every input
-//! kept in fuzz/regressions/<target>/ (inputs that once broke an invariant)
-//! and over the repository's examples they are seeded from.
+//! kept in fuzz/regressions/<target>/ (inputs that once broke an invariant
+//! or reach an edge the fuzzer finds slowly, at least one per target) and over the repository's examples they are
+//! seeded from. A folder that is missing or empty fails the test, so a
+//! renamed folder cannot turn a replay into a replay of nothing.
 
 #[path = "../fuzz/src/admission_review.rs"]
 mod admission_review;
@@ -11,15 +13,18 @@ mod policy_file;
 
 use std::path::{Path, PathBuf};
 
-/// The files in each directory under the repository root, in name order.
+/// The files in each directory under the repository root, in name order;
+/// panics when a directory is missing or holds no such file.
 fn inputs(dirs: &[&str], extension: Option<&str>) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        let before = files.len();
         files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|path| {
             path.is_file() && extension.is_none_or(|ext| path.extension().is_some_and(|e| e == ext))
         }));
+        assert!(files.len() > before, "{dir} holds no input to replay");
     }
     files.sort();
     files
@@ -36,9 +41,7 @@ fn replay(files: &[PathBuf], check: fn(&[u8])) {
 
 #[test]
 fn admission_reviews() {
-    let examples = inputs(&["tests/fixtures"], Some("json"));
-    assert!(!examples.is_empty(), "no example reviews found");
-    replay(&examples, admission_review::check);
+    replay(&inputs(&["tests/fixtures"], Some("json")), admission_review::check);
     replay(&inputs(&["fuzz/regressions/admission_review"], None), admission_review::check);
 }
 

@@ -14,17 +14,26 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --all-features -- -D warnings
 
-step "unit, CLI and server tests"
+# Tools built from source (helm from the Go module proxy, cargo-deny, cargo-fuzz)
+# are installed once into this cache, outside the repository, and reused.
+TOOLS=${DEFENDER_TOOLS_CACHE:-$HOME/.cache/defender-tools}
+export DEFENDER_TOOLS_CACHE=$TOOLS
+
+step "helm for the chart tests (.ci/helm.sh: built once into $TOOLS)"
+HELM="$(bash .ci/helm.sh | tail -n 1)"
+export HELM
+"$HELM" version --short
+
+step "unit, CLI, server and chart tests (chart: helm lint, snapshots; UPDATE_SNAPSHOTS=1 regenerates)"
 cargo test --all-targets
 
 step "policy suites (defender test tests/policies)"
 cargo run --quiet -- test tests/policies
 
-step "alerts: promtool check rules and their unit tests (tests/monitoring/check.sh; promtool built once)"
+step "alerts: promtool check rules and their unit tests (tests/monitoring/check.sh; promtool built once into $TOOLS)"
 bash tests/monitoring/check.sh
 
-# cargo-deny and cargo-fuzz are installed once into this cache (.ci/cargo-tool.sh).
-TOOLS=${DEFENDER_TOOLS_CACHE:-$HOME/.cache/defender-tools}
+# cargo-deny and cargo-fuzz (.ci/cargo-tool.sh).
 source .ci/cargo-tool.sh
 
 step "cargo deny check licenses bans sources (advisories need GitHub, unreachable here: see deny.toml)"

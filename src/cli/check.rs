@@ -5,15 +5,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use anyhow::Context as _;
 
+use super::junit::{self, Problem, ProblemKind};
+use super::output::Format;
 use super::{PolicyArgs, USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, PolicySet};
-use crate::engine::Engine;
+use crate::engine::{Decision, Engine};
 use crate::paths;
+use crate::request::Request;
 use crate::routing::{self, Options};
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::view::MemoryView;
@@ -50,30 +53,65 @@ pub struct CheckArgs {
     /// embedded policies].
     #[arg(long, value_name = "FILE")]
     webhook_config: Option<PathBuf>,
+    /// The report format; the exit code is the same for each.
+    #[arg(short, long, value_enum, default_value_t, value_name = "FORMAT")]
+    output: Format,
 }
 
 /// One manifest and where it came from.
 pub(super) struct Manifest {
+    pub file: String,
     pub origin: String,
     pub object: Value,
 }
 
+/// A file, document or object that cannot be judged, and why.
+pub(super) struct Unusable {
+    pub file: String,
+    /// Names the file and document.
+    pub message: String,
+}
+
+/// What `check` found for one object, in the order they were read.
+struct Outcome {
+    file: String,
+    origin: String,
+    /// The request and Defender's decision, or why there is none.
+    judged: Result<(Request, Decision), String>,
+}
+
 impl CheckArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let out = &mut std::io::stdout().lock();
         let set = self.policies.load()?;
         self.warn_unrouted(&set)?;
-        let engine = Engine::new(set);
+        let outcomes = self.judge(Engine::new(set));
+        let out = &mut std::io::stdout().lock();
+        match self.output {
+            Format::Text => write_text(&outcomes, out)?,
+            Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&json(&outcomes))?)?,
+            Format::Junit => junit(&outcomes).write(out)?,
+        }
+        let counts = Counts::of(&outcomes);
+        Ok(match (counts.unusable, counts.denied) {
+            (0, 0) => ExitCode::SUCCESS,
+            (0, _) => ExitCode::FAILURE,
+            _ => ExitCode::from(USAGE),
+        })
+    }
+
+    /// Judges every manifest; what cannot be read comes first, as it is found.
+    fn judge(&self, engine: Engine) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
         let mut manifests = Vec::new();
-        let mut unusable = 0;
         for path in &self.files {
             for manifest in read_manifests(path) {
                 match manifest {
                     Ok(manifest) => manifests.push(manifest),
-                    Err(error) => {
-                        unusable += 1;
-                        writeln!(out, "error  {error}")?;
-                    }
+                    Err(unusable) => outcomes.push(Outcome {
+                        file: unusable.file,
+                        origin: String::new(),
+                        judged: Err(unusable.message),
+                    }),
                 }
             }
         }
@@ -81,35 +119,17 @@ impl CheckArgs {
         // for the objects inside them, as they would once applied.
         let namespaces = namespace_view(&manifests);
         let now = SystemClock.now();
-        let (mut allowed, mut denied) = (0, 0);
-        for manifest in &manifests {
-            let request = match self.request_for(&manifest.object) {
-                Ok(request) => request,
-                Err(error) => {
-                    unusable += 1;
-                    writeln!(out, "error  {}: {error}", manifest.origin)?;
-                    continue;
+        for manifest in manifests {
+            let judged = match self.request_for(&manifest.object) {
+                Ok(request) => {
+                    let decision = engine.review(&request, &engine.context(now, &namespaces));
+                    Ok((request, decision))
                 }
+                Err(error) => Err(format!("{}: {error}", manifest.origin)),
             };
-            let decision = engine.review(&request, &engine.context(now, &namespaces));
-            let verdict = decision.verdict();
-            writeln!(out, "{verdict:<5}  {} ({})", request.describe(), manifest.origin)?;
-            let details = decision.denial_message().map(|m| vec![m]).unwrap_or_else(|| decision.warnings());
-            for line in details.iter().flat_map(|d| d.lines()) {
-                writeln!(out, "       {line}")?;
-            }
-            if decision.allowed() { allowed += 1 } else { denied += 1 }
+            outcomes.push(Outcome { file: manifest.file, origin: manifest.origin, judged });
         }
-        writeln!(
-            out,
-            "{} objects: {allowed} allowed, {denied} denied, {unusable} unusable",
-            manifests.len()
-        )?;
-        Ok(match (unusable, denied) {
-            (0, 0) => ExitCode::SUCCESS,
-            (0, _) => ExitCode::FAILURE,
-            _ => ExitCode::from(USAGE),
-        })
+        outcomes
     }
 
     /// Warns about what the policies need that the webhook configuration does
@@ -152,7 +172,7 @@ impl CheckArgs {
         Ok(())
     }
 
-    fn request_for(&self, object: &Value) -> Result<crate::request::Request, String> {
+    fn request_for(&self, object: &Value) -> Result<Request, String> {
         let mut object = object.clone();
         let cluster_scoped = object.get("kind").and_then(Value::as_str) == Some("Namespace");
         if !cluster_scoped && object.pointer("/metadata/namespace").is_none() {
@@ -177,6 +197,170 @@ impl CheckArgs {
     }
 }
 
+#[derive(Debug, Default)]
+struct Counts {
+    objects: usize,
+    allowed: usize,
+    denied: usize,
+    unusable: usize,
+}
+
+impl Counts {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let mut counts = Counts::default();
+        for outcome in outcomes {
+            match &outcome.judged {
+                Ok((_, decision)) if decision.allowed() => counts.allowed += 1,
+                Ok(_) => counts.denied += 1,
+                Err(_) => counts.unusable += 1,
+            }
+            // Objects read, whether or not a request could be made of them.
+            if !outcome.origin.is_empty() {
+                counts.objects += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The denial, else the warnings: what a user reads in kubectl.
+fn details(decision: &Decision) -> Vec<String> {
+    decision.denial_message().map(|m| vec![m]).unwrap_or_else(|| decision.warnings())
+}
+
+fn write_text(outcomes: &[Outcome], out: &mut dyn Write) -> std::io::Result<()> {
+    for outcome in outcomes {
+        let (request, decision) = match &outcome.judged {
+            Ok(judged) => judged,
+            Err(error) => {
+                writeln!(out, "error  {error}")?;
+                continue;
+            }
+        };
+        writeln!(out, "{:<5}  {} ({})", decision.verdict(), request.describe(), outcome.origin)?;
+        for line in details(decision).iter().flat_map(|d| d.lines()) {
+            writeln!(out, "       {line}")?;
+        }
+    }
+    let counts = Counts::of(outcomes);
+    writeln!(
+        out,
+        "{} objects: {} allowed, {} denied, {} unusable",
+        counts.objects, counts.allowed, counts.denied, counts.unusable
+    )
+}
+
+/// The outcomes grouped by file, files in the order they were first read.
+fn by_file(outcomes: &[Outcome]) -> Vec<(&str, Vec<&Outcome>)> {
+    let mut files: Vec<(&str, Vec<&Outcome>)> = Vec::new();
+    for outcome in outcomes {
+        match files.iter_mut().find(|(file, _)| *file == outcome.file) {
+            Some((_, group)) => group.push(outcome),
+            None => files.push((&outcome.file, vec![outcome])),
+        }
+    }
+    files
+}
+
+fn json(outcomes: &[Outcome]) -> Value {
+    let counts = Counts::of(outcomes);
+    let files: Vec<Value> = by_file(outcomes)
+        .into_iter()
+        .map(|(file, outcomes)| {
+            let results: Vec<Value> = outcomes.into_iter().map(json_result).collect();
+            json!({"file": file, "results": results})
+        })
+        .collect();
+    json!({
+        "objects": counts.objects,
+        "allowed": counts.allowed,
+        "denied": counts.denied,
+        "unusable": counts.unusable,
+        "files": files,
+    })
+}
+
+fn json_result(outcome: &Outcome) -> Value {
+    let origin = if outcome.origin.is_empty() { &outcome.file } else { &outcome.origin };
+    let (request, decision) = match &outcome.judged {
+        Ok(judged) => judged,
+        Err(error) => return json!({"origin": origin, "verdict": "unusable", "error": error}),
+    };
+    let findings: Vec<Value> = decision
+        .findings
+        .iter()
+        .map(|finding| {
+            json!({
+                "policy": finding.policy,
+                "action": finding.action.as_str(),
+                "reason": finding.violation.reason,
+                "remedy": finding.violation.remedy,
+                "message": finding.message(),
+            })
+        })
+        .collect();
+    let details = details(decision);
+    json!({
+        "origin": origin,
+        "object": request.describe().to_string(),
+        "operation": request.operation(),
+        "kind": request.kind(),
+        "namespace": request.namespace(),
+        "name": request.name(),
+        "verdict": decision.verdict(),
+        "message": (!details.is_empty()).then(|| details.join("\n")),
+        "findings": findings,
+    })
+}
+
+/// A testsuite per file, a testcase per object: a denial is a failure, an
+/// unusable document an error, warnings are the case's output.
+fn junit(outcomes: &[Outcome]) -> junit::TestSuites {
+    let suites = by_file(outcomes).into_iter().map(|(file, outcomes)| junit::TestSuite {
+        name: file.to_owned(),
+        file: Some(file.to_owned()),
+        properties: Vec::new(),
+        cases: outcomes.into_iter().map(junit_case).collect(),
+    });
+    junit::TestSuites { name: "defender check".to_owned(), suites: suites.collect() }
+}
+
+fn junit_case(outcome: &Outcome) -> junit::TestCase {
+    let mut case = junit::TestCase {
+        name: if outcome.origin.is_empty() { outcome.file.clone() } else { outcome.origin.clone() },
+        classname: outcome.file.clone(),
+        file: Some(outcome.file.clone()),
+        time: None,
+        problem: None,
+        system_out: None,
+    };
+    match &outcome.judged {
+        Err(error) => {
+            case.problem = Some(Problem {
+                kind: ProblemKind::Error,
+                message: error.clone(),
+                r#type: "unusable".to_owned(),
+                body: error.clone(),
+            });
+        }
+        Ok((request, decision)) => {
+            case.name = format!("{} ({})", request.describe(), outcome.origin);
+            let details = details(decision).join("\n");
+            if let Some(denial) = decision.denial_message() {
+                case.problem = Some(Problem {
+                    kind: ProblemKind::Failure,
+                    message: denial.lines().next().unwrap_or_default().to_owned(),
+                    r#type: "denied".to_owned(),
+                    body: denial,
+                });
+            } else if !details.is_empty() {
+                case.system_out = Some(details);
+            }
+        }
+    }
+    case
+}
+
 fn namespace_view(manifests: &[Manifest]) -> MemoryView {
     let mut view = MemoryView::default();
     let namespaces =
@@ -189,20 +373,22 @@ fn namespace_view(manifests: &[Manifest]) -> MemoryView {
 }
 
 /// Every document under `path`, with `kind: List` unpacked.
-pub(super) fn read_manifests(path: &Path) -> Vec<Result<Manifest, String>> {
+pub(super) fn read_manifests(path: &Path) -> Vec<Result<Manifest, Unusable>> {
     paths::files_under(path, &["yaml", "yml", "json"])
         .into_iter()
         .flat_map(|file| match file {
             Ok(file) => read_manifest_file(&file),
-            Err(error) => vec![Err(error)],
+            Err(message) => vec![Err(Unusable { file: path.display().to_string(), message })],
         })
         .collect()
 }
 
-fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, String>> {
+fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, Unusable>> {
+    let file = path.display().to_string();
+    let unusable = |message: String| Unusable { file: file.clone(), message };
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error) => return vec![Err(format!("{}: {error}", path.display()))],
+        Err(error) => return vec![Err(unusable(format!("{file}: {error}")))],
     };
     let mut manifests = Vec::new();
     for (index, document) in yaml::documents(&text) {
@@ -214,8 +400,8 @@ fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, String>> {
         for (at, object) in objects {
             let origin = format!("{origin}{at}");
             manifests.push(match object {
-                Ok(object) => Ok(Manifest { origin, object }),
-                Err(error) => Err(format!("{origin}: {error}")),
+                Ok(object) => Ok(Manifest { file: file.clone(), origin, object }),
+                Err(error) => Err(unusable(format!("{origin}: {error}"))),
             });
         }
     }

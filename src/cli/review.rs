@@ -45,7 +45,7 @@ fn cluster_view(paths: &[PathBuf]) -> anyhow::Result<MemoryView> {
     let mut view = MemoryView::default();
     for path in paths {
         for manifest in super::check::read_manifests(path) {
-            let manifest = manifest.map_err(anyhow::Error::msg)?;
+            let manifest = manifest.map_err(|unusable| anyhow::Error::msg(unusable.message))?;
             let held = view.add_manifest(&manifest.object).map_err(anyhow::Error::msg);
             if !held.with_context(|| manifest.origin.clone())? {
                 anyhow::bail!("{}: {}", manifest.origin, crate::view::NOT_HELD);

@@ -9,7 +9,7 @@ pub mod suite;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
@@ -17,7 +17,8 @@ use crate::engine::{Decision, Engine};
 use crate::paths;
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
-use suite::{Case, Expect, Operation, PolicySource, Step, Suite};
+pub use suite::Expect;
+use suite::{Case, Operation, PolicySource, Step, Suite};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -31,66 +32,179 @@ impl Summary {
     }
 }
 
-/// Runs the suites found at `paths` (files, or directories searched for
-/// TestSuite documents) and writes one line per case to `out`. With `verbose`,
-/// passing cases also show what Defender answered.
-pub fn run(paths: &[PathBuf], verbose: bool, out: &mut dyn Write) -> io::Result<Summary> {
-    let mut summary = Summary::default();
-    for file in suite_files(paths) {
-        let suites = match file {
-            Ok(file) => suite::read_file(&file),
-            Err(error) => Err(error),
-        };
-        match suites {
-            Ok(suites) => {
-                for suite in &suites {
-                    run_suite(suite, verbose, out, &mut summary)?;
-                }
-            }
-            Err(error) => {
-                writeln!(out, "FAIL  {error}")?;
+/// Everything a run found, in the order it ran: what `--output` renders.
+#[derive(Debug)]
+pub struct Report {
+    /// The paths the run was given, for "no test suites found in ...".
+    pub paths: Vec<PathBuf>,
+    pub suites: Vec<SuiteReport>,
+}
+
+/// One TestSuite document, or a suite file that could not be read.
+#[derive(Debug)]
+pub struct SuiteReport {
+    pub file: PathBuf,
+    /// `metadata.name`; `None` when the file could not be read.
+    pub name: Option<String>,
+    /// `embedded policies` or `policies <path>`.
+    pub policies: String,
+    /// Why the file could not be read; it then counts as one failure.
+    pub error: Option<String>,
+    pub cases: Vec<CaseReport>,
+}
+
+#[derive(Debug)]
+pub struct CaseReport {
+    pub name: String,
+    pub duration: Duration,
+    /// The steps judged, up to and including a failing one.
+    pub steps: Vec<StepReport>,
+    /// Why the case failed (`step 2 (at 1s): expected deny, got allow`).
+    pub failure: Option<String>,
+}
+
+impl CaseReport {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// One request of a case: what the suite expected and what Defender answered.
+#[derive(Debug)]
+pub struct StepReport {
+    /// Offset from the suite's start time.
+    pub at: Duration,
+    pub operation: &'static str,
+    pub expected: Expect,
+    pub expected_message: Option<String>,
+    pub expected_policy: Option<String>,
+    /// `allow`, `warn` or `deny`; `None` when the request could not be built.
+    pub actual: Option<&'static str>,
+    pub fired_policies: Vec<String>,
+    /// The denial message, or the warnings one per line.
+    pub message: Option<String>,
+    /// `deny: defender/...`, `allow (not judged: ...)`: as the text output shows it.
+    pub answer: Option<String>,
+    pub passed: bool,
+}
+
+impl Report {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for suite in &self.suites {
+            if suite.error.is_some() {
                 summary.failed += 1;
+            }
+            for case in &suite.cases {
+                if case.passed() { summary.passed += 1 } else { summary.failed += 1 }
+            }
+        }
+        summary
+    }
+}
+
+/// Runs the suites found at `paths` (files, or directories searched for
+/// TestSuite documents) and reports every case.
+pub fn judge(paths: &[PathBuf]) -> Report {
+    let mut suites = Vec::new();
+    for file in suite_files(paths) {
+        let read = match file {
+            Ok(file) => suite::read_file(&file).map_err(|error| (file, error)),
+            Err((file, error)) => Err((file, error)),
+        };
+        match read {
+            Ok(read) => suites.extend(read.iter().map(run_suite)),
+            Err((file, error)) => suites.push(SuiteReport {
+                file,
+                name: None,
+                policies: String::new(),
+                error: Some(error),
+                cases: Vec::new(),
+            }),
+        }
+    }
+    Report { paths: paths.to_vec(), suites }
+}
+
+/// The text `defender test` prints: a line per case, failures with their
+/// reasons. With `verbose`, passing cases also show what Defender answered.
+pub fn write_text(report: &Report, verbose: bool, out: &mut dyn Write) -> io::Result<()> {
+    for suite in &report.suites {
+        let Some(name) = &suite.name else {
+            writeln!(out, "FAIL  {}", suite.error.as_deref().unwrap_or_default())?;
+            continue;
+        };
+        writeln!(out, "{}: {name} ({})", suite.file.display(), suite.policies)?;
+        for case in &suite.cases {
+            match &case.failure {
+                None => {
+                    writeln!(out, "  ok    {}", case.name)?;
+                    if verbose {
+                        for answer in case_answers(case) {
+                            writeln!(out, "        {answer}")?;
+                        }
+                    }
+                }
+                Some(failure) => {
+                    writeln!(out, "  FAIL  {}", case.name)?;
+                    for line in failure.lines() {
+                        writeln!(out, "        {line}")?;
+                    }
+                }
             }
         }
     }
+    let summary = report.summary();
     if summary.passed + summary.failed == 0 {
-        writeln!(out, "no test suites found in {}", show_paths(paths))?;
+        writeln!(out, "no test suites found in {}", show_paths(&report.paths))?;
     }
-    writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)?;
-    Ok(summary)
+    writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)
 }
 
-fn run_suite(suite: &Suite, verbose: bool, out: &mut dyn Write, summary: &mut Summary) -> io::Result<()> {
+/// A line per step: what Defender answered, labelled with the step when there are several.
+pub fn case_answers(case: &CaseReport) -> Vec<String> {
+    let several = case.steps.len() > 1;
+    let answers = case.steps.iter().enumerate().filter_map(|(index, step)| {
+        let answer = step.answer.as_deref()?;
+        Some(if several { format!("{}: {answer}", step_label(index, step.at)) } else { answer.to_owned() })
+    });
+    answers.collect()
+}
+
+fn step_label(index: usize, at: Duration) -> String {
+    format!("step {} (at {})", index + 1, clock::human(at))
+}
+
+fn run_suite(suite: &Suite) -> SuiteReport {
     let policies = match &suite.policies {
         PolicySource::Embedded => Ok((config::embedded_files(), EMBEDDED_ORIGIN.to_owned())),
         PolicySource::Path(path) => config::read_path(path).map(|files| (files, path.display().to_string())),
     };
-    writeln!(out, "{}: {} ({})", suite.file.display(), suite.name, policies_label(&suite.policies))?;
-    for case in &suite.cases {
-        let outcome = match &policies {
-            Ok((files, origin)) => run_case(suite, case, files, origin),
-            Err(error) => Err(Failure::plain(error.to_string())),
-        };
-        match outcome {
-            Ok(answers) => {
-                summary.passed += 1;
-                writeln!(out, "  ok    {}", case.name)?;
-                if verbose {
-                    for answer in answers {
-                        writeln!(out, "        {answer}")?;
-                    }
-                }
+    let cases = suite
+        .cases
+        .iter()
+        .map(|case| {
+            let started = Instant::now();
+            let mut steps = Vec::new();
+            let outcome = match &policies {
+                Ok((files, origin)) => run_case(suite, case, files, origin, &mut steps),
+                Err(error) => Err(Failure::plain(error.to_string())),
+            };
+            CaseReport {
+                name: case.name.clone(),
+                duration: started.elapsed(),
+                steps,
+                failure: outcome.err().map(|failure| failure.to_string()),
             }
-            Err(failure) => {
-                summary.failed += 1;
-                writeln!(out, "  FAIL  {}", case.name)?;
-                for line in failure.to_string().lines() {
-                    writeln!(out, "        {line}")?;
-                }
-            }
-        }
+        })
+        .collect();
+    SuiteReport {
+        file: suite.file.clone(),
+        name: Some(suite.name.clone()),
+        policies: policies_label(&suite.policies),
+        error: None,
+        cases,
     }
-    Ok(())
 }
 
 fn policies_label(source: &PolicySource) -> String {
@@ -122,13 +236,14 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Runs one case; on success returns a line per step describing the answer.
+/// Runs one case, recording each step it judges in `steps`.
 fn run_case(
     suite: &Suite,
     case: &Case,
     files: &[(String, String)],
     origin: &str,
-) -> Result<Vec<String>, Failure> {
+    steps: &mut Vec<StepReport>,
+) -> Result<(), Failure> {
     if let Some(error) = &case.error {
         return Err(Failure::plain(error.clone()));
     }
@@ -136,11 +251,9 @@ fn run_case(
     let engine = Engine::new(set);
     let view = case.cluster.as_ref().unwrap_or(&suite.cluster);
     let mut elapsed = Duration::ZERO;
-    let mut answers = Vec::with_capacity(case.steps.len());
     for (index, step) in case.steps.iter().enumerate() {
         let at = step.at.map_or(elapsed, |at| at.0);
-        let step_label =
-            || (case.steps.len() > 1).then(|| format!("step {} (at {})", index + 1, clock::human(at)));
+        let step_label = || (case.steps.len() > 1).then(|| step_label(index, at));
         let fail = |reason: String| Failure { step: step_label(), reason };
         if at < elapsed {
             return Err(fail(format!(
@@ -149,16 +262,39 @@ fn run_case(
             )));
         }
         elapsed = at;
-        let request = build_request(step).map_err(fail)?;
+        let mut report = StepReport {
+            at,
+            operation: step.operation.as_str(),
+            expected: step.expect,
+            expected_message: step.message.clone(),
+            expected_policy: step.policy.clone(),
+            actual: None,
+            fired_policies: Vec::new(),
+            message: None,
+            answer: None,
+            passed: false,
+        };
+        let request = match build_request(step) {
+            Ok(request) => request,
+            Err(error) => {
+                steps.push(report);
+                return Err(fail(error));
+            }
+        };
         let decision = engine.review(&request, &engine.context(clock::add(suite.start, at), view));
-        check(step, &decision).map_err(fail)?;
-        let answer = describe(&decision);
-        answers.push(match step_label() {
-            Some(label) => format!("{label}: {answer}"),
-            None => answer,
+        let checked = check(step, &decision);
+        report.actual = Some(decision.verdict());
+        report.fired_policies = decision.fired_policies().into_iter().map(str::to_owned).collect();
+        report.message = decision.denial_message().or_else(|| {
+            let warnings = decision.warnings();
+            (!warnings.is_empty()).then(|| warnings.join("\n"))
         });
+        report.answer = Some(describe(&decision));
+        report.passed = checked.is_ok();
+        steps.push(report);
+        checked.map_err(fail)?;
     }
-    Ok(answers)
+    Ok(())
 }
 
 fn build_request(step: &Step) -> Result<Request, String> {
@@ -230,7 +366,8 @@ fn describe(decision: &Decision) -> String {
 
 /// Suite files in `paths`: files as given, directories searched recursively
 /// (in name order) for YAML files that hold TestSuite documents.
-fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+/// An error names the path it is about.
+fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -238,11 +375,12 @@ fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
                 Ok(file) => std::fs::read_to_string(file).is_ok_and(|text| suite::holds_suites(&text)),
                 Err(_) => true,
             };
-            files.extend(paths::files_under(path, &["yaml", "yml"]).into_iter().filter(holds_suites));
+            let found = paths::files_under(path, &["yaml", "yml"]).into_iter().filter(holds_suites);
+            files.extend(found.map(|file| file.map_err(|error| (path.clone(), error))));
         } else if path.exists() {
             files.push(Ok(path.clone()));
         } else {
-            files.push(Err(format!("{}: no such file or directory", path.display())));
+            files.push(Err((path.clone(), format!("{}: no such file or directory", path.display()))));
         }
     }
     files

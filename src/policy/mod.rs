@@ -267,6 +267,12 @@ pub trait Policy: Send + Sync {
         Vec::new()
     }
 
+    /// The confirmation this policy wants on a namespace before it may be
+    /// deleted, if any (`defender confirm-delete` sets it).
+    fn deletion_confirmation(&self) -> Option<namespace_deletion::Confirmation> {
+        None
+    }
+
     /// The budgets this policy keeps, for metrics.
     fn budgets(&self) -> Vec<BudgetGauge> {
         Vec::new()

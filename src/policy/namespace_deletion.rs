@@ -18,6 +18,21 @@ use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
 
+/// The command that sets the confirmation (`defender confirm-delete`, run as
+/// a kubectl plugin), named in denials next to the raw `kubectl annotate`.
+pub const CONFIRM_COMMAND: &str = "kubectl defender confirm-delete";
+
+/// What a namespace deletion must be confirmed with: what `defender
+/// confirm-delete` sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub policy: String,
+    /// The annotation that holds the RFC 3339 time after which deletion is allowed.
+    pub annotation: String,
+    /// How far ahead that time must be when it is set.
+    pub cooldown: Period,
+}
+
 /// The single key of the cluster-wide budget.
 const CLUSTER: &str = "cluster";
 const BUDGET: &str = "namespace-deletions";
@@ -182,8 +197,8 @@ impl NamespaceDeletion {
         let key = &self.spec.confirmation.annotation;
         let cooldown = self.spec.confirmation.cooldown;
         let confirm = format!(
-            "Confirm the deletion first, then delete it after the cooldown: kubectl annotate namespace {name} {key}={} \
-             (any RFC 3339 time at least {cooldown} from now)",
+            "Confirm the deletion first, then delete it after the cooldown: {CONFIRM_COMMAND} {name}, or \
+             kubectl annotate namespace {name} {key}={} (any RFC 3339 time at least {cooldown} from now)",
             self.suggested_time(now)
         );
         let Some(value) = value else {
@@ -237,7 +252,8 @@ impl NamespaceDeletion {
         let cooldown = self.spec.confirmation.cooldown;
         let earliest = clock::add(context.now, cooldown.0);
         let fix = format!(
-            "Use a time at least {cooldown} from now: kubectl annotate --overwrite namespace {name} {key}={}",
+            "Use a time at least {cooldown} from now: {CONFIRM_COMMAND} {name}, or \
+             kubectl annotate --overwrite namespace {name} {key}={}",
             self.suggested_time(context.now)
         );
         match value.parse::<Timestamp>() {
@@ -273,7 +289,8 @@ impl NamespaceDeletion {
                  confirmation; it is for namespaces created with it"
             ),
             format!(
-                "To delete the namespace, confirm it: kubectl annotate namespace {name} {key}={}",
+                "To delete the namespace, confirm it: {CONFIRM_COMMAND} {name}, or \
+                 kubectl annotate namespace {name} {key}={}",
                 self.suggested_time(context.now)
             ),
         ))
@@ -302,6 +319,15 @@ impl Policy for NamespaceDeletion {
 
     fn action(&self) -> Action {
         self.spec.action
+    }
+
+    fn deletion_confirmation(&self) -> Option<Confirmation> {
+        let confirmation = &self.spec.confirmation;
+        confirmation.enabled.then(|| Confirmation {
+            policy: self.name.clone(),
+            annotation: confirmation.annotation.clone(),
+            cooldown: confirmation.cooldown,
+        })
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -387,6 +413,29 @@ mod tests {
             "{}",
             violation.remedy
         );
+    }
+
+    #[test]
+    fn the_unconfirmed_denial_names_the_confirm_delete_command() {
+        let fixture = Fixture::new();
+        let violation = fixture.violation(&policy(), &fixture.delete(namespace("scratch")));
+        assert!(
+            violation
+                .remedy
+                .contains("kubectl defender confirm-delete scratch, or kubectl annotate namespace"),
+            "{}",
+            violation.remedy
+        );
+    }
+
+    #[test]
+    fn names_the_confirmation_it_asks_for_unless_turned_off() {
+        let confirmation = policy().deletion_confirmation().unwrap();
+        assert_eq!(confirmation.annotation, "defender.io/delete-after");
+        assert_eq!(confirmation.cooldown, Period::minutes(5));
+        let mut spec = NamespaceDeletionSpec::default();
+        spec.confirmation.enabled = false;
+        assert_eq!(NamespaceDeletion::new("n", spec).unwrap().deletion_confirmation(), None);
     }
 
     #[test]

@@ -103,6 +103,28 @@ impl Kubectl {
     pub fn apply(&self, manifest: &str) -> Outcome {
         self.run_with_stdin(&["apply", "-f", "-"], Some(manifest))
     }
+
+    /// Runs kubectl with `plugins` first on PATH, the kubeconfig in
+    /// $KUBECONFIG: kubectl finds plugins on PATH and passes them its
+    /// environment, but no flags given before the plugin's name.
+    pub fn run_with_plugins(&self, plugins: &Path, args: &[&str]) -> Outcome {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![plugins.to_owned()];
+        dirs.extend(std::env::split_paths(&path));
+        let output = Command::new(&self.binary)
+            .args(args)
+            .env("PATH", std::env::join_paths(dirs).expect("a PATH"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl runs");
+        Outcome::from(format!("kubectl {}", args.join(" ")), output)
+    }
+}
+
+/// Runs the `defender` command line.
+pub fn defender_cli(args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_defender")).args(args).output().expect("defender runs");
+    Outcome::from(format!("defender {}", args.join(" ")), output)
 }
 
 /// The control plane, stopped when dropped, even if a scenario panicked.

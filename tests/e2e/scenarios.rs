@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::env::{Check, wait_until};
+use crate::env::{self, Check, wait_until};
 use crate::{World, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around};
 
 type Scenario = fn(&mut World) -> Check;
@@ -18,7 +18,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         mutual_tls,
     ),
     ("core namespaces cannot be deleted nor stripped of their label", core_namespaces),
-    ("deleting a namespace takes a confirmation and waits out the cooldown", namespace_confirmation),
+    (
+        "deleting a namespace takes a confirmation (kubectl defender confirm-delete) and waits out the cooldown",
+        namespace_confirmation,
+    ),
     ("a namespace Defender lets go finishes deleting, with everything inside", namespace_teardown_finishes),
     (
         "a namespace labelled Cascading is not deleted while it holds pods, a deployment and a bound PVC",
@@ -197,20 +200,76 @@ fn core_namespaces(world: &mut World) -> Check {
 fn namespace_confirmation(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
     create_namespace(k, "e2e-soft", &[])?;
-    k.run(&["delete", "namespace", "e2e-soft"])
-        .rejected_with("kubectl annotate namespace e2e-soft defender.io/delete-after=")?;
+    k.run(&["delete", "namespace", "e2e-soft"]).rejected_with(
+        "kubectl defender confirm-delete e2e-soft, or kubectl annotate namespace e2e-soft defender.io/delete-after=",
+    )?;
     let too_soon = format!("defender.io/delete-after={}", rfc3339_in(2));
     k.run(&["annotate", "namespace", "e2e-soft", &too_soon])
         .rejected_with(&format!("sooner than the {COOLDOWN_SECONDS}s cooldown allows"))?;
-    let after = rfc3339_in(COOLDOWN_SECONDS + 2);
-    k.run(&["annotate", "namespace", "e2e-soft", &format!("defender.io/delete-after={after}")]).accepted()?;
+    let after = confirm_delete(world, "e2e-soft")?;
     k.run(&["delete", "namespace", "e2e-soft", "--wait=false"])
         .rejected_with("is confirmed for deletion only after")?;
-    let deadline: jiff::Timestamp = after.parse().map_err(|e| format!("{e}"))?;
-    while jiff::Timestamp::now() <= deadline {
+    while jiff::Timestamp::now() <= after {
         std::thread::sleep(Duration::from_millis(250));
     }
     k.run(&["delete", "namespace", "e2e-soft", "--wait=false"]).accepted()
+}
+
+/// `defender confirm-delete` refuses a time sooner than the cooldown, judges a
+/// dry run without storing it, and, run by kubectl as the kubectl-defender
+/// plugin, sets the annotation; returns the time it set.
+fn confirm_delete(world: &World, namespace: &str) -> Result<jiff::Timestamp, String> {
+    let k = &world.cluster.kubectl;
+    let work = world.cluster.dir.parent().expect("a work directory");
+    let policies = work.join("policies");
+    let policies = policies.to_str().expect("a UTF-8 path");
+    let kubeconfig = world.cluster.dir.join("kubeconfig");
+    let kubeconfig = kubeconfig.to_str().expect("a UTF-8 path");
+    let cli = |extra: &[&str]| {
+        let args =
+            [&["confirm-delete", namespace, "--policies", policies, "--kubeconfig", kubeconfig], extra];
+        env::defender_cli(&args.concat())
+    };
+    cli(&["--after", "2s"]).rejected_with(&format!(
+        "--after 2s is shorter than the {COOLDOWN_SECONDS}s cooldown of policy namespace-deletion"
+    ))?;
+    let annotation = || {
+        k.ok(&[
+            "get",
+            "namespace",
+            namespace,
+            "-o",
+            r"jsonpath={.metadata.annotations.defender\.io/delete-after}",
+        ])
+    };
+    let dry_run = cli(&["--dry-run"]);
+    dry_run.accepted()?;
+    if !dry_run.stdout.contains("(server dry run)") || !annotation()?.is_empty() {
+        return Err(format!("a dry run changed the namespace or did not say so: {}", dry_run.stdout));
+    }
+    let plugins = work.join("plugins");
+    std::fs::create_dir_all(&plugins).map_err(|e| e.to_string())?;
+    let plugin = plugins.join("kubectl-defender");
+    if !plugin.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_defender"), &plugin).map_err(|e| e.to_string())?;
+    }
+    let asked = jiff::Timestamp::now();
+    let confirmed =
+        k.run_with_plugins(&plugins, &["defender", "confirm-delete", namespace, "--policies", policies]);
+    confirmed.accepted()?;
+    let set = annotation()?;
+    let at: jiff::Timestamp = set.parse().map_err(|e| format!("annotation {set:?}: {e}"))?;
+    let earliest = asked + jiff::SignedDuration::from_secs(COOLDOWN_SECONDS);
+    let latest = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(COOLDOWN_SECONDS + 10);
+    let said = format!("it can be deleted after {set} (in ");
+    if at < earliest || at > latest || !confirmed.stdout.contains(&said) {
+        return Err(format!(
+            "confirm-delete set defender.io/delete-after={set}, expected between {earliest} and {latest}, \
+             and to say {said:?}: {}",
+            confirmed.stdout
+        ));
+    }
+    Ok(at)
 }
 
 fn namespace_teardown_finishes(world: &mut World) -> Check {

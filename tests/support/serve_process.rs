@@ -24,12 +24,19 @@ pub struct ServeProcess {
     pub ca: String,
     /// Its log (JSON lines) so far.
     log: Arc<Mutex<String>>,
+    /// The thread that reads the log; it ends when the process closes stderr.
+    reader: Option<std::thread::JoinHandle<()>>,
     _dir: TempDir,
 }
 
 impl ServeProcess {
     /// `defender serve` with `args` added, once it logs the address it serves on.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like `start`, with environment variables set for the process.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let certs = DevCerts::generate("defender", "defender-system", 1).unwrap();
         let files = certs.write(&dir.path().join("tls")).unwrap();
@@ -42,6 +49,7 @@ impl ServeProcess {
             .args(args)
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("POD_NAMESPACE")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -50,7 +58,7 @@ impl ServeProcess {
         let log = Arc::new(Mutex::new(String::new()));
         let (bound, address) = std::sync::mpsc::channel();
         let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 let entry: Value = serde_json::from_str(&line).unwrap_or_default();
                 if entry["message"] == "Defender is serving" {
@@ -63,7 +71,7 @@ impl ServeProcess {
             Ok(Ok(addr)) => addr,
             _ => panic!("defender serve did not start:\n{}", log.lock().unwrap()),
         };
-        Self { child, addr, ca: certs.ca_pem, log, _dir: dir }
+        Self { child, addr, ca: certs.ca_pem, log, reader: Some(reader), _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -72,6 +80,17 @@ impl ServeProcess {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the process with SIGTERM, as Kubernetes does, and returns its
+    /// whole log once it has exited.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
     }
 }
 
