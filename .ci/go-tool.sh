@@ -1,4 +1,4 @@
-# Sourced by the scripts that run a tool installed with `go install` (helm).
+# Sourced by the scripts that run a tool installed with `go install` (helm, crane).
 # A fresh machine has none of them: the first run builds each from the Go
 # module proxy into a cache outside the repository, later runs reuse it.
 

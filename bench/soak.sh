@@ -48,8 +48,9 @@ WARMUP_S=$(seconds "$WARMUP")
 # About 30 samples per run, 5 to 60 s apart.
 SAMPLE_EVERY=${SAMPLE_EVERY:-$((DURATION_S / 30 < 5 ? 5 : DURATION_S / 30 > 60 ? 60 : DURATION_S / 30))}
 
-cargo build --release --quiet --bin defender
-DEFENDER=${CARGO_TARGET_DIR:-target}/release/defender
+# The static release build the container image is made of (one build in CI).
+source .ci/release-build.sh
+DEFENDER=$(release_binary)
 WORK=$(mktemp -d -t defender-soak-XXXX)
 CLIENTS=()
 cleanup() {

@@ -18,3 +18,15 @@ pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
     };
     Ok(kube::Client::try_from(config)?)
 }
+
+/// A client as kubectl would make one: `kubeconfig` if given, else
+/// `KUBECONFIG` or `~/.kube/config`, else the Pod's service account.
+pub async fn client_as_kubectl(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    if kubeconfig.is_some() {
+        return client(kubeconfig).await;
+    }
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!("no cluster to reach: no --kubeconfig, no usable KUBECONFIG or ~/.kube/config, and not in a Pod ({e})")
+    })?;
+    Ok(kube::Client::try_from(config)?)
+}

@@ -33,6 +33,15 @@ impl Finding {
     }
 }
 
+/// One policy's judgement of an existing object ([`Engine::audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audited {
+    pub policy: String,
+    pub action: Action,
+    /// `None` when the object passes.
+    pub violation: Option<Violation>,
+}
+
 /// The engine's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
@@ -187,6 +196,26 @@ impl Engine {
             decision.break_glass = true;
         }
         decision
+    }
+
+    /// Judges an object already stored, presented as `request` (a CREATE), as
+    /// `defender audit` does: every policy that audits existing objects and
+    /// applies to it says pass or why not. Nothing else of a review takes
+    /// part: no identity is exempt or breaks glass (the object's author is
+    /// not known), and no budget is consulted, since a budget limits how
+    /// fast things change, not what exists.
+    pub fn audit(&self, request: &Request, context: &Context) -> Vec<Audited> {
+        self.policies
+            .iter()
+            .filter(|policy| policy.audits_existing_objects() && policy.applies(request))
+            .map(|policy| {
+                let violation = match policy.evaluate(request, context) {
+                    Verdict::Violation(violation) => Some(violation),
+                    Verdict::Pass | Verdict::Spend(_) => None,
+                };
+                Audited { policy: policy.name().to_owned(), action: policy.action(), violation }
+            })
+            .collect()
     }
 
     /// Evaluates every policy that applies to `request` (only those that hold

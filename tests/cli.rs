@@ -471,6 +471,53 @@ fn check_warns_about_kinds_the_webhook_configuration_does_not_send() {
     assert_eq!(stderr(&embedded), "", "the default policies are routed by the default configuration");
 }
 
+#[test]
+fn audit_help_says_what_is_judged_and_the_exit_codes() {
+    let output = defender(&["audit", "--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for text in [
+        "as if each object were created now",
+        "Exit codes: 0 no violation, 1 at least one violation",
+        "--apply",
+        "policyreport",
+        "--kubeconfig",
+        "namespace-deletion",
+    ] {
+        assert!(help.contains(text), "{text:?} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn audit_without_a_usable_cluster_exits_2_and_says_why() {
+    let missing = defender(&["audit", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // An API server nobody answers for (a closed loopback port): the view never lists.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', \
+         insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\n\
+         contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let unreachable = defender(&["audit", "--kubeconfig", &kubeconfig, "--sync-timeout", "1s"]);
+    assert_eq!(unreachable.status.code(), Some(2));
+    let message = stderr(&unreachable);
+    assert!(
+        message.contains("the cluster view was not listed within 1s: still waiting for namespaces"),
+        "{message}"
+    );
+}
+
 /// The JUnit XML a CI system would read: every testsuite with its counts
 /// and its testcases, each with its failure or error element (`name`, `message`).
 #[derive(Debug, Default)]

@@ -99,3 +99,60 @@ fn owner_reference_updates_of_guarded_kinds_are_routed() {
         );
     }
 }
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The repository image/build.sh tags the image with (`REPOSITORY=...`).
+fn built_repository() -> String {
+    let script = read("image/build.sh");
+    let line = script.lines().find_map(|line| line.strip_prefix("REPOSITORY="));
+    line.expect("image/build.sh sets REPOSITORY").to_owned()
+}
+
+#[test]
+fn deploy_names_the_image_the_build_script_makes_at_the_crate_version() {
+    let repository = built_repository();
+    let version = env!("CARGO_PKG_VERSION");
+
+    let kustomization: Value = serde_yaml_ng::from_str(&read("deploy/base/kustomization.yaml")).unwrap();
+    let images = kustomization["images"].as_sequence().unwrap();
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0]["name"].as_str(), Some(repository.as_str()), "{images:?}");
+    assert_eq!(images[0]["newTag"].as_str(), Some(version), "newTag is Cargo.toml's version");
+    assert!(images[0]["newName"].is_null(), "{images:?}");
+
+    let deployment = deployment();
+    let containers = deployment["spec"]["template"]["spec"]["containers"].as_sequence().unwrap();
+    for container in containers {
+        assert_eq!(container["image"].as_str(), Some(format!("{repository}:{version}").as_str()));
+        assert_eq!(container["command"][0].as_str(), Some("/defender"), "the image's binary");
+    }
+}
+
+#[test]
+fn the_dockerfile_labels_repeat_cargo_toml() {
+    let dockerfile = read("Dockerfile");
+    let mut labels: Vec<(&str, &str)> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("LABEL "))
+        .map(|label| {
+            let (key, value) = label.split_once('=').expect("LABEL key=\"value\"");
+            (key, value.trim_matches('"'))
+        })
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            ("org.opencontainers.image.licenses", env!("CARGO_PKG_LICENSE")),
+            ("org.opencontainers.image.source", env!("CARGO_PKG_REPOSITORY")),
+            ("org.opencontainers.image.title", env!("CARGO_PKG_NAME")),
+            ("org.opencontainers.image.version", env!("CARGO_PKG_VERSION")),
+        ]
+    );
+    assert!(dockerfile.contains("\nUSER 65532:65532\n"), "deploy/base/deployment.yaml's user");
+    assert!(dockerfile.contains("\nEXPOSE 8443\n"));
+    assert!(dockerfile.contains("\nENTRYPOINT [\"/defender\"]\n"));
+}

@@ -42,9 +42,16 @@ step "cargo deny check licenses bans sources (advisories need GitHub, unreachabl
 step "fuzzing: each target for ${FUZZ_SECONDS:-60}s (fuzz/run.sh; nightly, cargo-fuzz)"
 bash fuzz/run.sh
 
+# The static release build (.ci/release-build.sh) is made once, for the soak,
+# and reused for the container image; it is kept outside the repository too.
+RELEASE_TARGET_DIR=${SOAK_TARGET_DIR:-$HOME/.cache/defender-bench/target}
+
 step "soak: 60s at half of saturation against a release build (bench/soak.sh)"
-# The release build's dependencies are kept outside the repository too.
-CARGO_TARGET_DIR=${SOAK_TARGET_DIR:-$HOME/.cache/defender-bench/target} DURATION=60s bash bench/soak.sh
+CARGO_TARGET_DIR=$RELEASE_TARGET_DIR DURATION=60s bash bench/soak.sh
+
+step "container image from the same build (image/build.sh; crane), checked and its binary run (tests/image.py)"
+image_tar="$(CARGO_TARGET_DIR=$RELEASE_TARGET_DIR bash image/build.sh | tail -n 1)"
+python3 tests/image.py "$image_tar"
 
 if [[ -f tests/e2e/main.rs ]]; then
   step "end-to-end: building (or reusing) the Kubernetes control plane"

@@ -194,6 +194,11 @@ async fn probes_and_metrics_report_the_server_and_its_reviews() {
     assert_eq!(metric(&before, budget), Some(3.0));
     assert_eq!(metric(&before, "defender_in_flight_requests"), Some(0.0));
     assert_eq!(metric(&before, "defender_policy_last_reload_successful"), Some(1.0));
+    // The audit families are there without --audit-interval, with no samples yet.
+    for family in ["defender_audit_violations", "defender_audit_last_success_timestamp_seconds"] {
+        assert!(before.contains(&format!("# TYPE {family} gauge")), "{family} missing:\n{before}");
+    }
+    assert!(before.contains("# TYPE defender_audit_failures counter"), "{before}");
 
     harness.review(&delete_namespace("m-1", "kube-system")).await;
     let after = harness.metrics().await;

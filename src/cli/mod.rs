@@ -6,6 +6,7 @@
 //! Installed (or symlinked) as `kubectl-defender`, the binary is a kubectl
 //! plugin: `kubectl defender confirm-delete NAMESPACE`.
 
+mod audit;
 mod check;
 mod completions;
 mod confirm_delete;
@@ -51,6 +52,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the ValidatingWebhookConfiguration that sends Defender what the policies judge.
     WebhookConfig(webhook_config::WebhookConfigArgs),
+    Audit(audit::AuditArgs),
     /// Confirm a namespace for deletion: set the annotation the namespace-deletion policy asks for.
     ConfirmDelete(confirm_delete::ConfirmDeleteArgs),
     /// Print shell completions (e.g. `defender completions bash > /etc/bash_completion.d/defender`).
@@ -99,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Review(args) => args.run(),
         Command::Check(args) => args.run(),
         Command::WebhookConfig(args) => args.run(),
+        Command::Audit(args) => args.run(),
         Command::ConfirmDelete(args) => args.run(),
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(),

@@ -267,6 +267,16 @@ pub trait Policy: Send + Sync {
         Vec::new()
     }
 
+    /// Whether judging an object already stored, as if it were created now,
+    /// says something true of that object (`defender audit`). Policies whose
+    /// CREATE check is about the moment of the change (a time that must lie a
+    /// cooldown ahead of now) say no: an object confirmed long ago would be
+    /// reported for being confirmed. Policies that judge only deletions and
+    /// updates never apply to a CREATE, so they need not say.
+    fn audits_existing_objects(&self) -> bool {
+        true
+    }
+
     /// The confirmation this policy wants on a namespace before it may be
     /// deleted, if any (`defender confirm-delete` sets it).
     fn deletion_confirmation(&self) -> Option<namespace_deletion::Confirmation> {

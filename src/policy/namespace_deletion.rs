@@ -317,6 +317,12 @@ impl Policy for NamespaceDeletion {
         &self.name
     }
 
+    /// On a create it judges the confirmation time against now: a namespace
+    /// confirmed yesterday is no violation today.
+    fn audits_existing_objects(&self) -> bool {
+        false
+    }
+
     fn action(&self) -> Action {
         self.spec.action
     }

@@ -182,12 +182,9 @@ fn webhook(
     settings: &Settings,
     options: &Options,
 ) -> ValidatingWebhook {
-    let (failure_policy, excludes_own_namespace) = match hook {
-        Hook::Namespaces => ("Fail", false),
-        Hook::Deletions => ("Fail", true),
-        Hook::PodDeletions => ("Ignore", true),
-        Hook::IngressHosts => ("Ignore", false),
-        Hook::DeleteProtection { .. } => ("Fail", true),
+    let failure_policy = match hook {
+        Hook::Namespaces | Hook::Deletions | Hook::DeleteProtection { .. } => "Fail",
+        Hook::PodDeletions | Hook::IngressHosts => "Ignore",
     };
     ValidatingWebhook {
         name: hook.name().to_owned(),
@@ -200,7 +197,7 @@ fn webhook(
         rules: Some(rules),
         // For a Namespace object the selector matches its own labels: the
         // namespaces webhook must see Defender's own namespace too.
-        namespace_selector: Some(if excludes_own_namespace {
+        namespace_selector: Some(if hook.excludes_own_namespace() {
             not_in_namespace(&options.namespace)
         } else {
             LabelSelector::default()

@@ -56,6 +56,17 @@ impl Hook {
         }
     }
 
+    /// Whether the webhook never sends requests for objects in Defender's
+    /// own namespace (its namespaceSelector leaves it out), so that Defender
+    /// can always be repaired. The namespaces webhook sends every namespace:
+    /// for a Namespace object the selector matches its own labels.
+    pub fn excludes_own_namespace(&self) -> bool {
+        match self {
+            Hook::Namespaces | Hook::IngressHosts => false,
+            Hook::Deletions | Hook::PodDeletions | Hook::DeleteProtection { .. } => true,
+        }
+    }
+
     /// Where the webhook stands in the configuration.
     fn rank(&self) -> usize {
         match self {

@@ -11,7 +11,7 @@ use humantime::format_duration;
 use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
-use crate::server::{Config, DenialEvents, MemoryLimits, Server, TlsSource};
+use crate::server::{Config, DenialEvents, MemoryLimits, PeriodicAudit, Server, TlsSource};
 use crate::server::{CustomResourceCounter, ProtectedObjectFinder};
 use crate::view::LiveView;
 
@@ -97,6 +97,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", default_value = "defender")]
     pub webhook_config_name: String,
 
+    /// Judge every existing namespace, Ingress and Gateway API route this
+    /// often, as `defender audit` does, and export the violations per policy
+    /// as metric defender_audit_violations (and log them). Needs cluster
+    /// access and `list` on the audited kinds. Off when not given.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub audit_interval: Option<Duration>,
+
     /// On shutdown, how long requests in progress may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -138,7 +145,7 @@ fn byte_size(text: &str) -> Result<usize, String> {
     }
 }
 
-fn positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     match duration(text)? {
         zero if zero.is_zero() => Err("must be longer than zero".to_owned()),
         positive => Ok(positive),
@@ -233,9 +240,18 @@ impl ServeArgs {
                 Some(CustomResourceCounter::new(client.clone(), self.request_timeout / 2));
             config.protected_objects =
                 Some(ProtectedObjectFinder::new(client.clone(), self.request_timeout / 2));
+            config.audit =
+                self.audit_interval.map(|interval| PeriodicAudit { client: client.clone(), interval });
             config.view = Arc::new(LiveView::start(client));
-        } else if self.budgets == BudgetStore::Shared {
-            tracing::info!("no cluster access: budgets are counted in this process only");
+        } else {
+            if self.budgets == BudgetStore::Shared {
+                tracing::info!("no cluster access: budgets are counted in this process only");
+            }
+            if self.audit_interval.is_some() {
+                tracing::warn!(
+                    "--audit-interval needs cluster access (--kubeconfig, or a Pod): no audit runs"
+                );
+            }
         }
         let server = Server::bind(config).await?;
         let terminated = signals.wait().await;

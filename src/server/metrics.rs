@@ -83,6 +83,11 @@ struct FindingLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SkipLabels {
     reason: &'static str,
 }
@@ -145,6 +150,9 @@ pub struct Metrics {
     cert_reload_failures: Counter,
     cert_last_reload_successful: Gauge,
     certificate_expiry: Family<RoleLabels, Gauge>,
+    audit_violations: Family<PolicyLabels, Gauge>,
+    audit_last_success_time: Gauge<f64, AtomicU64>,
+    audit_failures: Counter,
 }
 
 impl Metrics {
@@ -172,6 +180,9 @@ impl Metrics {
             cert_reload_failures: Counter::default(),
             cert_last_reload_successful: Gauge::default(),
             certificate_expiry: Family::default(),
+            audit_violations: Family::default(),
+            audit_last_success_time: Gauge::default(),
+            audit_failures: Counter::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -267,6 +278,24 @@ impl Metrics {
             "When a certificate in force stops being valid (Unix time), by role: serving (the earliest \
              notAfter of the served chain), client_ca (the earliest in --client-ca)",
             metrics.certificate_expiry.clone(),
+        );
+        // Registered with or without --audit-interval, so dashboards and
+        // alerts find the names; they stay empty until an audit runs.
+        registry.register_collector(Box::new(AlwaysListed {
+            name: "defender_audit_violations",
+            help: "Existing objects that violate each audited policy (fail or warn), as of the last periodic \
+                   audit (serve --audit-interval)",
+            family: metrics.audit_violations.clone(),
+        }));
+        registry.register(
+            "defender_audit_last_success_timestamp_seconds",
+            "When the last periodic audit finished (Unix time); 0 before the first",
+            metrics.audit_last_success_time.clone(),
+        );
+        registry.register(
+            "defender_audit_failures",
+            "Periodic audits that could not list the audited objects; the last counts stay",
+            metrics.audit_failures.clone(),
         );
         registry.register_collector(Box::new(BudgetCollector { engine, clock }));
         // Every failure series exists from the start at 0, so the first
@@ -374,6 +403,24 @@ impl Metrics {
         self.certificate_expiry.get_or_create(&RoleLabels { role: role.as_str() }).set(expires);
     }
 
+    /// A periodic audit finished: each audited policy's violations replace
+    /// the last audit's (a policy no longer audited disappears).
+    pub fn audited(&self, policies: &[crate::audit::PolicySummary]) {
+        self.audit_violations.clear();
+        for summary in policies {
+            let labels = PolicyLabels { policy: summary.policy.clone() };
+            self.audit_violations
+                .get_or_create(&labels)
+                .set(i64::try_from(summary.violations()).unwrap_or(i64::MAX));
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.audit_last_success_time.set(now.as_secs_f64());
+    }
+
+    pub fn audit_failed(&self) {
+        self.audit_failures.inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut text = String::new();
@@ -387,6 +434,23 @@ pub struct InFlight(Gauge);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// A gauge family listed on /metrics even before it has a sample (the
+/// registry leaves an empty family out), so dashboards and alerts can rely
+/// on its name.
+#[derive(Debug)]
+struct AlwaysListed {
+    name: &'static str,
+    help: &'static str,
+    family: Family<PolicyLabels, Gauge>,
+}
+
+impl Collector for AlwaysListed {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let metric = encoder.encode_descriptor(self.name, self.help, None, self.family.metric_type())?;
+        self.family.encode(metric)
     }
 }
 

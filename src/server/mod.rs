@@ -17,6 +17,7 @@ mod memory;
 mod metrics;
 mod overtime;
 mod parse_cost;
+mod periodic_audit;
 mod pieces;
 pub mod protected_objects;
 mod reload;
@@ -36,9 +37,11 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use args::ServeArgs;
+pub(crate) use args::positive_duration;
 pub use connections::Limits;
 pub use events::DenialEvents;
 pub use memory::{MemoryLimits, SMALL_BODY_BYTES};
+pub use periodic_audit::PeriodicAudit;
 pub use routes::MAX_BODY_BYTES;
 pub use tls::TlsError;
 
@@ -93,6 +96,8 @@ pub struct Config {
     /// Finds the objects protected by label in a namespace before its
     /// deletion is judged; without it, the cluster view answers.
     pub protected_objects: Option<ProtectedObjectFinder>,
+    /// Audits the existing objects every interval, when set.
+    pub audit: Option<PeriodicAudit>,
 }
 
 impl Config {
@@ -118,6 +123,7 @@ impl Config {
             events: None,
             custom_resources: None,
             protected_objects: None,
+            audit: None,
         }
     }
 }
@@ -256,6 +262,9 @@ impl Server {
             .zip(policy_files)
             .map(|(path, files)| PolicyWatch::new(path, files, Arc::clone(&engine), Arc::clone(&metrics)));
         let reload = reload::spawn(cert_watch, policy_watch, config.reload_interval, shutdown_rx.clone());
+        // Ends with the server: it only reads, so it is not waited for.
+        let _audit =
+            config.audit.map(|audit| periodic_audit::spawn(Arc::clone(&state), audit, shutdown_rx.clone()));
         let accept = tokio::spawn(connections::serve(
             listener,
             acceptor,

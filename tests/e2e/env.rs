@@ -276,6 +276,25 @@ impl Defender {
             .is_ok_and(|s| s.success())
     }
 
+    /// GET `path` over HTTPS with the client certificate: the body of a 2xx answer.
+    pub fn get(&self, path: &str) -> Result<String, String> {
+        let output = Command::new("curl")
+            .args(["-fsS", "--max-time", "10", "--cacert"])
+            .arg(self.certs.join("ca.crt"))
+            .arg("--cert")
+            .arg(&self.client.0)
+            .arg("--key")
+            .arg(&self.client.1)
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!("GET {path}: {}", String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+
     /// POSTs an AdmissionReview to /validate and returns its answer's `response`.
     pub fn review(&self, review: &Value) -> Result<Value, String> {
         let mut curl = Command::new("curl");

@@ -6,6 +6,7 @@
 //! order, prints one line per scenario and `N passed, N failed`.
 //! `E2E_ONLY=<text>|<text>` runs only the scenarios whose name contains one of them.
 
+mod audit;
 mod coordination;
 mod delete_protection;
 mod env;

@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::env::{self, Check, wait_until};
-use crate::{World, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around};
+use crate::{
+    World, audit, coordination, delete_protection, hosts_scale, hosts_scope, server_limits, ways_around,
+};
 
 type Scenario = fn(&mut World) -> Check;
 
@@ -44,6 +46,11 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("kubectl delete pods --all stops at the burst limit; a deletecollection is rejected", pod_bulk_deletes),
     ("kubectl apply of wildcard and hostless Ingresses gets the configured verdicts", ingress_hosts),
     ("an Ingress for a host and path another namespace serves gets a warning", duplicate_hosts),
+    (
+        "defender audit finds Ingresses admitted while Defender was down, writes PolicyReports, and forgets them \
+         once fixed",
+        audit::existing_violations,
+    ),
     (
         "Defender stopped: Fail webhooks refuse, Ignore webhooks pass; restarted, it serves again",
         defender_outage,
