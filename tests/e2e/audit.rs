@@ -106,7 +106,8 @@ pub fn existing_violations(world: &mut World) -> Check {
         .accepted()?;
     }
     let bad = list(vec![
-        ingress(NAMESPACE, "catch-all", Some("*")),
+        // The API server itself refuses a bare `*`; a top-level wildcard it admits.
+        ingress(NAMESPACE, "catch-all", Some("*.com")),
         ingress(NAMESPACE, "hostless", None),
         ingress(NAMESPACE, "shared", Some(SHARED_HOST)),
         ingress(OTHER, "shared", Some(SHARED_HOST)),
@@ -118,7 +119,7 @@ pub fn existing_violations(world: &mut World) -> Check {
     admitted.accepted()?;
     let k = &world.cluster.kubectl;
     // Proof they got in only through the outage: Defender refuses the same now.
-    k.apply(&list(vec![ingress(NAMESPACE, "catch-all-again", Some("*"))]))
+    k.apply(&list(vec![ingress(NAMESPACE, "catch-all-again", Some("*.com"))]))
         .rejected_with("defender/ingress-hosts")?;
 
     periodic_audit_counts_them(world)?;
