@@ -422,6 +422,27 @@ fn monitoring_renders_its_files_and_refuses_to_go_without_them() {
 }
 
 #[test]
+fn the_chart_carries_the_alerts_and_the_dashboard_as_they_are() {
+    let on = [
+        "--set",
+        "monitoring.prometheusRule.enabled=true",
+        "--set",
+        "monitoring.grafanaDashboard.enabled=true",
+    ];
+    let objects = objects(&template(&on).unwrap());
+    let files = helm::chart().join("files");
+    let rules = std::fs::read_to_string(files.join("prometheus-rules.yaml")).unwrap();
+    let rule = find(&objects, "PrometheusRule", "defender");
+    assert!(
+        rule["spec"] == serde_yaml_ng::from_str::<Value>(&rules).unwrap(),
+        "the rule's spec is not the file"
+    );
+    let dashboard = std::fs::read_to_string(files.join("grafana-dashboard.json")).unwrap();
+    let configmap = find(&objects, "ConfigMap", "defender-grafana-dashboard");
+    assert_eq!(configmap["data"]["defender.json"].as_str(), Some(dashboard.trim()));
+}
+
+#[test]
 fn client_certificates_are_required_with_a_client_ca() {
     let objects = objects(&template(&["--set", "clientCA.secretName=api-server-ca"]).unwrap());
     let deployment = find(&objects, "Deployment", "defender");

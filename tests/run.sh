@@ -30,6 +30,9 @@ cargo test --all-targets
 step "policy suites (defender test tests/policies)"
 cargo run --quiet -- test tests/policies
 
+step "alerts: promtool check rules and their unit tests (tests/monitoring/check.sh; promtool built once into $TOOLS)"
+bash tests/monitoring/check.sh
+
 # cargo-deny and cargo-fuzz (.ci/cargo-tool.sh).
 source .ci/cargo-tool.sh
 

@@ -312,6 +312,19 @@ async fn a_rotated_certificate_is_served_and_a_bad_one_is_refused() {
     let harness = Harness::start(|_, _| {}).await;
     let first = harness.client();
     first.get(harness.url("/healthz")).send().await.unwrap();
+    // The certificate is valid for a day; a minute covers the time the test takes.
+    let serving_expiry = r#"defender_certificate_expiry_timestamp_seconds{role="serving"}"#;
+    let in_a_day =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 86_400.0;
+    let expiry = metric(&harness.metrics().await, serving_expiry).expect("the serving certificate's expiry");
+    assert!((expiry - in_a_day).abs() < 60.0, "expires at {expiry}, a day from now is {in_a_day}");
+    assert_eq!(
+        metric(
+            &harness.metrics().await,
+            r#"defender_certificate_expiry_timestamp_seconds{role="client_ca"}"#
+        ),
+        None
+    );
     let rotated = DevCerts::generate("defender", "defender-system", 1).unwrap();
     let second = client(&rotated.ca_pem);
     assert!(second.get(harness.url("/healthz")).send().await.is_err(), "not trusted before the rotation");
@@ -326,6 +339,9 @@ async fn a_rotated_certificate_is_served_and_a_bad_one_is_refused() {
     let metrics =
         || async { second.get(harness.url("/metrics")).send().await.unwrap().text().await.unwrap() };
     assert_eq!(metric(&metrics().await, "defender_cert_reloads_total"), Some(1.0));
+    assert_eq!(metric(&metrics().await, "defender_cert_last_reload_successful"), Some(1.0));
+    let rotated_expiry = metric(&metrics().await, serving_expiry).expect("the rotated certificate's expiry");
+    assert!((rotated_expiry - in_a_day).abs() < 60.0, "expires at {rotated_expiry}");
 
     // Garbage, then a key that belongs to another certificate: both refused.
     std::fs::write(harness.tls_path(certs::TLS_CERT), "garbage").unwrap();
@@ -338,9 +354,12 @@ async fn a_rotated_certificate_is_served_and_a_bad_one_is_refused() {
         }
         let health = second.get(harness.url("/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200, "the last good certificate keeps serving");
+        assert_eq!(metric(&metrics().await, "defender_cert_last_reload_successful"), Some(0.0));
         std::fs::write(harness.tls_path(certs::TLS_CERT), &other.cert_pem).unwrap();
     }
     assert_eq!(metric(&metrics().await, "defender_cert_reloads_total"), Some(1.0));
+    // The refused files leave the expiry of the certificate still serving.
+    assert_eq!(metric(&metrics().await, serving_expiry), Some(rotated_expiry));
     harness.server.shutdown().await;
 }
 
@@ -453,15 +472,18 @@ async fn with_a_client_ca_only_clients_holding_its_certificates_are_served() {
     .await;
     assert!(harness.client().get(harness.url("/healthz")).send().await.is_err(), "no certificate, no answer");
     let (_, stranger) = client_identity();
-    for (identity, expected) in [(&stranger, false), (&identity, true)] {
-        let client = reqwest::Client::builder()
+    let presenting = |identity: &str| {
+        reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(harness.ca.as_bytes()).unwrap())
             .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
             .timeout(PATIENCE)
             .build()
-            .unwrap();
+            .unwrap()
+    };
+    for (identity, expected) in [(&stranger, false), (&identity, true)] {
+        let client = presenting(identity);
         let answered = client.get(harness.url("/healthz")).send().await.is_ok_and(|r| r.status() == 200);
         assert_eq!(
             answered,
@@ -470,6 +492,10 @@ async fn with_a_client_ca_only_clients_holding_its_certificates_are_served() {
             if expected { "the configured" } else { "another" }
         );
     }
+    // The CA's expiry is exposed for the alerts: rcgen's default notAfter, 4096-01-01.
+    let text = presenting(&identity).get(harness.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let client_ca_expiry = r#"defender_certificate_expiry_timestamp_seconds{role="client_ca"}"#;
+    assert_eq!(metric(&text, client_ca_expiry), Some(67_090_118_400.0), "{text}");
     harness.server.shutdown().await;
 }
 

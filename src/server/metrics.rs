@@ -1,6 +1,10 @@
 //! Prometheus metrics: the four golden signals of a webhook (traffic by verdict,
 //! latency, errors, saturation) plus the state an operator asks about when
-//! something is denied: budgets left, and whether reloads are failing.
+//! something is denied or about to break: budgets left, whether reloads are
+//! failing, when the certificates expire, whether the cluster view is listed.
+//!
+//! The alerts and the dashboard built on these names live in
+//! `charts/defender/files/`; a test checks that every name they query is served.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use crate::request::Request;
 use crate::server::audit::operation;
 use crate::server::memory::Shed;
 use crate::server::state::CurrentEngine;
+use crate::view::ClusterView;
 
 /// The ways handling a request or a connection can go wrong, as `errors_total` labels them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +47,16 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    const ALL: [ErrorKind; 7] = [
+        ErrorKind::MalformedReview,
+        ErrorKind::InvalidReview,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::BodyRead,
+        ErrorKind::Timeout,
+        ErrorKind::TlsHandshake,
+        ErrorKind::Accept,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             ErrorKind::MalformedReview => "malformed_review",
@@ -92,6 +107,29 @@ struct ErrorLabels {
     kind: &'static str,
 }
 
+/// What a certificate is for, as `certificate_expiry_timestamp_seconds` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertRole {
+    /// The chain served to the API server (`--tls-cert`).
+    Serving,
+    /// The CAs client certificates must chain to (`--client-ca`).
+    ClientCa,
+}
+
+impl CertRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            CertRole::Serving => "serving",
+            CertRole::ClientCa => "client_ca",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    role: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
@@ -110,14 +148,17 @@ pub struct Metrics {
     policy_last_reload_success_time: Gauge<f64, AtomicU64>,
     cert_reloads: Counter,
     cert_reload_failures: Counter,
+    cert_last_reload_successful: Gauge,
+    certificate_expiry: Family<RoleLabels, Gauge>,
     audit_violations: Family<PolicyLabels, Gauge>,
     audit_last_success_time: Gauge<f64, AtomicU64>,
     audit_failures: Counter,
 }
 
 impl Metrics {
-    /// Registers every metric; budgets are read from `engine` at each scrape.
-    pub fn new(engine: Arc<CurrentEngine>, clock: Arc<dyn Clock>) -> Self {
+    /// Registers every metric; budgets are read from `engine`, and what the
+    /// cluster view has not listed yet from `view`, at each scrape.
+    pub fn new(engine: Arc<CurrentEngine>, clock: Arc<dyn Clock>, view: Arc<dyn ClusterView>) -> Self {
         let mut metrics = Self {
             registry: Registry::default(),
             reviews: Family::default(),
@@ -137,6 +178,8 @@ impl Metrics {
             policy_last_reload_success_time: Gauge::default(),
             cert_reloads: Counter::default(),
             cert_reload_failures: Counter::default(),
+            cert_last_reload_successful: Gauge::default(),
+            certificate_expiry: Family::default(),
             audit_violations: Family::default(),
             audit_last_success_time: Gauge::default(),
             audit_failures: Counter::default(),
@@ -224,6 +267,18 @@ impl Metrics {
             "Changed certificate or key files that were refused; the previous pair keeps serving",
             metrics.cert_reload_failures.clone(),
         );
+        registry.register(
+            "defender_cert_last_reload_successful",
+            "1 if the certificate files on disk are the pair serving, 0 if the last change was refused \
+             or the files cannot be read",
+            metrics.cert_last_reload_successful.clone(),
+        );
+        registry.register(
+            "defender_certificate_expiry_timestamp_seconds",
+            "When a certificate in force stops being valid (Unix time), by role: serving (the earliest \
+             notAfter of the served chain), client_ca (the earliest in --client-ca)",
+            metrics.certificate_expiry.clone(),
+        );
         // Registered with or without --audit-interval, so dashboards and
         // alerts find the names; they stay empty until an audit runs.
         registry.register_collector(Box::new(AlwaysListed {
@@ -243,6 +298,18 @@ impl Metrics {
             metrics.audit_failures.clone(),
         );
         registry.register_collector(Box::new(BudgetCollector { engine, clock }));
+        // Every failure series exists from the start at 0, so the first
+        // failure is an increase that rate() and the alerts see.
+        for kind in ErrorKind::ALL {
+            let _ = metrics.errors.get_or_create(&ErrorLabels { kind: kind.as_str() });
+        }
+        for reason in [Shed::BufferedBytes, Shed::ReviewsInFlight] {
+            let _ = metrics.shed.get_or_create(&ShedLabels { reason: reason.as_str() });
+        }
+        for verdict in ["deny", "warn"] {
+            let _ = metrics.unfinished.get_or_create(&VerdictLabels { verdict });
+        }
+        registry.register_collector(Box::new(ViewCollector { view }));
         metrics.policies_loaded();
         metrics
     }
@@ -309,12 +376,31 @@ impl Metrics {
         self.policy_last_reload_successful.set(0);
     }
 
-    pub fn cert_reloaded(&self) {
+    /// A serving certificate valid until `expires` (Unix seconds) was loaded
+    /// (at startup or after a change).
+    pub fn serving_cert_loaded(&self, expires: i64) {
+        self.cert_last_reload_successful.set(1);
+        self.certificate_expires(CertRole::Serving, expires);
+    }
+
+    /// The certificate files are readable again and are the pair serving.
+    pub fn cert_in_sync(&self) {
+        self.cert_last_reload_successful.set(1);
+    }
+
+    pub fn cert_reloaded(&self, expires: i64) {
         self.cert_reloads.inc();
+        self.serving_cert_loaded(expires);
     }
 
     pub fn cert_reload_failed(&self) {
         self.cert_reload_failures.inc();
+        self.cert_last_reload_successful.set(0);
+    }
+
+    /// The certificate in force for `role` is valid until `expires` (Unix seconds).
+    pub fn certificate_expires(&self, role: CertRole, expires: i64) {
+        self.certificate_expiry.get_or_create(&RoleLabels { role: role.as_str() }).set(expires);
     }
 
     /// A periodic audit finished: each audited policy's violations replace
@@ -414,5 +500,128 @@ impl Collector for BudgetCollector {
             remaining.metric_type(),
         )?;
         remaining.encode(metric)
+    }
+}
+
+/// Reads at scrape time how many of the cluster view's watches have not listed
+/// their kind yet: until they have, the pod is not ready and the policies that
+/// consult those kinds cannot judge.
+struct ViewCollector {
+    view: Arc<dyn ClusterView>,
+}
+
+impl fmt::Debug for ViewCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ViewCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let unsynced: Gauge = Gauge::default();
+        unsynced.set(i64::try_from(self.view.unsynced().len()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "defender_cluster_view_unsynced_resources",
+            "Kinds the cluster view has not listed from the API server yet (0 once every watch has; \
+             /readyz names them)",
+            None,
+            unsynced.metric_type(),
+        )?;
+        unsynced.encode(metric)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::engine::Engine;
+    use crate::view::{Contents, MemoryView, NamespaceInfo, Referent, Route, User};
+
+    /// An empty view still waiting for the kinds it names.
+    struct Listing(&'static [&'static str]);
+
+    impl ClusterView for Listing {
+        fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+            MemoryView::default().namespace(name)
+        }
+        fn contents(&self, namespace: &str) -> Contents {
+            MemoryView::default().contents(namespace)
+        }
+        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+            MemoryView::default().users(referent, namespace, name)
+        }
+        fn routes_to(&self, host: &str) -> Vec<Route> {
+            MemoryView::default().routes_to(host)
+        }
+        fn unsynced(&self) -> Vec<&'static str> {
+            self.0.to_vec()
+        }
+    }
+
+    fn metrics(view: Arc<dyn ClusterView>) -> Metrics {
+        let engine = Engine::new(crate::config::load_embedded().unwrap());
+        Metrics::new(Arc::new(CurrentEngine::new(engine, None)), Arc::new(SystemClock), view)
+    }
+
+    /// The value of `series` (name and labels, as exposed), if it is there.
+    fn value(metrics: &Metrics, series: &str) -> Option<f64> {
+        let text = metrics.encode().unwrap();
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn certificate_expiry_is_exposed_by_role_and_follows_reloads() {
+        let metrics = metrics(Arc::new(MemoryView::default()));
+        let serving = "defender_certificate_expiry_timestamp_seconds{role=\"serving\"}";
+        let client_ca = "defender_certificate_expiry_timestamp_seconds{role=\"client_ca\"}";
+        assert_eq!(value(&metrics, serving), None, "no certificate loaded yet");
+        metrics.serving_cert_loaded(1_900_000_000);
+        metrics.certificate_expires(CertRole::ClientCa, 2_000_000_000);
+        assert_eq!(value(&metrics, serving), Some(1_900_000_000.0));
+        assert_eq!(value(&metrics, client_ca), Some(2_000_000_000.0));
+        metrics.cert_reloaded(1_950_000_000);
+        assert_eq!(value(&metrics, serving), Some(1_950_000_000.0));
+        assert_eq!(value(&metrics, "defender_cert_reloads_total"), Some(1.0));
+        // A refused change leaves the expiry of the certificate still serving.
+        metrics.cert_reload_failed();
+        assert_eq!(value(&metrics, serving), Some(1_950_000_000.0));
+        assert_eq!(value(&metrics, client_ca), Some(2_000_000_000.0));
+    }
+
+    #[test]
+    fn the_certificate_reload_gauge_drops_on_a_refusal_and_recovers() {
+        let metrics = metrics(Arc::new(MemoryView::default()));
+        let gauge = "defender_cert_last_reload_successful";
+        metrics.serving_cert_loaded(1_900_000_000);
+        assert_eq!(value(&metrics, gauge), Some(1.0));
+        metrics.cert_reload_failed();
+        assert_eq!(value(&metrics, gauge), Some(0.0));
+        assert_eq!(value(&metrics, "defender_cert_reload_failures_total"), Some(1.0));
+        metrics.cert_in_sync();
+        assert_eq!(value(&metrics, gauge), Some(1.0));
+        metrics.cert_reload_failed();
+        metrics.cert_reloaded(1_950_000_000);
+        assert_eq!(value(&metrics, gauge), Some(1.0));
+    }
+
+    #[test]
+    fn failure_series_start_at_zero() {
+        let metrics = metrics(Arc::new(MemoryView::default()));
+        for kind in ErrorKind::ALL {
+            let series = format!("defender_errors_total{{kind=\"{}\"}}", kind.as_str());
+            assert_eq!(value(&metrics, &series), Some(0.0), "{series}");
+        }
+        assert_eq!(value(&metrics, "defender_requests_shed_total{reason=\"reviews_in_flight\"}"), Some(0.0));
+        assert_eq!(value(&metrics, "defender_reviews_unfinished_total{verdict=\"deny\"}"), Some(0.0));
+        metrics.error(ErrorKind::Timeout);
+        assert_eq!(value(&metrics, "defender_errors_total{kind=\"timeout\"}"), Some(1.0));
+    }
+
+    #[test]
+    fn unsynced_kinds_of_the_cluster_view_are_counted_at_scrape_time() {
+        let gauge = "defender_cluster_view_unsynced_resources";
+        assert_eq!(value(&metrics(Arc::new(Listing(&["pods", "ingresses"]))), gauge), Some(2.0));
+        assert_eq!(value(&metrics(Arc::new(Listing(&[]))), gauge), Some(0.0));
     }
 }

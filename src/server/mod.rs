@@ -52,7 +52,7 @@ use crate::engine::Engine;
 use crate::lease_ledger::LeaseLedgers;
 use crate::view::{ClusterView, MemoryView};
 pub use custom_resources::CustomResourceCounter;
-use metrics::Metrics;
+use metrics::{CertRole, Metrics};
 pub use protected_objects::ProtectedObjectFinder;
 use reload::{CertWatch, PolicyWatch};
 use state::{AppState, CurrentEngine};
@@ -193,16 +193,20 @@ impl Server {
             TlsSource::Generate { dir } => generate_dev_certs(dir)?,
         };
         let cert_pair = (read(&cert_path)?, read(&key_path)?);
-        let certified = tls::certified_key(&cert_pair.0, &cert_pair.1).map_err(|error| {
+        let (certified, cert_expiry) = tls::serving_key(&cert_pair.0, &cert_pair.1).map_err(|error| {
             ServerError::Certificate { cert: cert_path.clone(), key: key_path.clone(), error }
         })?;
         let current_cert = Arc::new(CurrentCert::new(certified));
-        let clients = match &config.client_ca {
-            Some(path) => Some(
-                tls::client_verifier(&read(path)?)
-                    .map_err(|error| ServerError::ClientCa { path: path.clone(), error })?,
-            ),
-            None => None,
+        let (clients, client_ca_expiry) = match &config.client_ca {
+            Some(path) => {
+                let pem = read(path)?;
+                let client_ca = |error| ServerError::ClientCa { path: path.clone(), error };
+                (
+                    Some(tls::client_verifier(&pem).map_err(client_ca)?),
+                    Some(tls::pem_expiry(&pem).map_err(client_ca)?),
+                )
+            }
+            None => (None, None),
         };
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(Arc::clone(&current_cert), clients)?));
 
@@ -216,7 +220,12 @@ impl Server {
         let policy_count = set.policies.len();
         let engine = Arc::new(CurrentEngine::new(Engine::new(set), config.shared_budgets));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let metrics = Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock)));
+        let metrics =
+            Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock), Arc::clone(&config.view)));
+        metrics.serving_cert_loaded(cert_expiry);
+        if let Some(expiry) = client_ca_expiry {
+            metrics.certificate_expires(CertRole::ClientCa, expiry);
+        }
 
         let listener = TcpListener::bind(config.listen)
             .await

@@ -36,6 +36,8 @@ pub struct CertWatch {
     read_error: Option<String>,
     /// A certificate and key that did not match, seen once: refused if seen again.
     unmatched: Option<CertPair>,
+    /// Whether `seen` is the pair serving (it was loaded, not refused).
+    seen_loaded: bool,
 }
 
 impl CertWatch {
@@ -47,7 +49,16 @@ impl CertWatch {
         current: Arc<CurrentCert>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { cert, key, current, metrics, seen: loaded, read_error: None, unmatched: None }
+        Self {
+            cert,
+            key,
+            current,
+            metrics,
+            seen: loaded,
+            read_error: None,
+            unmatched: None,
+            seen_loaded: true,
+        }
     }
 
     pub fn poll(&mut self) {
@@ -64,11 +75,15 @@ impl CertWatch {
                 return;
             }
         };
-        self.read_error = None;
+        let recovered = self.read_error.take().is_some();
         if self.seen == pair {
+            if recovered && self.seen_loaded {
+                // Readable again and unchanged: the disk matches the pair serving again.
+                self.metrics.cert_in_sync();
+            }
             return;
         }
-        match tls::certified_key(&pair.0, &pair.1) {
+        match tls::serving_key(&pair.0, &pair.1) {
             // The two files are replaced one after the other: a key that does
             // not match may be half of a rotation. Refuse it only if the next
             // poll still reads the same pair.
@@ -76,13 +91,15 @@ impl CertWatch {
                 self.unmatched = Some(pair);
                 return;
             }
-            Ok(key) => {
+            Ok((key, expiry)) => {
                 self.current.replace(key);
-                self.metrics.cert_reloaded();
+                self.metrics.cert_reloaded(expiry);
+                self.seen_loaded = true;
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
             }
             Err(error) => {
                 self.metrics.cert_reload_failed();
+                self.seen_loaded = false;
                 tracing::error!(
                     cert = %self.cert.display(),
                     key = %self.key.display(),

@@ -34,6 +34,8 @@ pub enum TlsError {
     Config(rustls::Error),
     #[error("the client CA cannot verify client certificates: {0}")]
     ClientCa(String),
+    #[error("the validity of a certificate cannot be read: {0}")]
+    Validity(String),
 }
 
 /// The crypto Defender uses, named explicitly so no process-wide default is needed.
@@ -58,6 +60,36 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, Tl
         Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(TlsError::Mismatch),
         Err(other) => Err(TlsError::Certificate(other)),
     }
+}
+
+/// [`certified_key`], and when its chain stops being valid ([`expiry`]). A
+/// certificate whose validity cannot be read is refused like one that does not parse.
+pub fn serving_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<(CertifiedKey, i64), TlsError> {
+    let key = certified_key(cert_pem, key_pem)?;
+    let expires = expiry(&key.cert)?;
+    Ok((key, expires))
+}
+
+/// When `chain` stops verifying: the earliest `notAfter` among its
+/// certificates, in Unix seconds. For a served chain that is usually the leaf,
+/// but an intermediate that expires first breaks the chain just the same.
+pub fn expiry(chain: &[CertificateDer<'_>]) -> Result<i64, TlsError> {
+    let mut earliest: Option<i64> = None;
+    for der in chain {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| TlsError::Validity(e.to_string()))?;
+        let not_after = cert.validity().not_after.timestamp();
+        earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+    }
+    earliest.ok_or(TlsError::NoCertificate)
+}
+
+/// [`expiry`] of the PEM certificates in `pem` (a CA bundle).
+pub fn pem_expiry(pem: &[u8]) -> Result<i64, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TlsError::CertificatePem)?;
+    expiry(&chain)
 }
 
 /// The serving certificate in force.
@@ -156,6 +188,34 @@ mod tests {
         let bogus = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let error = certified_key(bogus.as_bytes(), key).unwrap_err();
         assert!(matches!(error, TlsError::Certificate(_)), "{error}");
+    }
+
+    /// Unix seconds of a certificate valid for `days` from now, as rcgen wrote it.
+    fn days_from_now(days: i64) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp() + days * 24 * 60 * 60
+    }
+
+    #[test]
+    fn expiry_is_the_earliest_not_after_in_the_chain() {
+        let short = DevCerts::generate("a", "b", 2).unwrap();
+        let long = DevCerts::generate("a", "b", 30).unwrap();
+        let key = certified_key(short.cert_pem.as_bytes(), short.key_pem.as_bytes()).unwrap();
+        let leaf = expiry(&key.cert).unwrap();
+        // rcgen writes whole seconds; a minute covers the time this test takes.
+        assert!((leaf - days_from_now(2)).abs() < 60, "{leaf} vs {}", days_from_now(2));
+        // Leaf first, then a CA valid for longer: the leaf decides.
+        assert_eq!(pem_expiry(format!("{}{}", short.cert_pem, long.ca_pem).as_bytes()).unwrap(), leaf);
+        // A later leaf followed by an earlier certificate: the earlier one decides.
+        let bundle = format!("{}{}", long.cert_pem, short.cert_pem);
+        assert_eq!(pem_expiry(bundle.as_bytes()).unwrap(), leaf);
+    }
+
+    #[test]
+    fn expiry_of_garbage_is_an_error() {
+        assert!(matches!(pem_expiry(b""), Err(TlsError::NoCertificate)));
+        let bogus = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let error = pem_expiry(bogus.as_bytes()).unwrap_err();
+        assert!(matches!(error, TlsError::Validity(_)), "{error}");
     }
 
     #[test]
