@@ -329,6 +329,12 @@ fn bad_values_are_refused_with_what_to_change() {
         &["--set", "webhooks.ingressHosts.timeoutSeconds=31"],
         "webhooks.ingressHosts.timeoutSeconds is 31",
     );
+    for core in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        refused(
+            &["--set", &format!("namespace={core}")],
+            &format!("Defender's namespace is \"{core}\", a core namespace"),
+        );
+    }
     refused(&["--set", "certificates.source=vault"], "certificates.source is \"vault\"");
     refused(&["--set", "certificates.source=existingSecret"], "certificates.existingSecret.name");
     refused(

@@ -408,6 +408,8 @@ fn webhook_config_refuses_unusable_flags() {
     for (args, expected) in [
         (vec!["--url", "http://127.0.0.1:8443/validate"], "https:// only"),
         (vec!["--namespace", "Bad_Namespace"], "--namespace \"Bad_Namespace\""),
+        (vec!["--namespace", "kube-system"], "--namespace kube-system: a core namespace"),
+        (vec!["--namespace", "default"], "--namespace default: a core namespace"),
         (vec!["--ca-bundle", not_pem.to_str().unwrap()], "expected PEM certificates"),
         (vec!["--ca-bundle", "/nonexistent/ca.crt"], "--ca-bundle /nonexistent/ca.crt"),
     ] {

@@ -10,6 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use serde_yaml_ng::Value;
 
 use super::PolicyArgs;
+use crate::policy::core_namespaces::KUBERNETES_NAMESPACES;
 use crate::routing::{self, Options};
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,14 @@ impl WebhookConfigArgs {
                     "{flag} {value:?}: expected a Kubernetes object name (lowercase letters, digits, '-' and '.')"
                 );
             }
+        }
+        // The webhooks never judge Defender's own namespace.
+        if KUBERNETES_NAMESPACES.contains(&self.namespace.as_str()) {
+            bail!(
+                "--namespace {}: a core namespace; the webhooks never judge Defender's own namespace, so it \
+                 would lose its protection. Run Defender in a namespace of its own (defender-system)",
+                self.namespace
+            );
         }
         if let Some(url) = &self.url
             && !url.starts_with("https://")

@@ -22,8 +22,11 @@ pub struct CoreNamespacesSpec {
     pub selector: LabelSelector,
 }
 
+/// The namespaces Kubernetes itself creates and depends on.
+pub const KUBERNETES_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+
 fn default_namespaces() -> Vec<String> {
-    ["kube-system", "kube-public", "kube-node-lease", "default", "defender-system"].map(String::from).to_vec()
+    KUBERNETES_NAMESPACES.iter().copied().chain(["defender-system"]).map(String::from).collect()
 }
 
 fn default_selector() -> LabelSelector {

@@ -51,6 +51,13 @@ defender-policies
 {{- end }}
 
 {{- define "defender.validate" -}}
+{{- /* The webhooks never judge Defender's own namespace, so a core
+namespace there would lose its protection (and a plain `helm install`
+without -n lands in default). */ -}}
+{{- $namespace := include "defender.namespace" . -}}
+{{- if has $namespace (list "kube-system" "kube-public" "kube-node-lease" "default") -}}
+{{- fail (printf "Defender's namespace is %q, a core namespace: the webhooks never judge Defender's own namespace, so %s would lose its protection. Install into a namespace of its own: helm install defender charts/defender -n defender-system --create-namespace" $namespace $namespace) -}}
+{{- end -}}
 {{- $sources := list "generated" "certManager" "existingSecret" -}}
 {{- if not (has .Values.certificates.source $sources) -}}
 {{- fail (printf "certificates.source is %q; use one of %s" .Values.certificates.source (join ", " $sources)) -}}
