@@ -101,8 +101,7 @@ impl Synthetic {
             }
         };
         let gvk = json!({"group": group, "version": version, "kind": kind});
-        let gvr =
-            json!({"group": group, "version": version, "resource": crate::routing::plural(&group, &kind)});
+        let gvr = json!({"group": group, "version": version, "resource": crate::routing::plural(&kind)});
         let mut request = json!({
             "uid": self.uid,
             "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,

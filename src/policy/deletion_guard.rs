@@ -323,7 +323,7 @@ impl Policy for DeletionGuard {
     fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
         let plural = match self.guarded(request) {
             Some(guarded) => guarded.resource.plural.clone(),
-            None => kinds::plural(request.group(), request.kind()),
+            None => kinds::plural(request.kind()),
         };
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
         Violation::new(

@@ -1,9 +1,10 @@
 //! Kinds as webhook rules name them: API group, resource plural, scope,
 //! versions and the subresources that keep metadata changes.
 //!
-//! The kinds Defender knows are listed; any other kind is a custom resource,
-//! pluralised the way kube-rs guesses (lowercase, English plural), unless the
-//! policy gives the plural itself.
+//! The kinds Defender knows are listed; any other kind is a custom resource.
+//! Every kind is pluralised by kube-rs (lowercase, English plural, with the
+//! API server's exceptions such as `endpoints`), unless the policy gives a
+//! custom resource's plural itself.
 
 use kube::core::{ApiResource, GroupVersionKind};
 
@@ -41,7 +42,6 @@ impl Resource {
 struct Known {
     kind: &'static str,
     group: &'static str,
-    plural: &'static str,
     scope: Scope,
     /// Served by the API server itself, at v1 (else a CRD, any version).
     built_in: bool,
@@ -51,22 +51,14 @@ struct Known {
 const fn known(
     kind: &'static str,
     group: &'static str,
-    plural: &'static str,
     scope: Scope,
     subresources: &'static [&'static str],
 ) -> Known {
-    Known { kind, group, plural, scope, built_in: true, subresources }
+    Known { kind, group, scope, built_in: true, subresources }
 }
 
-const fn route(kind: &'static str, plural: &'static str) -> Known {
-    Known {
-        kind,
-        group: GATEWAY_GROUP,
-        plural,
-        scope: Scope::Namespaced,
-        built_in: false,
-        subresources: &["status"],
-    }
+const fn route(kind: &'static str) -> Known {
+    Known { kind, group: GATEWAY_GROUP, scope: Scope::Namespaced, built_in: false, subresources: &["status"] }
 }
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -76,26 +68,26 @@ const NONE: &[&str] = &[];
 
 /// The kinds Defender knows, so configurations can name just the kind.
 const KNOWN: &[Known] = &[
-    known("Namespace", "", "namespaces", Scope::Cluster, &["status", "finalize"]),
-    known("Pod", "", "pods", Scope::Namespaced, STATUS),
-    known("Service", "", "services", Scope::Namespaced, STATUS),
-    known("Secret", "", "secrets", Scope::Namespaced, NONE),
-    known("ConfigMap", "", "configmaps", Scope::Namespaced, NONE),
-    known("PersistentVolumeClaim", "", "persistentvolumeclaims", Scope::Namespaced, STATUS),
-    known("ServiceAccount", "", "serviceaccounts", Scope::Namespaced, NONE),
-    known("Endpoints", "", "endpoints", Scope::Namespaced, NONE),
-    known("Ingress", "networking.k8s.io", "ingresses", Scope::Namespaced, STATUS),
-    known("IngressClass", "networking.k8s.io", "ingressclasses", Scope::Cluster, NONE),
-    known("NetworkPolicy", "networking.k8s.io", "networkpolicies", Scope::Namespaced, NONE),
-    known("Deployment", "apps", "deployments", Scope::Namespaced, STATUS),
-    known("StatefulSet", "apps", "statefulsets", Scope::Namespaced, STATUS),
-    known("DaemonSet", "apps", "daemonsets", Scope::Namespaced, STATUS),
-    known("ReplicaSet", "apps", "replicasets", Scope::Namespaced, STATUS),
-    known("Job", "batch", "jobs", Scope::Namespaced, STATUS),
-    known("CronJob", "batch", "cronjobs", Scope::Namespaced, STATUS),
-    route("HTTPRoute", "httproutes"),
-    route("GRPCRoute", "grpcroutes"),
-    route("TLSRoute", "tlsroutes"),
+    known("Namespace", "", Scope::Cluster, &["status", "finalize"]),
+    known("Pod", "", Scope::Namespaced, STATUS),
+    known("Service", "", Scope::Namespaced, STATUS),
+    known("Secret", "", Scope::Namespaced, NONE),
+    known("ConfigMap", "", Scope::Namespaced, NONE),
+    known("PersistentVolumeClaim", "", Scope::Namespaced, STATUS),
+    known("ServiceAccount", "", Scope::Namespaced, NONE),
+    known("Endpoints", "", Scope::Namespaced, NONE),
+    known("Ingress", "networking.k8s.io", Scope::Namespaced, STATUS),
+    known("IngressClass", "networking.k8s.io", Scope::Cluster, NONE),
+    known("NetworkPolicy", "networking.k8s.io", Scope::Namespaced, NONE),
+    known("Deployment", "apps", Scope::Namespaced, STATUS),
+    known("StatefulSet", "apps", Scope::Namespaced, STATUS),
+    known("DaemonSet", "apps", Scope::Namespaced, STATUS),
+    known("ReplicaSet", "apps", Scope::Namespaced, STATUS),
+    known("Job", "batch", Scope::Namespaced, STATUS),
+    known("CronJob", "batch", Scope::Namespaced, STATUS),
+    route("HTTPRoute"),
+    route("GRPCRoute"),
+    route("TLSRoute"),
 ];
 
 fn find(group: Option<&str>, kind: &str) -> Option<&'static Known> {
@@ -107,21 +99,14 @@ pub fn known_group(kind: &str) -> Option<&'static str> {
     find(None, kind).map(|known| known.group)
 }
 
-/// The resource name of `kind` in `group`: `ingresses`, `networkpolicies`,
-/// `endpoints`; for other kinds, kube-rs's guess (`certificates`).
-pub fn plural(group: &str, kind: &str) -> String {
-    match find(Some(group), kind) {
-        Some(known) => known.plural.to_owned(),
-        None => guess_plural(group, kind),
-    }
-}
-
-fn guess_plural(group: &str, kind: &str) -> String {
-    // kube-rs's guess looks at the last two letters.
+/// The resource name of `kind` as kube-rs pluralises it: `ingresses`,
+/// `networkpolicies`, `endpoints`, `certificates`. The group does not change it.
+pub fn plural(kind: &str) -> String {
+    // kube-rs's pluraliser looks at the last two letters.
     if kind.chars().count() < 2 {
         return format!("{}s", kind.to_lowercase());
     }
-    ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind)).plural
+    ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", kind)).plural
 }
 
 /// `kind` in `group` as webhook rules name it. `plural` overrides the
@@ -130,14 +115,14 @@ pub fn resource(group: &str, kind: &str, plural: Option<&str>) -> Resource {
     match find(Some(group), kind) {
         Some(known) => Resource {
             group: known.group.to_owned(),
-            plural: plural.unwrap_or(known.plural).to_owned(),
+            plural: plural.map_or_else(|| self::plural(kind), str::to_owned),
             scope: known.scope,
             versions: vec![if known.built_in { "v1" } else { "*" }.to_owned()],
             subresources: known.subresources.iter().map(|s| (*s).to_owned()).collect(),
         },
         None => Resource {
             group: group.to_owned(),
-            plural: plural.map_or_else(|| guess_plural(group, kind), str::to_owned),
+            plural: plural.map_or_else(|| self::plural(kind), str::to_owned),
             // Defender cannot tell a custom resource's scope; "*" matches both.
             scope: Scope::Any,
             versions: vec!["*".to_owned()],
@@ -162,18 +147,31 @@ mod tests {
             ("apps", "Deployment", "deployments"),
             (GATEWAY_GROUP, "HTTPRoute", "httproutes"),
         ] {
-            assert_eq!(super::plural(group, kind), plural, "{kind}");
+            assert_eq!(resource(group, kind, None).plural, plural, "{kind}");
+            assert_eq!(super::plural(kind), plural, "{kind}");
         }
     }
 
     #[test]
     fn other_kinds_are_pluralised_as_kube_guesses() {
-        assert_eq!(plural("cert-manager.io", "Certificate"), "certificates");
-        assert_eq!(plural("cert-manager.io", "ClusterIssuer"), "clusterissuers");
-        assert_eq!(plural("example.com", "Policy"), "policies");
-        assert_eq!(plural("example.com", "Gateway"), "gateways");
-        assert_eq!(plural("example.com", "Mesh"), "meshes");
-        assert_eq!(plural("example.com", "Y"), "ys");
+        assert_eq!(plural("Certificate"), "certificates");
+        assert_eq!(plural("ClusterIssuer"), "clusterissuers");
+        assert_eq!(plural("Policy"), "policies");
+        assert_eq!(plural("Gateway"), "gateways");
+        assert_eq!(plural("Mesh"), "meshes");
+        assert_eq!(plural("Y"), "ys");
+    }
+
+    #[test]
+    fn plurals_a_plain_s_gets_wrong_come_out_right() {
+        for (kind, plural) in [
+            ("Endpoints", "endpoints"),
+            ("Ingress", "ingresses"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Gateway", "gateways"),
+        ] {
+            assert_eq!(super::plural(kind), plural);
+        }
     }
 
     #[test]
