@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use defender::harness::{self, suite};
-use defender::paths;
+use defender::paths::{self, Depth};
 use serde_json::Value;
 
 fn main() -> anyhow::Result<()> {
@@ -84,7 +84,7 @@ impl Corpus {
 
 fn ok_files(dirs: &[&str], extensions: &[&str]) -> Vec<PathBuf> {
     dirs.iter()
-        .flat_map(|dir| paths::files_under(Path::new(dir), extensions))
+        .flat_map(|dir| paths::files_under(Path::new(dir), extensions, Depth::Tree))
         .filter_map(Result::ok)
         .collect()
 }

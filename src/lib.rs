@@ -20,6 +20,7 @@ pub mod engine;
 pub mod harness;
 pub mod lease_ledger;
 pub mod logging;
+pub mod manifests;
 pub mod paths;
 pub mod policy;
 pub mod protected_objects;

@@ -13,17 +13,19 @@ mod policy_file;
 
 use std::path::{Path, PathBuf};
 
-/// The files in each directory under the repository root, in name order;
-/// panics when a directory is missing or holds no such file.
-fn inputs(dirs: &[&str], extension: Option<&str>) -> Vec<PathBuf> {
+use defender::paths::{self, Depth};
+
+/// The files in each directory under the repository root (those with one of
+/// `extensions`, or all), in name order; panics when a directory is missing
+/// or holds no such file.
+fn inputs(dirs: &[&str], extensions: &[&str]) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for dir in dirs {
-        let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert!(root.join(dir).is_dir(), "{dir} is not a directory");
+        let found = paths::files_under(&root.join(dir), extensions, Depth::Flat);
         let before = files.len();
-        files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|path| {
-            path.is_file() && extension.is_none_or(|ext| path.extension().is_some_and(|e| e == ext))
-        }));
+        files.extend(found.into_iter().map(|file| file.unwrap_or_else(|e| panic!("{e}"))));
         assert!(files.len() > before, "{dir} holds no input to replay");
     }
     files.sort();
@@ -41,17 +43,17 @@ fn replay(files: &[PathBuf], check: fn(&[u8])) {
 
 #[test]
 fn admission_reviews() {
-    replay(&inputs(&["tests/fixtures"], Some("json")), admission_review::check);
-    replay(&inputs(&["fuzz/regressions/admission_review"], None), admission_review::check);
+    replay(&inputs(&["tests/fixtures"], &["json"]), admission_review::check);
+    replay(&inputs(&["fuzz/regressions/admission_review"], &[]), admission_review::check);
 }
 
 #[test]
 fn policy_files() {
     let examples =
-        inputs(&["policies", "tests/policies/custom-policies", "tests/fixtures/bad-policies"], Some("yaml"));
+        inputs(&["policies", "tests/policies/custom-policies", "tests/fixtures/bad-policies"], &["yaml"]);
     assert!(examples.len() >= 7, "policy examples went missing: {examples:?}");
     replay(&examples, policy_file::check);
-    replay(&inputs(&["fuzz/regressions/policy_file"], None), policy_file::check);
+    replay(&inputs(&["fuzz/regressions/policy_file"], &[]), policy_file::check);
 }
 
 #[test]
@@ -62,5 +64,5 @@ fn ingress_hosts() {
             ingress_host::check(&[&[flag], host.as_bytes()].concat());
         }
     }
-    replay(&inputs(&["fuzz/regressions/ingress_host"], None), ingress_host::check);
+    replay(&inputs(&["fuzz/regressions/ingress_host"], &[]), ingress_host::check);
 }

@@ -2,7 +2,7 @@
 //! so a CI pipeline learns before `kubectl apply` what Defender would refuse.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
@@ -15,12 +15,11 @@ use super::{PolicyArgs, USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, PolicySet};
 use crate::engine::{Decision, Engine};
-use crate::paths;
+use crate::manifests::{self, Manifest};
 use crate::request::Request;
 use crate::routing::{self, Options};
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::view::MemoryView;
-use crate::yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Operation {
@@ -58,20 +57,6 @@ pub struct CheckArgs {
     output: Format,
 }
 
-/// One manifest and where it came from.
-pub(super) struct Manifest {
-    pub file: String,
-    pub origin: String,
-    pub object: Value,
-}
-
-/// A file, document or object that cannot be judged, and why.
-pub(super) struct Unusable {
-    pub file: String,
-    /// Names the file and document.
-    pub message: String,
-}
-
 /// What `check` found for one object, in the order they were read.
 struct Outcome {
     file: String,
@@ -102,11 +87,11 @@ impl CheckArgs {
     /// Judges every manifest; what cannot be read comes first, as it is found.
     fn judge(&self, engine: Engine) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
-        let mut manifests = Vec::new();
+        let mut readable = Vec::new();
         for path in &self.files {
-            for manifest in read_manifests(path) {
+            for manifest in manifests::read(path) {
                 match manifest {
-                    Ok(manifest) => manifests.push(manifest),
+                    Ok(manifest) => readable.push(manifest),
                     Err(unusable) => outcomes.push(Outcome {
                         file: unusable.file,
                         origin: String::new(),
@@ -117,9 +102,9 @@ impl CheckArgs {
         }
         // Namespaces in the input stand for the cluster's: their labels count
         // for the objects inside them, as they would once applied.
-        let namespaces = namespace_view(&manifests);
+        let namespaces = namespace_view(&readable);
         let now = SystemClock.now();
-        for manifest in manifests {
+        for manifest in readable {
             let judged = match self.request_for(&manifest.object) {
                 Ok(request) => {
                     let decision = engine.review(&request, &engine.context(now, &namespaces));
@@ -370,40 +355,4 @@ fn namespace_view(manifests: &[Manifest]) -> MemoryView {
         let _ = view.add_manifest(&manifest.object);
     }
     view
-}
-
-/// Every document under `path`, with `kind: List` unpacked.
-pub(super) fn read_manifests(path: &Path) -> Vec<Result<Manifest, Unusable>> {
-    paths::files_under(path, &["yaml", "yml", "json"])
-        .into_iter()
-        .flat_map(|file| match file {
-            Ok(file) => read_manifest_file(&file),
-            Err(message) => vec![Err(Unusable { file: path.display().to_string(), message })],
-        })
-        .collect()
-}
-
-fn read_manifest_file(path: &Path) -> Vec<Result<Manifest, Unusable>> {
-    let file = path.display().to_string();
-    let unusable = |message: String| Unusable { file: file.clone(), message };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) => return vec![Err(unusable(format!("{file}: {error}")))],
-    };
-    let mut manifests = Vec::new();
-    for (index, document) in yaml::documents(&text) {
-        let origin = format!("{} document {index}", path.display());
-        let objects = match document {
-            Ok(value) => yaml::objects(value),
-            Err(error) => vec![(String::new(), Err(error))],
-        };
-        for (at, object) in objects {
-            let origin = format!("{origin}{at}");
-            manifests.push(match object {
-                Ok(object) => Ok(Manifest { file: file.clone(), origin, object }),
-                Err(error) => Err(unusable(format!("{origin}: {error}"))),
-            });
-        }
-    }
-    manifests
 }

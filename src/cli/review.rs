@@ -8,6 +8,7 @@ use super::PolicyArgs;
 use crate::admission;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
+use crate::manifests;
 use crate::view::MemoryView;
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +45,7 @@ impl ReviewArgs {
 fn cluster_view(paths: &[PathBuf]) -> anyhow::Result<MemoryView> {
     let mut view = MemoryView::default();
     for path in paths {
-        for manifest in super::check::read_manifests(path) {
+        for manifest in manifests::read(path) {
             let manifest = manifest.map_err(|unusable| anyhow::Error::msg(unusable.message))?;
             let held = view.add_manifest(&manifest.object).map_err(anyhow::Error::msg);
             if !held.with_context(|| manifest.origin.clone())? {

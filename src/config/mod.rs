@@ -17,6 +17,7 @@ use serde_yaml_ng::Value;
 
 pub use period::Period;
 
+use crate::paths::{self, Depth};
 use crate::policy::Policy;
 use crate::policy::cascading_protection::CascadingProtection;
 use crate::policy::core_namespaces::CoreNamespaces;
@@ -29,6 +30,9 @@ use crate::policy::namespace_deletion::NamespaceDeletion;
 use crate::settings::Settings;
 
 pub const API_VERSION: &str = "defender.io/v1alpha1";
+
+/// The files a policy directory is read from.
+const POLICY_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 const KINDS: &str = "CoreNamespaces, NamespaceDeletion, CascadingProtection, DeleteProtection, DeletionGuard, \
                      InUseGuard, IngressHosts, DuplicateHosts, Settings";
@@ -109,29 +113,14 @@ pub fn embedded_files() -> Vec<(String, String)> {
 /// [`from_files`] builds a set from (fresh budgets each time), and what a
 /// reloader compares to notice a change.
 pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
-    let read_error = |source| ConfigError::Read { path: path.to_owned(), source };
-    let files = if path.is_dir() {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(read_error)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_policy_file(p))
-            .collect();
-        paths.sort();
-        paths
-    } else {
-        vec![path.to_owned()]
-    };
-    let mut texts = Vec::with_capacity(files.len());
-    for file in files {
+    let mut texts = Vec::new();
+    for file in paths::files_under(path, POLICY_EXTENSIONS, Depth::Flat) {
+        let file = file.map_err(|error| ConfigError::Read { path: error.dir, source: error.source })?;
         let text = std::fs::read_to_string(&file)
             .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         texts.push((file.display().to_string(), text));
     }
     Ok(texts)
-}
-
-fn is_policy_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
 /// Builds a policy set from `(file name, text)` pairs.

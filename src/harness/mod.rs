@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
 use crate::engine::{Decision, Engine};
-use crate::paths;
+use crate::paths::{self, Depth, ListError};
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 pub use suite::Expect;
@@ -371,12 +371,13 @@ fn suite_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let holds_suites = |file: &Result<PathBuf, String>| match file {
+            let holds_suites = |file: &Result<PathBuf, ListError>| match file {
                 Ok(file) => std::fs::read_to_string(file).is_ok_and(|text| suite::holds_suites(&text)),
                 Err(_) => true,
             };
-            let found = paths::files_under(path, &["yaml", "yml"]).into_iter().filter(holds_suites);
-            files.extend(found.map(|file| file.map_err(|error| (path.clone(), error))));
+            let found =
+                paths::files_under(path, &["yaml", "yml"], Depth::Tree).into_iter().filter(holds_suites);
+            files.extend(found.map(|file| file.map_err(|error| (path.clone(), error.to_string()))));
         } else if path.exists() {
             files.push(Ok(path.clone()));
         } else {

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{API_VERSION, Period};
+use crate::manifests::{self, Manifest};
 use crate::view::{MemoryView, NamespaceInfo};
 use crate::yaml;
 
@@ -325,13 +326,13 @@ fn resolve_files(step: &mut Step, base: &Path) -> Result<(), String> {
         if step.object.is_some() {
             return Err("give object or objectFile, not both".to_owned());
         }
-        step.object = Some(read_manifest(&base.join(file))?);
+        step.object = Some(manifests::read_single(&base.join(file))?);
     }
     if let Some(file) = step.old_object_file.take() {
         if step.old_object.is_some() {
             return Err("give oldObject or oldObjectFile, not both".to_owned());
         }
-        step.old_object = Some(read_manifest(&base.join(file))?);
+        step.old_object = Some(manifests::read_single(&base.join(file))?);
     }
     Ok(())
 }
@@ -348,8 +349,13 @@ fn add_objects(view: &mut MemoryView, entries: Vec<Value>, base: &Path) -> Resul
         match file {
             Some(file) => {
                 let file = file.as_str().ok_or_else(|| format!("{at}.objectFile: expected a path"))?;
-                for (origin, object) in read_objects(&base.join(file)).map_err(|e| format!("{at}: {e}"))? {
-                    view.add_manifest(&object).map_err(|e| format!("{at}: {origin}: {e}"))?;
+                let objects: Vec<Manifest> = manifests::read_file(&base.join(file))
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .map_err(|unusable| format!("{at}: {}", unusable.message))?;
+                for manifest in objects {
+                    view.add_manifest(&manifest.object)
+                        .map_err(|e| format!("{at}: {}: {e}", manifest.origin))?;
                 }
             }
             None => {
@@ -360,30 +366,6 @@ fn add_objects(view: &mut MemoryView, entries: Vec<Value>, base: &Path) -> Resul
         }
     }
     Ok(())
-}
-
-/// Every object in a manifest file, with where it sits.
-fn read_objects(path: &Path) -> Result<Vec<(String, Value)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut objects = Vec::new();
-    for (index, document) in yaml::documents(&text) {
-        let origin = format!("{} document {index}", path.display());
-        let document = document.map_err(|e| format!("{origin}: {e}"))?;
-        for (at, object) in yaml::objects(document) {
-            let origin = format!("{origin}{at}");
-            objects.push((origin.clone(), object.map_err(|e| format!("{origin}: {e}"))?));
-        }
-    }
-    Ok(objects)
-}
-
-fn read_manifest(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    match yaml::documents(&text).as_slice() {
-        [(_, Ok(object))] => Ok(object.clone()),
-        [(_, Err(error))] => Err(format!("{}: {error}", path.display())),
-        _ => Err(format!("{}: expected exactly one object", path.display())),
-    }
 }
 
 /// The objects an operation needs, as the API server would send them.
