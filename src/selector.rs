@@ -4,33 +4,46 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use kube::core::{Expression, Selector, SelectorExt};
 use serde::{Deserialize, Deserializer};
 
 pub type Labels = BTreeMap<String, String>;
 
-/// A Kubernetes label selector (`matchLabels` and `matchExpressions`).
-/// An empty selector matches nothing here: Defender never protects or exempts
-/// "everything" by accident.
+/// A Kubernetes label selector (`matchLabels` and `matchExpressions`),
+/// matched by kube-rs. An empty selector matches nothing here: Defender never
+/// protects or exempts "everything" by accident.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "WrittenSelector")]
+pub struct LabelSelector {
+    /// As the policy wrote it, for messages: kube's rendering sorts the
+    /// values of `In` and `NotIn`.
+    written: WrittenSelector,
+    selector: Selector,
+}
+
+/// A selector as policies write it. Parsed here rather than as
+/// k8s-openapi's `LabelSelector`, which would let misspelt fields and
+/// operators through.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LabelSelector {
+struct WrittenSelector {
     #[serde(default)]
-    pub match_labels: Labels,
+    match_labels: Labels,
     #[serde(default)]
-    pub match_expressions: Vec<LabelExpression>,
+    match_expressions: Vec<LabelExpression>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LabelExpression {
-    pub key: String,
-    pub operator: LabelOperator,
+struct LabelExpression {
+    key: String,
+    operator: LabelOperator,
     #[serde(default)]
-    pub values: Vec<String>,
+    values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum LabelOperator {
+enum LabelOperator {
     In,
     NotIn,
     Exists,
@@ -38,22 +51,35 @@ pub enum LabelOperator {
 }
 
 impl LabelSelector {
+    /// Selects objects that carry every one of `labels`.
+    pub fn matching_labels(labels: Labels) -> Self {
+        Self::from(WrittenSelector { match_labels: labels, ..WrittenSelector::default() })
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.match_labels.is_empty() && self.match_expressions.is_empty()
+        self.selector.selects_all()
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {
-        !self.is_empty()
-            && self.match_labels.iter().all(|(key, value)| labels.get(key) == Some(value))
-            && self.match_expressions.iter().all(|expression| expression.matches(labels))
+        !self.is_empty() && self.selector.matches(labels)
+    }
+}
+
+impl From<WrittenSelector> for LabelSelector {
+    fn from(written: WrittenSelector) -> Self {
+        let equalities = written.match_labels.iter().map(|(key, value)| (key.clone(), value.clone()));
+        let mut selector: Selector = equalities.collect();
+        selector.extend(written.match_expressions.iter().map(LabelExpression::to_kube));
+        Self { written, selector }
     }
 }
 
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let written = &self.written;
         let mut parts: Vec<String> =
-            self.match_labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
-        parts.extend(self.match_expressions.iter().map(|e| match e.operator {
+            written.match_labels.iter().map(|(key, value)| format!("{key}={value}")).collect();
+        parts.extend(written.match_expressions.iter().map(|e| match e.operator {
             LabelOperator::In => format!("{} in ({})", e.key, e.values.join(",")),
             LabelOperator::NotIn => format!("{} notin ({})", e.key, e.values.join(",")),
             LabelOperator::Exists => e.key.clone(),
@@ -64,13 +90,17 @@ impl fmt::Display for LabelSelector {
 }
 
 impl LabelExpression {
-    fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(&self.key);
+    /// Built directly rather than through kube's conversion from
+    /// k8s-openapi, which refuses `In` and `NotIn` without values: Defender
+    /// accepts them (`In` then matches nothing, `NotIn` everything).
+    fn to_kube(&self) -> Expression {
+        let key = self.key.clone();
+        let values = || self.values.iter().cloned().collect();
         match self.operator {
-            LabelOperator::In => value.is_some_and(|v| self.values.contains(v)),
-            LabelOperator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
-            LabelOperator::Exists => value.is_some(),
-            LabelOperator::DoesNotExist => value.is_none(),
+            LabelOperator::In => Expression::In(key, values()),
+            LabelOperator::NotIn => Expression::NotIn(key, values()),
+            LabelOperator::Exists => Expression::Exists(key),
+            LabelOperator::DoesNotExist => Expression::DoesNotExist(key),
         }
     }
 }
@@ -146,6 +176,25 @@ mod tests {
         assert!(!s.matches(&labels(&[("tier", "apps")])));
         let exists = selector("matchExpressions: [{key: tier, operator: Exists}]");
         assert!(exists.matches(&labels(&[("tier", "")])));
+    }
+
+    #[test]
+    fn in_without_values_matches_nothing_and_not_in_without_values_everything() {
+        assert!(
+            !selector("matchExpressions: [{key: tier, operator: In}]").matches(&labels(&[("tier", "a")]))
+        );
+        assert!(
+            selector("matchExpressions: [{key: tier, operator: NotIn}]").matches(&labels(&[("tier", "a")]))
+        );
+    }
+
+    #[test]
+    fn messages_show_the_selector_as_written() {
+        let s = selector(
+            "{matchLabels: {team: a}, matchExpressions: [
+               {key: tier, operator: In, values: [platform, data]}, {key: temp, operator: DoesNotExist}]}",
+        );
+        assert_eq!(s.to_string(), "team=a,tier in (platform,data),!temp");
     }
 
     #[test]

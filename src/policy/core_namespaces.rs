@@ -30,10 +30,7 @@ fn default_namespaces() -> Vec<String> {
 }
 
 fn default_selector() -> LabelSelector {
-    LabelSelector {
-        match_labels: [("defender.io/core".to_owned(), "true".to_owned())].into(),
-        ..LabelSelector::default()
-    }
+    LabelSelector::matching_labels([("defender.io/core".to_owned(), "true".to_owned())].into())
 }
 
 impl Default for CoreNamespacesSpec {
