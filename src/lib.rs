@@ -16,6 +16,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod custom_resources;
+pub mod decode;
 pub mod engine;
 pub mod harness;
 pub mod lease_ledger;

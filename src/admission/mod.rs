@@ -15,6 +15,7 @@ use kube::core::{DynamicObject, Status, TypeMeta};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::decode;
 use crate::engine::{Decision, Engine};
 use crate::policy::Context;
 use crate::request::Request;
@@ -56,8 +57,8 @@ pub fn parse_review(body: &[u8]) -> Result<Request, ReviewError> {
 /// lean parse's own error stands.
 fn explain_body(body: &[u8], lean_error: serde_json::Error) -> ReviewError {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(&mut deserializer) {
-        Err(error) => envelope_error(body).unwrap_or_else(|| json_error(error)),
+    match decode::deserialize::<AdmissionReview<DynamicObject>, _>(&mut deserializer, "") {
+        Err(error) => envelope_error(body).unwrap_or(ReviewError::Json(error)),
         Ok(_) => ReviewError::Json(deserializer.end().err().unwrap_or(lean_error).to_string()),
     }
 }
@@ -83,22 +84,10 @@ fn envelope_error(body: &[u8]) -> Option<ReviewError> {
 pub fn parse_review_value(value: Value) -> Result<Request, ReviewError> {
     match WireReview::<LeanObject>::deserialize(&value) {
         Ok(review) => into_request(review),
-        Err(lean_error) => {
-            Err(match serde_path_to_error::deserialize::<_, AdmissionReview<DynamicObject>>(value) {
-                Err(error) => json_error(error),
-                Ok(_) => ReviewError::Json(lean_error.to_string()),
-            })
-        }
-    }
-}
-
-fn json_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> ReviewError {
-    let path = error.path().to_string();
-    // "." is the document itself, "?" a position serde could not name.
-    if path.is_empty() || path == "." || path == "?" {
-        ReviewError::Json(error.inner().to_string())
-    } else {
-        ReviewError::Json(format!("{path}: {}", error.inner()))
+        Err(lean_error) => Err(match decode::deserialize::<AdmissionReview<DynamicObject>, _>(value, "") {
+            Err(error) => ReviewError::Json(error),
+            Ok(_) => ReviewError::Json(lean_error.to_string()),
+        }),
     }
 }
 

@@ -17,6 +17,7 @@ use serde_yaml_ng::Value;
 
 pub use period::Period;
 
+use crate::decode;
 use crate::paths::{self, Depth};
 use crate::policy::Policy;
 use crate::policy::cascading_protection::CascadingProtection;
@@ -242,14 +243,7 @@ impl Document {
 
 /// Deserializes a spec, naming the offending field on error.
 fn spec<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        if path == "." {
-            format!("spec: {}", error.inner())
-        } else {
-            format!("spec.{path}: {}", error.inner())
-        }
-    })
+    decode::deserialize(value, "spec")
 }
 
 fn show(key: &Value) -> String {

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{API_VERSION, Period};
+use crate::decode;
 use crate::manifests::{self, Manifest};
 use crate::view::{MemoryView, NamespaceInfo};
 use crate::yaml;
@@ -211,8 +212,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Suite>, String> {
     for (index, document) in yaml::documents(text) {
         let at = || format!("{}: document {index}", file.display());
         let value = document.map_err(|e| format!("{}: {e}", at()))?;
-        let document: Document = serde_path_to_error::deserialize(value)
-            .map_err(|e| format!("{}: {}: {}", at(), e.path(), e.inner()))?;
+        let document: Document = decode::deserialize(value, "").map_err(|e| format!("{}: {e}", at()))?;
         if document.kind != KIND || document.api_version != API_VERSION {
             return Err(format!(
                 "{}: expected apiVersion {API_VERSION} and kind {KIND}, got {} {}",
@@ -276,10 +276,10 @@ fn fill_case(case: &mut Case, value: &mut Value, base: &Path, cluster: &MemoryVi
     if objects.is_some() || namespaces.is_some() {
         let mut view = cluster.clone();
         if let Some(objects) = objects {
-            add_objects(&mut view, deserialize(objects, "objects")?, base)?;
+            add_objects(&mut view, decode::deserialize(objects, "objects")?, base)?;
         }
         if let Some(namespaces) = namespaces {
-            let namespaces: BTreeMap<String, NamespaceInfo> = deserialize(namespaces, "namespaces")?;
+            let namespaces: BTreeMap<String, NamespaceInfo> = decode::deserialize(namespaces, "namespaces")?;
             for (name, info) in namespaces {
                 view.set_namespace(&name, info);
             }
@@ -301,23 +301,12 @@ fn fill_case(case: &mut Case, value: &mut Value, base: &Path, cluster: &MemoryVi
     }
     for (index, step) in steps.into_iter().enumerate() {
         let in_step = |error: String| if single { error } else { format!("step {}: {error}", index + 1) };
-        let mut step: Step = deserialize(step, "").map_err(in_step)?;
+        let mut step: Step = decode::deserialize(step, "").map_err(in_step)?;
         resolve_files(&mut step, base).map_err(in_step)?;
         check_shape(&step).map_err(in_step)?;
         case.steps.push(step);
     }
     Ok(())
-}
-
-fn deserialize<T: serde::de::DeserializeOwned>(value: Value, field: &str) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        match (field, path.as_str()) {
-            (_, ".") | (_, "") => format!("{field}{}", e.inner()),
-            ("", path) => format!("{path}: {}", e.inner()),
-            (field, path) => format!("{field}.{path}: {}", e.inner()),
-        }
-    })
 }
 
 /// Replaces `objectFile` / `oldObjectFile` with the manifests they name.

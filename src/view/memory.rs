@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::custom_resources::{self, Counted, CustomResourceType, ObjectCount};
+use crate::decode;
 use crate::protected_objects::{self, Found, Lookup, ProtectedObject};
 use crate::view::bounds::{self, MAX_NAME};
 use crate::view::http_route::{self, HttpRoute};
@@ -471,8 +472,7 @@ impl MemoryView {
         {
             metadata.insert("namespace".to_owned(), Value::String("default".to_owned()));
         }
-        let object: K = serde_path_to_error::deserialize(manifest)
-            .map_err(|error| format!("{label}: {}: {}", error.path(), error.inner()))?;
+        let object: K = decode::deserialize(manifest, "").map_err(|error| format!("{label}: {error}"))?;
         self.apply(&object);
         Ok(())
     }
