@@ -1,20 +1,37 @@
 //! Multi-document YAML, read the way kubectl reads manifests: merge keys
 //! (`<<: *anchor`) applied, empty documents skipped, every document turned
-//! into JSON values the rest of Defender works with.
+//! into JSON values the rest of Defender works with (policy files, whose
+//! errors quote keys JSON cannot hold, stay YAML values).
 
 use serde::Deserialize;
 use serde_json::Value;
 
 /// Each non-empty document of `text`, in order, with its 1-based position.
 /// A document that is not valid YAML, or has keys JSON cannot hold, is an error.
-/// Reading stops at the first syntax error: the parser cannot resynchronise
-/// after one, and would otherwise report it forever.
+/// Reading stops at the first error.
 pub fn documents(text: &str) -> Vec<(usize, Result<Value, String>)> {
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let document = to_json(document);
+    for (index, document) in yaml_documents(text) {
+        let document = document
+            .and_then(|yaml| serde_json::to_value(yaml).map_err(|e| format!("cannot be read as JSON: {e}")));
         let failed = document.is_err();
-        if !matches!(document, Ok(Value::Null)) {
+        documents.push((index, document));
+        if failed {
+            break;
+        }
+    }
+    documents
+}
+
+/// Each non-empty document of `text` as YAML, merge keys applied, with its
+/// 1-based position. Reading stops at the first syntax error: the parser
+/// cannot resynchronise after one, and would otherwise report it forever.
+pub fn yaml_documents(text: &str) -> Vec<(usize, Result<serde_yaml_ng::Value, String>)> {
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let document = merged(document);
+        let failed = document.is_err();
+        if !matches!(document, Ok(serde_yaml_ng::Value::Null)) {
             documents.push((index + 1, document));
         }
         if failed {
@@ -49,11 +66,11 @@ fn unpack(value: Value, at: String, objects: &mut Vec<(String, Result<Value, Str
     }
 }
 
-fn to_json(document: serde_yaml_ng::Deserializer<'_>) -> Result<Value, String> {
+fn merged(document: serde_yaml_ng::Deserializer<'_>) -> Result<serde_yaml_ng::Value, String> {
     let mut value =
         serde_yaml_ng::Value::deserialize(document).map_err(|e| format!("not valid YAML: {e}"))?;
     value.apply_merge().map_err(|e| format!("not valid YAML: {e}"))?;
-    serde_json::to_value(value).map_err(|e| format!("cannot be read as JSON: {e}"))
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Policies are Kubernetes-style YAML documents (`apiVersion: defender.io/v1alpha1`,
 //! `kind`, `metadata.name`, `spec`), several per file, read from a directory or
-//! a single file; the default set is embedded in the binary. Every mistake is
+//! a single file, YAML merge keys (`<<: *anchor`) applied as in suites and
+//! manifests; the default set is embedded in the binary. Every mistake is
 //! reported with the file, the document and the field, and unknown fields are
 //! errors: a typo must never silently turn a protection off.
 
@@ -11,7 +12,6 @@ mod period;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
@@ -29,6 +29,7 @@ use crate::policy::in_use_guard::InUseGuard;
 use crate::policy::ingress_hosts::IngressHosts;
 use crate::policy::namespace_deletion::NamespaceDeletion;
 use crate::settings::Settings;
+use crate::yaml;
 
 pub const API_VERSION: &str = "defender.io/v1alpha1";
 
@@ -130,18 +131,14 @@ pub fn from_files(files: &[(String, String)], origin: &str) -> Result<PolicySet,
     let mut policies: Vec<Box<dyn Policy>> = Vec::new();
     let mut names = HashSet::new();
     for (file, text) in files {
-        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        for (index, document) in yaml::yaml_documents(text) {
             let invalid = |name: &str, message: String| ConfigError::Invalid {
                 file: file.clone(),
-                document: index + 1,
+                document: index,
                 name: if name.is_empty() { String::new() } else { format!(" ({name})") },
                 message,
             };
-            let value =
-                Value::deserialize(document).map_err(|e| invalid("", format!("not valid YAML: {e}")))?;
-            if value.is_null() {
-                continue;
-            }
+            let value = document.map_err(|message| invalid("", message))?;
             let parsed = Document::parse(value).map_err(|message| invalid("", message))?;
             let name = parsed.name.clone();
             if !names.insert(name.clone()) {

@@ -228,3 +228,59 @@ fn a_reload_keeps_what_unchanged_budgets_have_spent() {
     let expected = [("Namespace", 4), ("Pod", 3), ("apps/Deployment", 4)];
     assert_eq!(remaining(&new_quota), expected.map(|(s, n)| (s.to_owned(), n)));
 }
+
+#[test]
+fn merge_keys_load_as_if_spelled_out() {
+    let anchored = "apiVersion: defender.io/v1alpha1
+kind: DeletionGuard
+metadata: {name: guard}
+spec:
+  resources:
+    - &protected
+      kind: Secret
+      mode: protect
+      exemptSelectors: [{matchLabels: {owner: helm}}]
+    - <<: *protected
+      kind: ConfigMap
+    - {<<: *protected, kind: Service, exemptSelectors: []}
+";
+    let spelled = "apiVersion: defender.io/v1alpha1
+kind: DeletionGuard
+metadata: {name: guard}
+spec:
+  resources:
+    - kind: Secret
+      mode: protect
+      exemptSelectors: [{matchLabels: {owner: helm}}]
+    - kind: ConfigMap
+      mode: protect
+      exemptSelectors: [{matchLabels: {owner: helm}}]
+    - kind: Service
+      mode: protect
+      exemptSelectors: []
+";
+    // The spec each document hands to its policy, read as `from_files` reads it.
+    let spec_of = |text: &str| {
+        let [(_, document)] = yaml::yaml_documents(text).try_into().unwrap();
+        let spec: crate::policy::deletion_guard::DeletionGuardSpec =
+            spec(Document::parse(document.unwrap()).unwrap().spec).unwrap();
+        format!("{spec:?}")
+    };
+    assert_eq!(spec_of(anchored), spec_of(spelled));
+    let names = |text: &str| -> Vec<String> {
+        load_text(text).unwrap().policies.iter().map(|p| p.name().to_owned()).collect()
+    };
+    assert_eq!(names(anchored), names(spelled));
+}
+
+#[test]
+fn a_merge_key_that_names_no_mapping_is_invalid_yaml() {
+    let message = error(
+        "apiVersion: defender.io/v1alpha1
+kind: IngressHosts
+metadata: {name: hosts}
+spec: {<<: 5}
+",
+    );
+    assert!(message.starts_with("test.yaml: document 1: not valid YAML"), "{message}");
+}
