@@ -143,7 +143,7 @@ impl LeaseLedger {
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => error,
-            Err(_) => format!("no answer within {}", humantime::format_duration(deadline)),
+            Err(_) => format!("no answer within {}", crate::clock::human_exact(deadline)),
         };
         Err(Unavailable { record: self.record(), error })
     }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use super::{PolicyArgs, USAGE};
 use crate::audit::{Audit, cluster, policy_report, report};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{self, Clock, SystemClock};
 use crate::engine::Engine;
 use crate::view::{ClusterView, LiveView};
 
@@ -144,7 +144,7 @@ async fn wait_for_sync(view: &LiveView, timeout: Duration) -> anyhow::Result<()>
             anyhow::bail!(
                 "the cluster view was not listed within {}: still waiting for {} (can this identity list and \
                  watch them?)",
-                humantime::format_duration(timeout),
+                clock::human_exact(timeout),
                 unsynced.join(", ")
             );
         }

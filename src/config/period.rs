@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::clock::{self, DurationError};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Period(pub Duration);
 
@@ -22,12 +24,15 @@ impl std::str::FromStr for Period {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let duration = humantime::parse_duration(text)
-            .map_err(|e| format!("{text:?} is not a duration like 30s, 5m or 1h ({e})"))?;
-        if duration > LONGEST.0 {
-            return Err(format!("{text:?} is longer than the longest period Defender accepts, {LONGEST}"));
+        let too_long = || format!("{text:?} is longer than the longest period Defender accepts, {LONGEST}");
+        match clock::parse_duration(text) {
+            Ok(duration) if duration > LONGEST.0 => Err(too_long()),
+            Ok(duration) => Ok(Period(duration)),
+            Err(DurationError::TooLong) => Err(too_long()),
+            Err(DurationError::Malformed(why)) => {
+                Err(format!("{text:?} is not a duration like 30s, 5m or 1h ({why})"))
+            }
         }
-        Ok(Period(duration))
     }
 }
 
@@ -39,7 +44,7 @@ impl<'de> Deserialize<'de> for Period {
 
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::clock::human(self.0))
+        f.write_str(&clock::human(self.0))
     }
 }
 
@@ -54,5 +59,6 @@ mod tests {
         assert!("ten minutes".parse::<Period>().unwrap_err().contains("not a duration"));
         assert!("18446744073709551600s".parse::<Period>().unwrap_err().contains("longest period"));
         assert!("400d".parse::<Period>().unwrap_err().contains("longest period"));
+        assert!("400d".parse::<Period>().unwrap_err().ends_with("accepts, 366d"));
     }
 }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use humantime::format_duration;
-
+use crate::clock::{self, DurationError};
 use crate::cluster;
 use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
@@ -121,7 +120,10 @@ pub enum BudgetStore {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m)"))
+    clock::parse_duration(text).map_err(|error| match error {
+        DurationError::Malformed(why) => format!("{why} (examples: 500ms, 10s, 1m)"),
+        DurationError::TooLong => "too long".to_owned(),
+    })
 }
 
 /// A byte count: digits, optionally followed by Ki, Mi or Gi.
@@ -258,7 +260,7 @@ impl ServeArgs {
         if terminated && !self.shutdown_delay.is_zero() {
             tracing::info!(
                 "SIGTERM: draining for {} before closing the listener",
-                format_duration(self.shutdown_delay)
+                clock::human_exact(self.shutdown_delay)
             );
             server.begin_drain();
             tokio::time::sleep(self.shutdown_delay).await;
@@ -269,7 +271,7 @@ impl ServeArgs {
             tracing::warn!(
                 connections = outcome.cut_off,
                 "closed connections still busy after the {} shutdown grace",
-                format_duration(self.shutdown_grace)
+                clock::human_exact(self.shutdown_grace)
             );
         } else {
             tracing::info!("shut down cleanly");
@@ -332,7 +334,9 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use super::byte_size;
+    use std::time::Duration;
+
+    use super::{byte_size, duration, positive_duration};
 
     #[test]
     fn byte_sizes_take_binary_suffixes_and_refuse_nonsense() {
@@ -343,5 +347,27 @@ mod tests {
         for bad in ["", "Mi", "64MB", "0", "-1", "1.5Gi"] {
             assert!(byte_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn durations_are_written_as_people_write_them() {
+        for (text, millis) in [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("1m", 60_000),
+            ("10m", 600_000),
+            ("1h", 3_600_000),
+            ("2h30m", 9_000_000),
+        ] {
+            assert_eq!(positive_duration(text), Ok(Duration::from_millis(millis)), "{text}");
+        }
+        assert_eq!(duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(positive_duration("0s"), Err("must be longer than zero".to_owned()));
+        let soon = duration("soon").unwrap_err();
+        assert!(
+            soon.contains("expected duration to start with a unit value")
+                && soon.ends_with("(examples: 500ms, 10s, 1m)"),
+            "{soon}"
+        );
     }
 }

@@ -117,7 +117,7 @@ fn unfinished(state: &AppState, engine: &Engine, request: Arc<Request>, why: Unf
     let what_happened = match why {
         Unfinished::Deadline => format!(
             "could not finish judging this request within {}",
-            humantime::format_duration(state.request_timeout)
+            crate::clock::human_exact(state.request_timeout)
         ),
         Unfinished::Failed => "failed while judging this request (an internal error, logged)".to_owned(),
         Unfinished::TooLarge => {

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
+use crate::clock;
 use crate::server::audit;
 use crate::server::body::{self, BodyError};
 use crate::server::judging::{self, Judgement, Unfinished};
@@ -83,7 +84,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
                     uid = %request.inner().uid,
                     verdict = answer.verdict,
                     "a review was cut off by the {} request timeout and answered without a decision",
-                    humantime::format_duration(state.request_timeout)
+                    clock::human_exact(state.request_timeout)
                 ),
                 Unfinished::Failed => tracing::error!(
                     uid = %request.inner().uid,
@@ -120,7 +121,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// The body did not arrive (or parse) in time: there is no uid to answer for.
 fn timed_out(state: &AppState) -> Response {
     state.metrics.error(ErrorKind::Timeout);
-    let limit = humantime::format_duration(state.request_timeout);
+    let limit = clock::human_exact(state.request_timeout);
     tracing::warn!("a review did not finish within the {limit} request timeout");
     status(
         StatusCode::SERVICE_UNAVAILABLE,
