@@ -60,26 +60,19 @@ async fn unrouted_warnings(client: kube::Client, name: &str, policies: &[Box<dyn
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
-    use http_body_util::Full;
-    use hyper::body::Bytes;
+    use axum::http::StatusCode;
 
     use super::*;
     use crate::routing::{Hook, Options};
 
-    /// A client whose API server answers every request with `status` and `body`.
+    /// A client whose API server answers the request for Defender's webhook
+    /// configuration with `status` and `body`, and any other with 404.
     fn api_server(status: u16, body: String) -> kube::Client {
-        let service = tower::service_fn(move |request: hyper::Request<kube::client::Body>| {
-            let expected = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/defender";
-            let (status, body) =
-                if request.uri().path() == expected { (status, body.clone()) } else { (404, String::new()) };
-            async move {
-                Ok::<_, Infallible>(
-                    hyper::Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap(),
-                )
-            }
-        });
+        let status = StatusCode::from_u16(status).unwrap();
+        let service = axum::Router::new().route(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/defender",
+            axum::routing::any(move || async move { (status, body) }),
+        );
         kube::Client::new(service, "default")
     }
 
