@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::networking::v1::IngressSpec;
 use kube::core::DynamicObject;
 use serde::Deserialize;
 
@@ -75,8 +74,10 @@ fn router(request: &Request) -> Option<Router> {
 fn routes(router: Router, object: Option<&DynamicObject>) -> BTreeSet<HostPath> {
     let Some(spec) = object.and_then(|object| object.data.get("spec")) else { return BTreeSet::new() };
     let routes = match router {
-        Router::Ingress => IngressSpec::deserialize(spec).map(|spec| summary::ingress_routes(&spec)),
-        Router::HttpRoute => HttpRouteSpec::deserialize(spec).map(|spec| summary::http_route_routes(&spec)),
+        Router::Ingress => summary::ingress_spec(spec).ok().map(|spec| summary::ingress_routes(&spec)),
+        Router::HttpRoute => {
+            HttpRouteSpec::deserialize(spec).ok().map(|spec| summary::http_route_routes(&spec))
+        }
     };
     routes.unwrap_or_default()
 }

@@ -9,7 +9,12 @@
 //! same rules. The `spec.hostnames` of HTTPRoutes, GRPCRoutes and TLSRoutes are
 //! judged the same way; a route without hostnames takes every host its Gateway
 //! listener accepts, as a hostless rule does.
+//!
+//! An Ingress is read with k8s-openapi's types, as duplicate-hosts and the
+//! cluster view read it; one whose spec does not fit them (which the API
+//! server would not have stored) is refused rather than half judged.
 
+use k8s_openapi::api::networking::v1::IngressSpec;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,6 +25,7 @@ pub use crate::policy::hostname::{HostProblem, host_problem};
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
+use crate::view::summary;
 
 /// The Gateway API group, served in several versions (`v1`, `v1beta1`,
 /// `v1alpha2`, ...); a route is judged whatever the version it arrives in.
@@ -32,9 +38,6 @@ const ROUTE_KINDS: [&str; 3] = ["HTTPRoute", "GRPCRoute", "TLSRoute"];
 /// The Ingress groups: `networking.k8s.io` (`v1`, formerly `v1beta1`) and the
 /// original `extensions/v1beta1`, still found in manifests.
 const INGRESS_GROUPS: [&str; 2] = ["networking.k8s.io", "extensions"];
-
-/// The catch-all backend, by its name in each Ingress version.
-const CATCH_ALL_BACKENDS: [&str; 2] = ["defaultBackend", "backend"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -88,11 +91,20 @@ impl IngressHosts {
     /// Every offending field of an Ingress, as `path: what is wrong`.
     fn ingress_problems(&self, request: &Request) -> Vec<String> {
         let object = request.object();
-        let spec = object.and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
+        let spec = object.and_then(|o| o.data.get("spec")).filter(|spec| !spec.is_null());
         let allow = self.spec.allow_wildcard_subdomains;
         let mut problems = Vec::new();
-        for (index, rule) in array(spec, "rules").iter().enumerate() {
-            let host = rule.get("host").and_then(Value::as_str);
+        // A spec that does not read as one cannot be shown to route only its
+        // own hosts: it is refused, whatever else it holds.
+        let typed = match spec.map(summary::ingress_spec).transpose() {
+            Ok(typed) => typed.unwrap_or_default(),
+            Err(error) => {
+                problems.push(format!("{error}, so the hosts it routes cannot be judged"));
+                IngressSpec::default()
+            }
+        };
+        for (index, rule) in typed.rules.iter().flatten().enumerate() {
+            let host = rule.host.as_deref();
             match (host_problem(host, allow), host) {
                 (None, _) => {}
                 (Some(HostProblem::Missing), _) => {
@@ -104,15 +116,12 @@ impl IngressHosts {
                 }
             }
         }
-        for (index, tls) in array(spec, "tls").iter().enumerate() {
-            for (host_index, host) in array(tls, "hosts").iter().enumerate() {
-                let host = host.as_str();
+        for (index, tls) in typed.tls.iter().flatten().enumerate() {
+            for (host_index, host) in tls.hosts.iter().flatten().enumerate() {
                 // An empty TLS host only names no certificate; it routes nothing.
-                if let Some(problem) = host_problem(host, allow).filter(|p| *p != HostProblem::Missing) {
-                    problems.push(format!(
-                        "spec.tls[{index}].hosts[{host_index}] {:?} {problem}",
-                        host.unwrap_or_default()
-                    ));
+                if let Some(problem) = host_problem(Some(host), allow).filter(|p| *p != HostProblem::Missing)
+                {
+                    problems.push(format!("spec.tls[{index}].hosts[{host_index}] {host:?} {problem}"));
                 }
             }
         }
@@ -120,14 +129,20 @@ impl IngressHosts {
             problems.push(format!("annotation {} host {:?} {}", found.annotation, found.host, found.problem));
         }
         if !self.spec.allow_default_backend {
-            for field in CATCH_ALL_BACKENDS {
-                if spec.get(field).is_some_and(|backend| !backend.is_null()) {
-                    problems.push(format!("spec.{field} receives traffic for every host no rule matches"));
-                }
+            if typed.default_backend.is_some() {
+                problems.push(catch_all("defaultBackend"));
+            }
+            // The v1beta1 versions' name for it, which the v1 type does not read.
+            if spec.and_then(|spec| spec.get("backend")).is_some_and(|backend| !backend.is_null()) {
+                problems.push(catch_all("backend"));
             }
         }
         problems
     }
+}
+
+fn catch_all(field: &str) -> String {
+    format!("spec.{field} receives traffic for every host no rule matches")
 }
 
 fn is_route(request: &Request) -> bool {
@@ -475,6 +490,64 @@ mod tests {
         route["spec"].as_object_mut().unwrap().remove("hostnames");
         let violation = fixture.violation(&policy(true), &fixture.create(route));
         assert!(violation.reason.contains("spec.hostnames is empty"), "{}", violation.reason);
+    }
+
+    #[test]
+    fn a_spec_that_does_not_read_as_an_ingress_spec_is_refused() {
+        let fixture = Fixture::new();
+        let allowing = IngressHosts::new(
+            "i",
+            IngressHostsSpec {
+                allow_wildcard_subdomains: true,
+                allow_default_backend: true,
+                ..Default::default()
+            },
+        );
+        for (spec, field) in [
+            (
+                json!({"rules": [{"host": 5}]}),
+                "spec.rules[0].host: invalid type: integer `5`, expected a string",
+            ),
+            (json!({"rules": {"host": "*"}}), "spec.rules: invalid type: map, expected a sequence"),
+            (
+                json!({"tls": [{"hosts": [null]}]}),
+                "spec.tls[0].hosts[0]: invalid type: null, expected a string",
+            ),
+            (json!("*"), "spec: invalid type: string \"*\", expected IngressSpec"),
+        ] {
+            let violation = fixture.violation(&allowing, &fixture.create(ingress("web", spec)));
+            assert_eq!(
+                violation.reason,
+                format!(
+                    "ingress \"prod/web\" would take traffic meant for other hosts: {field}, so the hosts it \
+                     routes cannot be judged"
+                )
+            );
+        }
+        let unreadable = ingress("web", json!({"rules": [{"host": "*"}], "ingressClassName": 7}));
+        let annotated = annotated_ingress(json!({"konghq.com/host-aliases": "*"}));
+        let mut both = annotated.clone();
+        both["spec"] = unreadable["spec"].clone();
+        let violation = fixture.violation(&allowing, &fixture.create(both));
+        assert!(violation.reason.contains("spec.ingressClassName: invalid type"), "{}", violation.reason);
+        assert!(
+            violation.reason.contains(r#"annotation konghq.com/host-aliases host "*""#),
+            "{}",
+            violation.reason
+        );
+    }
+
+    #[test]
+    fn an_ingress_without_a_spec_is_judged_on_its_annotations() {
+        let fixture = Fixture::new();
+        let mut bare = annotated_ingress(json!({"konghq.com/host-aliases": "*"}));
+        bare.as_object_mut().unwrap().remove("spec");
+        let violation = fixture.violation(&policy(true), &fixture.create(bare.clone()));
+        assert!(
+            violation.reason.ends_with(r#"annotation konghq.com/host-aliases host "*" matches every host"#)
+        );
+        bare["metadata"].as_object_mut().unwrap().remove("annotations");
+        assert!(matches!(policy(false).evaluate(&fixture.create(bare), &fixture.context()), Verdict::Pass));
     }
 
     #[test]

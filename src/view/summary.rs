@@ -21,6 +21,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
+use crate::decode;
 use crate::selector::Labels;
 use crate::view::bounds::{self, MAX_HOST, MAX_NAME, MAX_PATH, MAX_REFERENCES, MAX_ROUTES};
 use crate::view::http_route::{HttpRoute, HttpRouteSpec};
@@ -353,6 +354,17 @@ fn ingress_references(spec: &IngressSpec) -> BTreeSet<Reference> {
         backend_reference(&path.backend, Via::Backend, &mut references);
     }
     references
+}
+
+/// An Ingress's spec as a request carries it, in k8s-openapi's v1 type, which
+/// reads the hosts and paths of every served version alike (the v1beta1
+/// versions differ only in their backends, whose fields it skips). An error
+/// names the field that does not fit; tracking the path costs several times
+/// the parse, so only a failure pays for it.
+pub fn ingress_spec(spec: &serde_json::Value) -> Result<IngressSpec, String> {
+    IngressSpec::deserialize(spec).map_err(|error| {
+        decode::deserialize::<IngressSpec, _>(spec, "spec").err().unwrap_or_else(|| error.to_string())
+    })
 }
 
 /// Every host and path an Ingress spec serves, however many: what a
