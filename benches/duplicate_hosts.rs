@@ -76,13 +76,13 @@ fn duplicate_hosts(c: &mut Criterion) {
         ];
         for (cluster, view, body) in &clusters {
             let request = admission::parse_review(body).expect("valid review");
-            let decision = engine.review(&request, &engine.context(now, view));
+            let decision = engine.decide(&request, &engine.context(now, view));
             assert!(
                 decision.fired_policies().contains(&"duplicate-hosts"),
                 "the request conflicts in the {cluster} cluster"
             );
             group.bench_with_input(BenchmarkId::new(*cluster, size), &request, |b, request| {
-                b.iter(|| black_box(engine.review(black_box(request), &engine.context(now, view))))
+                b.iter(|| black_box(engine.decide(black_box(request), &engine.context(now, view))))
             });
         }
     }

@@ -126,14 +126,14 @@ fn engine_benches(c: &mut Criterion) {
     for (name, body) in &cases {
         let request = admission::parse_review(body).expect("valid review");
         evaluate.bench_function(*name, |b| {
-            b.iter(|| black_box(engine.review(black_box(&request), &engine.context(now, &view))))
+            b.iter(|| black_box(engine.decide(black_box(&request), &engine.context(now, &view))))
         });
     }
     evaluate.finish();
     for (name, body) in &cases {
         let (kube, _) = allocations(|| kube_parse(body));
         let (parse, request) = allocations(|| admission::parse_review(body).expect("valid review"));
-        let (evaluate, decision) = allocations(|| engine.review(&request, &engine.context(now, &view)));
+        let (evaluate, decision) = allocations(|| engine.decide(&request, &engine.context(now, &view)));
         let (respond, _) = allocations(|| {
             black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"))
         });
@@ -160,7 +160,7 @@ fn engine_benches(c: &mut Criterion) {
         full.bench_function(*name, |b| {
             b.iter(|| {
                 let request = admission::parse_review(black_box(body)).expect("valid review");
-                let decision = engine.review(&request, &engine.context(now, &view));
+                let decision = engine.decide(&request, &engine.context(now, &view));
                 black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"))
             })
         });

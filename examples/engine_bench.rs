@@ -55,16 +55,16 @@ fn main() -> anyhow::Result<()> {
         let body = serde_json::to_vec(&synthetic.to_review()?)?;
 
         let parsed = admission::parse_review(&body)?;
-        let verdict = engine.review(&parsed, &engine.context(jiff::Timestamp::now(), &view)).verdict();
+        let verdict = engine.decide(&parsed, &engine.context(jiff::Timestamp::now(), &view)).verdict();
 
         let review = || {
             let request = admission::parse_review(black_box(&body)).expect("parsed once already");
-            let decision = engine.review(&request, &engine.context(jiff::Timestamp::now(), &view));
+            let decision = engine.decide(&request, &engine.context(jiff::Timestamp::now(), &view));
             black_box(serde_json::to_vec(&admission::respond(&request, &decision)).expect("serializable"));
         };
         let evaluate = || {
             let context = engine.context(jiff::Timestamp::now(), &view);
-            black_box(engine.review(black_box(&parsed), &context));
+            black_box(engine.decide(black_box(&parsed), &context));
         };
         let line = json!({
             "object": path.display().to_string(),

@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -74,13 +75,22 @@ impl From<Exhausted> for Refusal {
 /// A record of one budget's spends kept outside this process, which every
 /// replica reads and writes, so the limit holds cluster-wide. Implementations
 /// decide themselves what to do when the record is out of reach.
+///
+/// Reads answer from a copy kept current in memory, so judging never waits on
+/// I/O; only spending and giving back reach the record.
 pub trait SharedLedger: Send + Sync + std::fmt::Debug {
+    /// Whether a spend would fit, by the copy in memory.
     fn check(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal>;
-    fn try_spend(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal>;
-    fn refund(&self, object: &str, at: Timestamp);
-    /// Slots left as last seen, without asking anyone (metrics read it).
+    /// Spends one slot in the record itself; losing a race to another replica
+    /// answers with what the fresh record says.
+    fn try_spend<'a>(&'a self, quota: Quota, object: &'a str, now: Timestamp) -> SpendFuture<'a>;
+    fn refund<'a>(&'a self, object: &'a str, at: Timestamp) -> BoxFuture<'a, ()>;
+    /// Slots left by the copy in memory (metrics read it).
     fn remaining(&self, quota: Quota, now: Timestamp) -> u32;
 }
+
+/// A spend in progress on a [`SharedLedger`].
+pub type SpendFuture<'a> = BoxFuture<'a, Result<Spent, Refusal>>;
 
 /// A keyed sliding-window budget. Keys are independent (e.g. one per user and
 /// namespace); the cluster-wide namespace budget uses a single key.
@@ -138,7 +148,8 @@ impl Budget {
         self.shared.get().is_some()
     }
 
-    /// Whether a spend for `object` would fit now, without spending.
+    /// Whether a spend for `object` would fit now, without spending and
+    /// without I/O: a shared budget answers from its copy in memory.
     pub fn check(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
         if let Some(ledger) = self.shared.get() {
             return ledger.check(self.quota, object, now);
@@ -151,11 +162,26 @@ impl Budget {
     }
 
     /// Spends one slot for `object` if it fits; the check and the spend are
-    /// one atomic step.
-    pub fn try_spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
-        if let Some(ledger) = self.shared.get() {
-            return ledger.try_spend(self.quota, object, now);
+    /// one atomic step. A shared budget spends in its record, the one step
+    /// of a review that may wait on the API server.
+    pub async fn spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
+        match self.shared.get() {
+            Some(ledger) => ledger.try_spend(self.quota, object, now).await,
+            None => self.try_spend(key, object, now),
         }
+    }
+
+    /// Gives back the slot `object` took at `at`, when a later step of the
+    /// same decision failed.
+    pub async fn give_back(&self, key: &str, object: &str, at: Timestamp) {
+        match self.shared.get() {
+            Some(ledger) => ledger.refund(object, at).await,
+            None => self.refund(key, object, at),
+        }
+    }
+
+    /// [`Budget::spend`] in this process's memory.
+    fn try_spend(&self, key: &str, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
         let mut spends = self.lock();
         if spends.len() > SWEEP_ABOVE_KEYS {
             self.sweep(&mut spends, now);
@@ -163,12 +189,8 @@ impl Budget {
         Ok(spends.entry(key.to_owned()).or_default().try_spend(self.quota, object, now)?)
     }
 
-    /// Gives back the slot `object` took at `at`, when a later step of the
-    /// same decision failed.
-    pub fn refund(&self, key: &str, object: &str, at: Timestamp) {
-        if let Some(ledger) = self.shared.get() {
-            return ledger.refund(object, at);
-        }
+    /// [`Budget::give_back`] in this process's memory.
+    fn refund(&self, key: &str, object: &str, at: Timestamp) {
         if let Some(recent) = self.lock().get_mut(key) {
             recent.refund(object, at);
         }

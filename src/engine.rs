@@ -1,22 +1,26 @@
 //! Judges one request against the policy set.
 //!
-//! The engine judges from (request, policies, budgets, "now", cluster view):
-//! the server, the harness and the CLI are thin adapters around it. What the
+//! [`Engine::review`] is a pure function of (request, policies, "now", a
+//! snapshot of the cluster view and of the budgets): it returns the decision
+//! and the budget slots that decision still has to spend, and does no I/O.
+//! The server, the harness and the CLI are thin adapters around it. What the
 //! cluster view cannot keep (a definition's objects, a namespace's labelled
-//! objects) the server looks up before calling it. The engine evaluates every
-//! applicable policy first and spends budgets last, only when the overall
-//! answer is "allow" and the request is not a dry run; spending a shared
-//! budget is the one step that reaches the API server (its Lease).
+//! objects) the server looks up before calling it. Spending comes last, only
+//! when the overall answer is "allow" and the request is not a dry run: the
+//! adapter commits the charges ([`Review::commit`]; a shared budget by
+//! compare-and-swap on its Lease, the one step that may wait on the API
+//! server) and [`Engine::settle`] turns a charge that lost into the denial the
+//! fresh state gives.
 
-use crate::budget::{Refusal, Spent, Unavailable};
+use crate::budget::{Refusal, Unavailable};
 use crate::config::PolicySet;
 use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
 use crate::request::Request;
 use crate::selector::Label;
 use crate::settings::{Settings, Skip};
 
-mod cutoff;
-pub use cutoff::Cutoff;
+mod commit;
+pub use commit::{Lost, PendingCharge, Review};
 
 /// One policy's finding on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,15 +165,16 @@ impl Engine {
         }
     }
 
-    pub fn review(&self, request: &Request, context: &Context) -> Decision {
-        self.review_unless_cut_off(request, context, &Cutoff::new())
-    }
-
-    /// [`Engine::review`] for a caller that may stop waiting: once `cutoff` is
-    /// cut off, no budget is spent, and the decision returned is not to be sent.
-    pub fn review_unless_cut_off(&self, request: &Request, context: &Context, cutoff: &Cutoff) -> Decision {
+    /// Judges `request` from what `context` holds now: the policies' findings,
+    /// and the budget slots the decision still has to spend to hold. A pure
+    /// function of its inputs: it reads budgets (a shared one from its copy in
+    /// memory) but changes nothing and waits on nothing. A dry run's charges
+    /// are only checked here; a real request's are left for
+    /// [`Review::commit`], then [`Engine::settle`].
+    pub fn review(&self, request: &Request, context: &Context) -> Review {
+        let now = context.now;
         if let Some(skip) = self.teardown(request, context) {
-            return Decision { skipped: Some(skip), ..Decision::default() };
+            return Review::settled(Decision { skipped: Some(skip), ..Decision::default() }, now);
         }
         // The control plane's own identities pass, except where a policy
         // holds them too (deleting a core namespace: nothing in a healthy
@@ -186,12 +191,68 @@ impl Engine {
         }
         let Judgement { mut findings, charges } = judgement;
         if exempt.is_some() && findings.is_empty() {
-            return Decision { skipped: exempt, ..Decision::default() };
+            return Review::settled(Decision { skipped: exempt, ..Decision::default() }, now);
         }
-        if exempt.is_none() && !findings.iter().any(|f| f.action == Action::Deny) && cutoff.begin_spending() {
-            self.spend(context, charges, &mut findings);
+        let mut pending = Vec::new();
+        if exempt.is_none() && !findings.iter().any(|f| f.action == Action::Deny) {
+            if request.dry_run() {
+                check(context, &charges, &mut findings);
+            } else {
+                pending = charges.into_iter().map(Pending::into_charge).collect();
+            }
         }
-        let mut decision = Decision { findings, ..Decision::default() };
+        let decision = self.with_break_glass(request, Decision { findings, ..Decision::default() });
+        Review { decision, charges: pending, now }
+    }
+
+    /// The decision once [`Review::commit`] is done: each charge that did not
+    /// fit adds the finding its policy gives for it, said from the state the
+    /// commit found. Pure, like [`Engine::review`]; `request` and `context` are
+    /// the ones reviewed (the context need not hold the lookups made for it).
+    pub fn settle(&self, request: &Request, context: &Context, review: Review, lost: Vec<Lost>) -> Decision {
+        let Review { mut decision, charges, .. } = review;
+        if lost.is_empty() {
+            return decision;
+        }
+        let proxy = request.deletion_by_proxy();
+        for Lost { charge, refusal } in lost {
+            let Some(pending) = charges.get(charge) else { continue };
+            let judged = match (&proxy, pending.by_proxy) {
+                (Some(proxy), true) => proxy,
+                _ => request,
+            };
+            let violation = match (refusal, self.policies.get(pending.policy)) {
+                (Refusal::Exhausted(exhausted), Some(policy)) if policy.name() == pending.policy_name => {
+                    policy.over_budget(judged, &exhausted, context)
+                }
+                (Refusal::Exhausted(exhausted), _) => Violation::new(
+                    format!("the budget {} is used up", exhausted.quota),
+                    format!("The next slot opens at {}", exhausted.refills_at),
+                ),
+                (Refusal::Unavailable(unavailable), _) => unreachable_budget(&unavailable),
+            };
+            let violation = if pending.by_proxy { by_proxy(request, violation) } else { violation };
+            decision.findings.push(Finding {
+                policy: pending.policy_name.clone(),
+                action: pending.action,
+                violation,
+            });
+        }
+        self.with_break_glass(request, decision)
+    }
+
+    /// [`Engine::review`], its charges committed in memory, then
+    /// [`Engine::settle`]: the whole answer, for callers whose budgets are
+    /// all in this process (the `defender test` harness, the CLI). A shared
+    /// budget would make this wait on its record.
+    pub fn decide(&self, request: &Request, context: &Context) -> Decision {
+        let review = self.review(request, context);
+        let lost = futures::executor::block_on(review.commit());
+        self.settle(request, context, review, lost)
+    }
+
+    /// A denied request from a break-glass user passes, and says so.
+    fn with_break_glass(&self, request: &Request, mut decision: Decision) -> Decision {
         if !decision.allowed() && self.settings.is_break_glass(request) {
             decision.break_glass = true;
         }
@@ -232,13 +293,18 @@ impl Engine {
         let applicable = self
             .policies
             .iter()
-            .filter(|p| p.applies(request) && (!exempt || p.holds_control_plane(request)));
-        for policy in applicable {
+            .enumerate()
+            .filter(|(_, p)| p.applies(request) && (!exempt || p.holds_control_plane(request)));
+        for (index, policy) in applicable {
             match policy.evaluate(request, context) {
                 Verdict::Pass => {}
-                Verdict::Spend(charge) => {
-                    judgement.charges.push(Pending { policy: policy.as_ref(), charge, request, proxy_for })
-                }
+                Verdict::Spend(charge) => judgement.charges.push(Pending {
+                    policy: policy.as_ref(),
+                    index,
+                    charge,
+                    request,
+                    proxy_for,
+                }),
                 Verdict::Violation(violation) => {
                     let violation = match proxy_for {
                         Some(update) => by_proxy(update, violation),
@@ -263,40 +329,6 @@ impl Engine {
             && request.namespace().and_then(|ns| context.namespace(ns)).is_some_and(|ns| ns.terminating);
         terminating.then_some(Skip::TerminatingNamespace)
     }
-
-    /// Spends every charge, or none: if one does not fit, the ones already spent
-    /// are refunded. Dry runs only check that each would fit.
-    fn spend(&self, context: &Context, charges: Vec<Pending>, findings: &mut Vec<Finding>) {
-        let mut spent: Vec<&Charge> = Vec::new();
-        for Pending { policy, charge, request, proxy_for } in &charges {
-            let fits = if request.dry_run() {
-                charge.budget.check(&charge.key, &charge.object, context.now)
-            } else {
-                charge.budget.try_spend(&charge.key, &charge.object, context.now)
-            };
-            match fits {
-                Ok(Spent::New) if !request.dry_run() => spent.push(charge),
-                Ok(_) => {}
-                Err(refusal) => {
-                    let violation = match refusal {
-                        Refusal::Exhausted(exhausted) => policy.over_budget(request, &exhausted, context),
-                        Refusal::Unavailable(unavailable) => unreachable_budget(&unavailable),
-                    };
-                    let violation = match proxy_for {
-                        Some(update) => by_proxy(update, violation),
-                        None => violation,
-                    };
-                    findings.push(finding(*policy, violation));
-                    if policy.action() == Action::Deny {
-                        for charge in spent.drain(..) {
-                            charge.budget.refund(&charge.key, &charge.object, context.now);
-                        }
-                        return;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// What the policies found, and the budget slots they ask for.
@@ -306,13 +338,48 @@ struct Judgement<'a> {
     charges: Vec<Pending<'a>>,
 }
 
-/// A charge waiting for the final decision, with the request it is for.
+/// A charge a policy asked for while judging, with the request it is for.
 struct Pending<'a> {
     policy: &'a dyn Policy,
+    /// The policy's place in the engine's set.
+    index: usize,
     charge: Charge,
     request: &'a Request,
     /// For a deletion by proxy: the update that causes it.
     proxy_for: Option<&'a Request>,
+}
+
+impl Pending<'_> {
+    fn into_charge(self) -> PendingCharge {
+        PendingCharge {
+            policy: self.index,
+            policy_name: self.policy.name().to_owned(),
+            action: self.policy.action(),
+            by_proxy: self.proxy_for.is_some(),
+            charge: self.charge,
+        }
+    }
+}
+
+/// A dry run's charges, checked against the budgets as they stand (nothing
+/// is spent): each that would not fit is a finding; one of an enforcing
+/// policy settles the answer, so the rest are not checked.
+fn check(context: &Context, charges: &[Pending], findings: &mut Vec<Finding>) {
+    for Pending { policy, charge, request, proxy_for, .. } in charges {
+        let Err(refusal) = charge.budget.check(&charge.key, &charge.object, context.now) else { continue };
+        let violation = match refusal {
+            Refusal::Exhausted(exhausted) => policy.over_budget(request, &exhausted, context),
+            Refusal::Unavailable(unavailable) => unreachable_budget(&unavailable),
+        };
+        let violation = match proxy_for {
+            Some(update) => by_proxy(update, violation),
+            None => violation,
+        };
+        findings.push(finding(*policy, violation));
+        if policy.action() == Action::Deny {
+            return;
+        }
+    }
 }
 
 /// A finding on the deletion an owner-reference change causes, said as such.

@@ -3,28 +3,38 @@
 //!
 //! With two replicas, budgets in memory would each allow the full limit, and a
 //! script gone wrong would get twice the deletions the operator configured.
-//! So each spend reads the Lease, applies the same sliding-window rules as a
-//! local budget ([`Window`]), and writes it back with the resourceVersion it
-//! read: if another replica wrote in between, the API server answers 409
-//! Conflict and the spend is tried again on fresh data. Only namespace
-//! deletions use it, so the round trip does not slow other reviews.
+//! So the spends live in a Lease, under the same sliding-window rules as a
+//! local budget ([`Window`]).
 //!
-//! Dry runs only read. When the API server cannot be reached, the budget
-//! fails closed (the deletion is refused with a clear message) unless the
-//! operator chose to count in each replica's memory meanwhile.
+//! The Lease is watched, not read: a copy in memory answers dry runs, the
+//! engine's checks and the metrics without a round trip. Only a real spend
+//! reaches the API server: it applies the spend to the copy and writes it back
+//! with the copy's resourceVersion. If another replica wrote in between, the
+//! API server answers 409 Conflict and the spend is retried on a fresh read;
+//! any answer that writes nothing (the budget is full, the object was already
+//! counted) is read fresh too, so a lagging copy never decides a refusal.
+//!
+//! When the API server cannot be reached (or the watch is down, so the copy
+//! may be stale), the budget fails closed (the deletion is refused with a
+//! clear message) unless the operator chose to count in each replica's memory
+//! meanwhile.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 
-use crate::budget::{Quota, Refusal, SharedLedger, Spent, Unavailable, Window};
+use crate::budget::{Exhausted, Quota, Refusal, SharedLedger, SpendFuture, Spent, Unavailable, Window};
+use crate::clock;
 use crate::engine::Engine;
 
 /// The annotation holding the spends, as a JSON list of `{at, object}`.
@@ -35,7 +45,7 @@ const QUOTA: &str = "defender.io/budget-quota";
 const MAX_ATTEMPTS: u32 = 10;
 
 /// What a budget does while its Lease cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenUnreachable {
     /// Refuse the deletion: the budget cannot be counted.
     Deny,
@@ -55,7 +65,8 @@ pub struct LeaseLedgers {
 }
 
 impl LeaseLedgers {
-    /// Must be called on the tokio runtime the server runs on.
+    /// Must be called on the tokio runtime the server runs on: each ledger
+    /// watches its Lease there.
     pub fn new(
         client: kube::Client,
         namespace: &str,
@@ -73,7 +84,8 @@ impl LeaseLedgers {
 
     /// Moves every cluster-wide budget of `engine` not yet shared into its Lease.
     /// Per-user budgets stay in memory: they bound one client's burst, which
-    /// one replica sees whole as long as its connection lasts.
+    /// one replica sees whole as long as its connection lasts (docs/budgets.md
+    /// weighs sharing them).
     pub fn share(&self, engine: &Engine) {
         for policy in engine.policies() {
             for gauge in policy.budgets() {
@@ -100,19 +112,44 @@ fn lease_name(policy: &str, budget: &str) -> String {
 }
 
 /// One budget's Lease.
-#[derive(Debug)]
 pub struct LeaseLedger {
     ledgers: LeaseLedgers,
     name: String,
-    /// The window as last read or written, for metrics.
-    last_seen: Mutex<Window>,
+    /// The Lease as last watched or written.
+    copy: Arc<Mutex<Copy>>,
     /// Spends counted here while the Lease is out of reach ([`WhenUnreachable::Local`]).
     fallback: Mutex<Window>,
+    /// The watch keeping `copy` current; stopped with the ledger.
+    watch: tokio::task::JoinHandle<()>,
+}
+
+/// What this replica knows of the Lease.
+#[derive(Debug)]
+struct Copy {
+    /// The copy follows the Lease: false until the watch first lists it, and
+    /// while the watch is down.
+    current: bool,
+    /// `None` while no Lease exists: no spends yet.
+    lease: Option<Lease>,
+    /// The spends it holds, or why they cannot be read.
+    window: Result<Window, String>,
 }
 
 impl std::fmt::Debug for LeaseLedgers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaseLedgers").field("namespace", &self.namespace).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LeaseLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseLedger").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Drop for LeaseLedger {
+    fn drop(&mut self) {
+        self.watch.abort();
     }
 }
 
@@ -125,50 +162,43 @@ enum Failure {
 
 impl LeaseLedger {
     fn new(ledgers: LeaseLedgers, name: String) -> Self {
-        Self { ledgers, name, last_seen: Mutex::default(), fallback: Mutex::default() }
+        let copy = Arc::new(Mutex::new(Copy { current: false, lease: None, window: Ok(Window::default()) }));
+        let watch =
+            ledgers.runtime.spawn(follow(ledgers.leases.clone(), name.clone(), Arc::downgrade(&copy)));
+        Self { ledgers, name, copy, fallback: Mutex::default(), watch }
     }
 
     fn record(&self) -> String {
         format!("Lease {}/{}", self.ledgers.namespace, self.name)
     }
 
-    /// Runs `operation` to completion from the synchronous review path. The
-    /// server's runtime has several worker threads; `block_in_place` hands
-    /// this one's other tasks to them while it waits.
-    fn block_on<T>(&self, operation: impl Future<Output = Result<T, String>>) -> Result<T, Unavailable> {
-        let deadline = self.ledgers.deadline;
-        let outcome = tokio::task::block_in_place(|| {
-            self.ledgers.runtime.block_on(async { tokio::time::timeout(deadline, operation).await })
-        });
-        let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => error,
-            Err(_) => format!("no answer within {}", crate::clock::human_exact(deadline)),
-        };
-        Err(Unavailable { record: self.record(), error })
+    /// The Lease and its spends, by the copy if it follows the Lease.
+    fn copied(&self) -> Option<(Option<Lease>, Window)> {
+        let copy = lock(&self.copy);
+        match (&copy.window, copy.current) {
+            (Ok(window), true) => Some((copy.lease.clone(), window.clone())),
+            _ => None,
+        }
     }
 
-    /// The Lease and the window it holds; a Lease not created yet holds none.
+    /// The Lease read fresh; a Lease not created yet holds no spends.
     async fn read(&self) -> Result<(Option<Lease>, Window), Failure> {
         let lease = self.ledgers.leases.get_opt(&self.name).await.map_err(failure)?;
-        let window = match lease.as_ref().and_then(|lease| lease.metadata.annotations.as_ref()?.get(SPENDS)) {
-            Some(json) => serde_json::from_str(json).map_err(|error| {
-                Failure::Unavailable(format!(
-                    "its {SPENDS} annotation is not a list of spends ({error}); deleting the Lease resets the budget"
-                ))
-            })?,
-            None => Window::default(),
-        };
+        let window = spends(lease.as_ref()).map_err(Failure::Unavailable)?;
         Ok((lease, window))
     }
 
-    /// Writes `window` back over `lease` (its resourceVersion guards against lost updates).
+    /// Writes `window` over `lease`: created if there was none, else replaced
+    /// with the resourceVersion it was read at, so a write from another
+    /// replica in between is a Conflict, not a lost update. (Not kube's
+    /// `Api::entry`: it always reads first, and the point of the copy is to
+    /// write without a read.)
     async fn write(
         &self,
         lease: Option<Lease>,
         window: &Window,
         quota: Option<Quota>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Lease, Failure> {
         let spends = serde_json::to_string(window).map_err(|e| Failure::Unavailable(e.to_string()))?;
         let mut lease = lease.unwrap_or_else(|| Lease {
             metadata: ObjectMeta {
@@ -188,48 +218,76 @@ impl LeaseLedger {
             Some(_) => self.ledgers.leases.replace(&self.name, &params, &lease).await,
             None => self.ledgers.leases.create(&params, &lease).await,
         };
-        written.map(drop).map_err(failure)
+        written.map_err(failure)
     }
 
-    /// Reads, lets `change` edit the window, and writes it back if `change`
-    /// asks to; retried from a fresh read when another replica wrote first.
+    /// Lets `change` edit the window and writes it back if `change` asks to.
+    /// The first attempt starts from the copy when `from_copy` and the copy
+    /// follows the Lease; an outcome that writes nothing is only trusted
+    /// from a fresh read, and so is every retry after a Conflict.
     async fn update<T>(
         &self,
         quota: Option<Quota>,
+        from_copy: bool,
         mut change: impl FnMut(&mut Window) -> (T, bool),
     ) -> Result<T, String> {
+        let mut copied = if from_copy { self.copied() } else { None };
         for attempt in 0..MAX_ATTEMPTS {
-            let (lease, mut window) = match self.read().await {
-                Ok(read) => read,
-                Err(Failure::Unavailable(error)) => return Err(error),
-                Err(Failure::Conflict) => continue,
+            let fresh = copied.is_none();
+            let (lease, mut window) = match copied.take() {
+                Some(copied) => copied,
+                None => match self.read().await {
+                    Ok(read) => read,
+                    Err(Failure::Unavailable(error)) => return Err(error),
+                    Err(Failure::Conflict) => continue,
+                },
             };
             let (outcome, write) = change(&mut window);
             if !write {
-                self.remember(window);
-                return Ok(outcome);
-            }
-            match self.write(lease, &window, quota).await {
-                Ok(()) => {
-                    self.remember(window);
+                if fresh {
                     return Ok(outcome);
                 }
-                Err(Failure::Conflict) => tokio::time::sleep(backoff(attempt)).await,
+                continue;
+            }
+            match self.write(lease, &window, quota).await {
+                Ok(written) => {
+                    self.remember(written, window);
+                    return Ok(outcome);
+                }
+                Err(Failure::Conflict) if fresh => tokio::time::sleep(backoff(attempt)).await,
+                Err(Failure::Conflict) => {}
                 Err(Failure::Unavailable(error)) => return Err(error),
             }
         }
         Err(format!("other replicas kept writing it first, {MAX_ATTEMPTS} times in a row"))
     }
 
-    fn remember(&self, window: Window) {
-        *lock(&self.last_seen) = window;
+    /// Runs `operation` within the ledger's deadline.
+    async fn within_deadline<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, Unavailable> {
+        let deadline = self.ledgers.deadline;
+        let error = match tokio::time::timeout(deadline, operation).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error,
+            Err(_) => format!("no answer within {}", clock::human_exact(deadline)),
+        };
+        Err(Unavailable { record: self.record(), error })
+    }
+
+    /// What this replica just wrote is the Lease now, until the watch says otherwise.
+    fn remember(&self, written: Lease, window: Window) {
+        let mut copy = lock(&self.copy);
+        copy.lease = Some(written);
+        copy.window = Ok(window);
     }
 
     /// The record is out of reach: refuse, or count locally if so configured.
     fn unreachable(
         &self,
         unavailable: Unavailable,
-        local: impl FnOnce(&mut Window) -> Result<Spent, crate::budget::Exhausted>,
+        local: impl FnOnce(&mut Window) -> Result<Spent, Exhausted>,
     ) -> Result<Spent, Refusal> {
         match self.ledgers.when_unreachable {
             WhenUnreachable::Deny => {
@@ -246,44 +304,103 @@ impl LeaseLedger {
 
 impl SharedLedger for LeaseLedger {
     fn check(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
-        let read = self.block_on(async {
-            match self.read().await {
-                Ok((_, mut window)) => Ok(window.fits(quota, object, now)),
-                Err(Failure::Unavailable(error)) => Err(error),
-                Err(Failure::Conflict) => Err("the API server answered 409 Conflict to a read".to_owned()),
+        let read = {
+            let copy = lock(&self.copy);
+            match (&copy.window, copy.current) {
+                (Ok(window), true) => Ok(window.clone().fits(quota, object, now)),
+                (Err(error), true) => Err(error.clone()),
+                (_, false) => {
+                    Err("it is not followed yet: its watch has not listed it, or is reconnecting".into())
+                }
             }
-        });
+        };
         match read {
             Ok(fits) => Ok(fits?),
-            Err(unavailable) => self.unreachable(unavailable, |window| window.fits(quota, object, now)),
+            Err(error) => {
+                let unavailable = Unavailable { record: self.record(), error };
+                self.unreachable(unavailable, |window| window.fits(quota, object, now))
+            }
         }
     }
 
-    fn try_spend(&self, quota: Quota, object: &str, now: Timestamp) -> Result<Spent, Refusal> {
-        let spend = self.block_on(self.update(Some(quota), |window| {
-            let spent = window.try_spend(quota, object, now);
-            let write = spent == Ok(Spent::New);
-            (spent, write)
-        }));
-        match spend {
-            Ok(spent) => Ok(spent?),
-            Err(unavailable) => self.unreachable(unavailable, |window| window.try_spend(quota, object, now)),
+    fn try_spend<'a>(&'a self, quota: Quota, object: &'a str, now: Timestamp) -> SpendFuture<'a> {
+        async move {
+            let spend = self.update(Some(quota), true, |window| {
+                let spent = window.try_spend(quota, object, now);
+                let write = spent == Ok(Spent::New);
+                (spent, write)
+            });
+            match self.within_deadline(spend).await {
+                Ok(spent) => Ok(spent?),
+                Err(unavailable) => {
+                    self.unreachable(unavailable, |window| window.try_spend(quota, object, now))
+                }
+            }
         }
+        .boxed()
     }
 
-    fn refund(&self, object: &str, at: Timestamp) {
-        if lock(&self.fallback).refund(object, at) {
-            return;
+    fn refund<'a>(&'a self, object: &'a str, at: Timestamp) -> BoxFuture<'a, ()> {
+        async move {
+            if lock(&self.fallback).refund(object, at) {
+                return;
+            }
+            let refund = self.update(None, false, |window| ((), window.refund(object, at)));
+            if let Err(unavailable) = self.within_deadline(refund).await {
+                // The slot stays taken until it ages out: the safe side of a failure.
+                tracing::warn!(%unavailable, object, "could not give back a budget slot");
+            }
         }
-        let refunded = self.block_on(self.update(None, |window| ((), window.refund(object, at))));
-        if let Err(unavailable) = refunded {
-            // The slot stays taken until it ages out: the safe side of a failure.
-            tracing::warn!(%unavailable, object, "could not give back a budget slot");
-        }
+        .boxed()
     }
 
     fn remaining(&self, quota: Quota, now: Timestamp) -> u32 {
-        quota.limit.saturating_sub(lock(&self.last_seen).used(quota, now))
+        let mut copy = lock(&self.copy);
+        let used = copy.window.as_mut().map_or(0, |window| window.used(quota, now));
+        quota.limit.saturating_sub(used)
+    }
+}
+
+/// Keeps `copy` following the Lease `name` until the ledger is dropped.
+async fn follow(leases: Api<Lease>, name: String, copy: Weak<Mutex<Copy>>) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = std::pin::pin!(watcher::watcher(leases, config).default_backoff());
+    // A listing in progress: the Lease it found, if any.
+    let mut listed: Option<Lease> = None;
+    while let Some(event) = events.next().await {
+        let Some(copy) = copy.upgrade() else { return };
+        let mut copy = lock(&copy);
+        match event {
+            Ok(Event::Init) => listed = None,
+            Ok(Event::InitApply(lease)) => listed = Some(lease),
+            Ok(Event::InitDone) => copy.follow(listed.take()),
+            Ok(Event::Apply(lease)) => copy.follow(Some(lease)),
+            Ok(Event::Delete(_)) => copy.follow(None),
+            Err(error) => {
+                if copy.current {
+                    tracing::warn!(%error, lease = %name, "budget Lease watch interrupted; retrying");
+                }
+                copy.current = false;
+            }
+        }
+    }
+}
+
+impl Copy {
+    fn follow(&mut self, lease: Option<Lease>) {
+        self.window = spends(lease.as_ref());
+        self.lease = lease;
+        self.current = true;
+    }
+}
+
+/// The spends a Lease holds; none if there is no Lease or it has no spends yet.
+fn spends(lease: Option<&Lease>) -> Result<Window, String> {
+    match lease.and_then(|lease| lease.metadata.annotations.as_ref()?.get(SPENDS)) {
+        Some(json) => serde_json::from_str(json).map_err(|error| {
+            format!("its {SPENDS} annotation is not a list of spends ({error}); deleting the Lease resets the budget")
+        }),
+        None => Ok(Window::default()),
     }
 }
 
@@ -305,9 +422,9 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(5 * u64::from(attempt + 1) + spread)
 }
 
-fn lock(window: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
-    // Every mutation leaves the window whole, so a poisoned lock is still usable.
-    window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(value: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every mutation leaves the value whole, so a poisoned lock is still usable.
+    value.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

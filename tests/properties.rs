@@ -87,9 +87,9 @@ proptest! {
             now += advance;
             let at = start + jiff::SignedDuration::from_secs(now);
             let object = format!("object-{index}");
-            if budget.try_spend(&format!("key-{key}"), &object, at).is_ok() && key == 0 {
+            if futures::executor::block_on(budget.spend(&format!("key-{key}"), &object, at)).is_ok() && key == 0 {
                 if refund {
-                    budget.refund("key-0", &object, at);
+                    futures::executor::block_on(budget.give_back("key-0", &object, at));
                 } else {
                     accepted.push(now);
                 }
@@ -120,7 +120,7 @@ fn concurrent_namespace_deletes_are_allowed_exactly_budget_times() {
                 }));
                 let request = synthetic.build().unwrap();
                 let view = MemoryView::default();
-                engine.review(&request, &engine.context(now, &view)).allowed()
+                engine.decide(&request, &engine.context(now, &view)).allowed()
             })
         })
         .collect();

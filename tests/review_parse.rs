@@ -52,7 +52,7 @@ fn decision(request: &Request) -> Value {
     let engine = Engine::new(config::load_embedded().expect("embedded policies load"));
     let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
     let view = MemoryView::default();
-    let decision = engine.review(request, &engine.context(now, &view));
+    let decision = engine.decide(request, &engine.context(now, &view));
     serde_json::to_value(admission::respond(request, &decision)).unwrap()
 }
 

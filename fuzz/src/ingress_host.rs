@@ -100,5 +100,5 @@ fn denied_object(engine: &Engine, object: Value) -> bool {
         .build()
         .expect("a buildable request");
     let view = MemoryView::default();
-    !engine.review(&request, &engine.context(SystemClock.now(), &view)).allowed()
+    !engine.decide(&request, &engine.context(SystemClock.now(), &view)).allowed()
 }

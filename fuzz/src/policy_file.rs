@@ -34,7 +34,7 @@ pub fn check(data: &[u8]) {
             let view = MemoryView::default();
             let context = engine.context(SystemClock.now(), &view);
             for request in REQUESTS.iter() {
-                let decision = engine.review(request, &context);
+                let decision = engine.decide(request, &context);
                 if !decision.allowed() {
                     assert!(decision.denial_message().is_some_and(|m| !m.is_empty()));
                 }

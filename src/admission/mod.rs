@@ -130,7 +130,7 @@ pub enum Answer {
 pub fn judge(body: &[u8], engine: &Engine, context: &Context) -> Answer {
     match parse_review(body) {
         Ok(request) => {
-            let decision = engine.review(&request, context);
+            let decision = engine.decide(&request, context);
             let review = respond(&request, &decision);
             Answer::Judged { request: Box::new(request), decision, review }
         }

@@ -107,7 +107,7 @@ impl CheckArgs {
         for manifest in readable {
             let judged = match self.request_for(&manifest.object) {
                 Ok(request) => {
-                    let decision = engine.review(&request, &engine.context(now, &namespaces));
+                    let decision = engine.decide(&request, &engine.context(now, &namespaces));
                     Ok((request, decision))
                 }
                 Err(error) => Err(format!("{}: {error}", manifest.origin)),

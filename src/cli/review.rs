@@ -32,7 +32,7 @@ impl ReviewArgs {
         let body = read_input(&self.file)?;
         let request = admission::parse_review(&body).with_context(|| input_name(&self.file))?;
         let view = cluster_view(&self.cluster)?;
-        let decision = engine.review(&request, &engine.context(SystemClock.now(), &view));
+        let decision = engine.decide(&request, &engine.context(SystemClock.now(), &view));
         let response = admission::respond(&request, &decision);
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &response)?;

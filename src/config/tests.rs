@@ -211,7 +211,7 @@ fn a_reload_keeps_what_unchanged_budgets_have_spent() {
     for gauge in old.policies.iter().flat_map(|p| p.budgets()) {
         let spends = if gauge.subject == "apps/Deployment" { 1 } else { 2 };
         for object in 0..spends {
-            gauge.budget.try_spend("k", &format!("object-{object}"), now).unwrap();
+            futures::executor::block_on(gauge.budget.spend("k", &format!("object-{object}"), now)).unwrap();
         }
     }
 
@@ -220,7 +220,8 @@ fn a_reload_keeps_what_unchanged_budgets_have_spent() {
     let expected = [("Namespace", 1), ("Pod", 3), ("apps/Deployment", 4)];
     assert_eq!(remaining(&same), expected.map(|(s, n)| (s.to_owned(), n)));
     // Shared, not copied: a spend through either is seen by both.
-    same.policies[0].budgets()[0].budget.try_spend("k", "another-object", now).unwrap();
+    futures::executor::block_on(same.policies[0].budgets()[0].budget.spend("k", "another-object", now))
+        .unwrap();
     assert_eq!(old.policies[0].budgets()[0].budget.remaining("k", now), 0);
 
     let mut new_quota = load_text(&policies(4)).unwrap();

@@ -281,7 +281,7 @@ fn run_case(
                 return Err(fail(error));
             }
         };
-        let decision = engine.review(&request, &engine.context(clock::add(suite.start, at), view));
+        let decision = engine.decide(&request, &engine.context(clock::add(suite.start, at), view));
         let checked = check(step, &decision);
         report.actual = Some(decision.verdict());
         report.fired_policies = decision.fired_policies().into_iter().map(str::to_owned).collect();

@@ -87,8 +87,8 @@ pub struct ServeArgs {
 
     /// What a shared budget does while its Lease cannot be reached: `deny`
     /// refuses budgeted deletions; `local` counts in this replica meanwhile.
-    #[arg(long, value_enum, value_name = "ACTION", default_value_t = WhenUnreachable::Deny)]
-    pub budget_unreachable: WhenUnreachable,
+    #[arg(long, value_enum, value_name = "ACTION", default_value_t = BudgetUnreachable::Deny)]
+    pub budget_unreachable: BudgetUnreachable,
 
     /// The ValidatingWebhookConfiguration that sends Defender its reviews:
     /// read at start (with cluster access) to warn about anything the
@@ -117,6 +117,22 @@ pub struct ServeArgs {
 pub enum BudgetStore {
     Shared,
     Local,
+}
+
+/// `--budget-unreachable`: [`WhenUnreachable`] as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BudgetUnreachable {
+    Deny,
+    Local,
+}
+
+impl From<BudgetUnreachable> for WhenUnreachable {
+    fn from(choice: BudgetUnreachable) -> Self {
+        match choice {
+            BudgetUnreachable::Deny => WhenUnreachable::Deny,
+            BudgetUnreachable::Local => WhenUnreachable::Local,
+        }
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -220,7 +236,7 @@ impl ServeArgs {
         };
         // Half the request timeout leaves time to answer after a slow API server.
         let deadline = self.request_timeout / 2;
-        Some(LeaseLedgers::new(client.clone(), namespace, deadline, self.budget_unreachable))
+        Some(LeaseLedgers::new(client.clone(), namespace, deadline, self.budget_unreachable.into()))
     }
 
     async fn serve(self) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,14 @@
-//! Parsing and judging one review off the async runtime, against the deadline.
+//! Parsing and judging one review off the async runtime, against the deadline,
+//! then committing its budget charges on the runtime.
 //!
 //! The body is parsed and judged on a blocking thread, so a slow evaluation
 //! never stalls the runtime and the deadline can always fire. Once the review
 //! is parsed its uid is known, so a review cut off by the deadline is answered
 //! with a verdict ([`overtime`]) instead of an error the API server would read
-//! as "allowed" for an `Ignore` webhook.
+//! as "allowed" for an `Ignore` webhook. Judging spends nothing: a review that
+//! finished in time commits its charges here, asynchronously (a shared budget
+//! by compare-and-swap on its Lease), and a charge that lost the race to
+//! another replica turns into the denial the fresh state gives.
 
 use std::sync::Arc;
 
@@ -15,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::admission::{self, ReviewError};
-use crate::engine::{Cutoff, Decision, Engine};
+use crate::engine::{Decision, Engine, Review};
 use crate::request::Request;
 use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
 use crate::server::overtime::{self, Overtime};
@@ -68,15 +72,11 @@ pub struct Held {
 
 pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Instant) -> Judgement {
     let engine = state.engine.get();
-    let cutoff = Arc::new(Cutoff::new());
     let (parsed_tx, parsed_rx) = oneshot::channel();
     let task = {
-        let (state, engine, cutoff) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&cutoff));
-        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, parsed_tx, &cutoff))
+        let (state, engine) = (Arc::clone(state), Arc::clone(&engine));
+        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, parsed_tx))
     };
-    // However this ends (answered, timed out, or dropped because the client
-    // went away), an evaluation still running afterwards spends nothing.
-    let _cut_off_when_done = CutOffWhenDone(Arc::clone(&cutoff));
     let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
         Err(_) => return Judgement::ParseTimedOut,
         // The parse panicked before it could answer.
@@ -95,21 +95,31 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         }
         Ok(Ok(Ok(request))) => request,
     };
-    let mut task = task;
-    let finished = match tokio::time::timeout_at(deadline, &mut task).await {
+    // Judging spends nothing, so an answer without it is the whole truth.
+    let finished = match tokio::time::timeout_at(deadline, task).await {
         Ok(finished) => finished,
-        // Nothing is spent from now on, so the fallback answer is the whole truth.
-        Err(_) if cutoff.cut_off() => return unfinished(state, &engine, request, Unfinished::Deadline),
-        // Already spending a budget: that decision must be the one sent.
-        Err(_) => task.await,
+        Err(_) => return unfinished(state, &engine, request, Unfinished::Deadline),
     };
-    match finished {
-        Ok(Some(decision)) => {
-            let review = admission::respond(&request, &decision);
-            Judgement::Judged { request, decision, review }
-        }
-        Ok(None) | Err(_) => unfinished(state, &engine, request, Unfinished::Failed),
+    let Ok(Some(reviewed)) = finished else {
+        return unfinished(state, &engine, request, Unfinished::Failed);
+    };
+    // Once spending starts, its outcome is the answer: the shared budget's
+    // own deadline (below the request's) bounds the wait.
+    let decision = commit(state, &engine, &request, reviewed).await;
+    let review = admission::respond(&request, &decision);
+    Judgement::Judged { request, decision, review }
+}
+
+/// Spends what `reviewed` asks for, and settles the decision on the outcome.
+async fn commit(state: &AppState, engine: &Engine, request: &Request, reviewed: Review) -> Decision {
+    if reviewed.charges.is_empty() {
+        return reviewed.decision;
     }
+    let lost = reviewed.commit().await;
+    // What settling a lost charge reads: the moment judged, and the view.
+    let context =
+        engine.context(reviewed.now, state.view.as_ref()).with_own_namespace(state.own_namespace.as_deref());
+    engine.settle(request, &context, reviewed, lost)
 }
 
 /// A review answered without a decision ([`overtime`]), saying why.
@@ -133,7 +143,7 @@ fn unfinished(state: &AppState, engine: &Engine, request: Arc<Request>, why: Unf
 type Parsed = Result<Arc<Request>, Unparsed>;
 
 /// The blocking half: charges the cap for the parse, parses, tells the
-/// waiter, then judges unless cut off. The reservation and the slot are given
+/// waiter, then judges. The reservation and the slot are given
 /// back only at the end, however long after the deadline: until then the
 /// parsed review holds the memory, and the evaluation a slot.
 fn parse_and_judge(
@@ -142,8 +152,7 @@ fn parse_and_judge(
     body: Bytes,
     held: Held,
     parsed: oneshot::Sender<Parsed>,
-    cutoff: &Cutoff,
-) -> Option<Decision> {
+) -> Option<Review> {
     let Held { mut reservation, slot: _slot } = held;
     // The body stays held while its tree is built, so both are charged.
     let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
@@ -181,13 +190,5 @@ fn parse_and_judge(
         .with_own_namespace(state.own_namespace.as_deref())
         .with_counted(counted.as_ref())
         .with_protected(protected.as_ref());
-    Some(engine.review_unless_cut_off(&request, &context, cutoff))
-}
-
-struct CutOffWhenDone(Arc<Cutoff>);
-
-impl Drop for CutOffWhenDone {
-    fn drop(&mut self) {
-        self.0.cut_off();
-    }
+    Some(engine.review(&request, &context))
 }

@@ -95,7 +95,8 @@ pub fn shared_budget(world: &mut World) -> Check {
 
 /// Reviews on one replica, timed inside Defender (its decision log's
 /// latency_ms): Ingress CREATEs, which never touch the Lease; dry-run namespace
-/// DELETEs, which read it; and real ones, which read it and write it back.
+/// DELETEs, which read the replica's watched copy of it; and real ones, which
+/// write it back (compare-and-swap on the copy's resourceVersion).
 /// Spends `SEQUENTIAL` slots of the budget.
 fn report_latency(replica: &Defender, uids: &HashMap<String, String>) -> Check {
     let run = |prefix: &str, count: usize, review: &dyn Fn(&str) -> Value, allowed: bool| -> Check {
@@ -118,11 +119,90 @@ fn report_latency(replica: &Defender, uids: &HashMap<String, String>) -> Check {
     };
     println!(
         "      review time inside Defender (debug build), median: Ingress CREATE {:.2} ms; namespace DELETE with \
-         the shared Lease: dry run (read) {:.2} ms, real (read + compare-and-swap write) {:.2} ms",
+         the shared Lease: dry run (watched copy) {:.2} ms, real (compare-and-swap write) {:.2} ms",
         median("e2e-latency-ingress")?,
         median("e2e-latency-read")?,
         median("e2e-latency-write")?
     );
+    Ok(())
+}
+
+/// Two replicas with a budget of 2, one slot spent: each is sent a deletion at
+/// the same moment. Both judge from a copy that shows one slot free; exactly
+/// one write wins, and the other replica answers with the denial the fresh
+/// Lease gives. Afterwards a dry run on either replica reads the full budget
+/// from its watched copy.
+pub fn last_slot_race(world: &mut World) -> Check {
+    const POLICY: &str = "last-slot";
+    let work = world.cluster.dir.parent().expect("a work directory").join("last-slot");
+    let dir = work.join("policies");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let policy = format!(
+        "apiVersion: defender.io/v1alpha1\nkind: NamespaceDeletion\nmetadata:\n  name: {POLICY}\nspec:\n  \
+         budget: {{deletions: 2, window: 10m}}\n  confirmation: {{enabled: false}}\n"
+    );
+    std::fs::write(dir.join("policies.yaml"), policy).map_err(|e| e.to_string())?;
+    let names: Vec<String> = (0..3).map(|i| format!("e2e-last-slot-{i}")).collect();
+    let uids = create_namespaces(&world.cluster.kubectl, &names)?;
+    let mut replicas = Vec::new();
+    for name in ["c", "d"] {
+        let mut replica = Defender::new(&work.join(name), dir.clone(), &world.cluster.dir)?;
+        replica.extra_args = vec!["--own-namespace=defender-system".to_owned()];
+        replica.start()?;
+        replicas.push(replica);
+    }
+    expect_allowed(&replicas[0].review(&namespace_delete(&names[0], &uids[&names[0]], false))?, true)?;
+
+    let barrier = std::sync::Barrier::new(2);
+    let answers: Vec<Result<Value, String>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (1..3)
+            .map(|i| {
+                let (replica, barrier) = (&replicas[i - 1], &barrier);
+                let review = namespace_delete(&names[i], &uids[&names[i]], false);
+                scope.spawn(move || {
+                    barrier.wait();
+                    replica.review(&review)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|racer| racer.join().expect("a review thread")).collect()
+    });
+    let answers = answers.into_iter().collect::<Result<Vec<Value>, String>>()?;
+    let allowed = answers.iter().filter(|answer| answer["allowed"] == true).count();
+    if allowed != 1 {
+        return Err(format!("{allowed} of 2 replicas racing on the last slot were allowed: {answers:?}"));
+    }
+    let loser = answers.iter().position(|answer| answer["allowed"] == false).unwrap_or_default();
+    let used_up = "namespace deletion budget (2 per 10m) is used up";
+    if !message(&answers[loser]).contains(used_up) {
+        return Err(format!("the replica that lost the race did not say the budget is used up: {answers:?}"));
+    }
+    let lease = format!("defender-{POLICY}-namespace-deletions");
+    let spends = world.cluster.kubectl.ok(&[
+        "get",
+        "lease",
+        &lease,
+        "-n",
+        "defender-system",
+        "-o",
+        "jsonpath={.metadata.annotations.defender\\.io/budget-spends}",
+    ])?;
+    let spends: Vec<Value> = serde_json::from_str(&spends).map_err(|e| format!("{e}: {spends}"))?;
+    if spends.len() != 2 {
+        return Err(format!("the Lease records {} spends, not 2", spends.len()));
+    }
+    // Each replica's watched copy catches up with the write it did not make.
+    let lost = &names[loser + 1];
+    for replica in &replicas {
+        let mut last = Value::Null;
+        let caught_up = wait_until(Duration::from_secs(10), || {
+            last = replica.review(&namespace_delete(lost, &uids[lost], true)).unwrap_or_default();
+            message(&last).contains(used_up)
+        });
+        if !caught_up {
+            return Err(format!("a dry run did not see the full budget from the watched Lease: {last}"));
+        }
+    }
     Ok(())
 }
 

@@ -71,6 +71,11 @@ pub const ALL: &[(&str, Scenario)] = &[
         coordination::shared_budget,
     ),
     (
+        "two replicas race on the last slot of a shared budget: exactly one is allowed, the other gets the \
+         fresh denial",
+        coordination::last_slot_race,
+    ),
+    (
         "the API server goes away: budgeted deletes are refused with the reason, others judged; it comes back",
         coordination::apiserver_outage,
     ),
