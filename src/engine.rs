@@ -13,8 +13,7 @@
 //! fresh state gives.
 
 use crate::budget::{Refusal, Unavailable};
-use crate::config::PolicySet;
-use crate::policy::{Action, Charge, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Charge, Context, Policy, PolicySet, Verdict, Violation};
 use crate::request::Request;
 use crate::selector::Label;
 use crate::settings::{Settings, Skip};

@@ -19,10 +19,10 @@ pub mod custom_resources;
 pub mod decode;
 pub mod engine;
 pub mod harness;
-pub mod lease_ledger;
 pub mod logging;
 pub mod manifests;
 pub mod paths;
+pub mod period;
 pub mod policy;
 pub mod protected_objects;
 pub mod request;
@@ -32,6 +32,7 @@ pub mod server;
 pub mod settings;
 pub mod synthetic;
 pub mod view;
+pub mod webhooks;
 pub mod yaml;
 
 #[cfg(test)]

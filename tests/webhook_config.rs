@@ -1,7 +1,7 @@
 //! deploy/base/validatingwebhookconfiguration.yaml is what the policies need:
 //! the generator's output for the default policies, with comments.
 
-use defender::routing::{self, Options};
+use defender::webhooks::{self, Options};
 use serde_yaml_ng::Value;
 
 fn deployed() -> Value {
@@ -12,7 +12,7 @@ fn deployed() -> Value {
 #[test]
 fn deploy_holds_the_generated_configuration_for_the_embedded_policies() {
     let set = defender::config::load_embedded().unwrap();
-    let generated = routing::configuration(&set.policies, &set.settings, &Options::default());
+    let generated = webhooks::configuration(&set.policies, &set.settings, &Options::default());
     let generated = serde_yaml_ng::to_value(&generated).unwrap();
     let deployed = deployed();
     if generated != deployed {
@@ -28,5 +28,5 @@ fn deploy_holds_the_generated_configuration_for_the_embedded_policies() {
 fn deploy_routes_everything_the_embedded_policies_need() {
     let set = defender::config::load_embedded().unwrap();
     let deployed = serde_yaml_ng::from_value(deployed()).unwrap();
-    assert_eq!(routing::unrouted(&set.policies, &deployed), Vec::<String>::new());
+    assert_eq!(webhooks::unrouted(&set.policies, &deployed), Vec::<String>::new());
 }

@@ -17,9 +17,9 @@ use crate::config::{self, PolicySet};
 use crate::engine::{Decision, Engine};
 use crate::manifests::{self, Manifest};
 use crate::request::Request;
-use crate::routing::{self, Options};
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
 use crate::view::MemoryView;
+use crate::webhooks::{self, Options};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Operation {
@@ -124,18 +124,18 @@ impl CheckArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("--webhook-config {}", path.display()))?;
-                let configuration = routing::parse(&text)
+                let configuration = webhooks::parse(&text)
                     .map_err(|error| anyhow::anyhow!("--webhook-config {}: {error}", path.display()))?;
                 (configuration, path.display().to_string())
             }
             None => {
                 let embedded = config::load_embedded()?;
                 let deployed =
-                    routing::configuration(&embedded.policies, &embedded.settings, &Options::default());
+                    webhooks::configuration(&embedded.policies, &embedded.settings, &Options::default());
                 (deployed, "the default webhook configuration (deploy/base)".to_owned())
             }
         };
-        let unrouted = routing::unrouted(&set.policies, &configuration);
+        let unrouted = webhooks::unrouted(&set.policies, &configuration);
         if unrouted.is_empty() {
             return Ok(());
         }

@@ -15,7 +15,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::PolicyArgs;
 use crate::clock;
-use crate::config::{Period, PolicySet};
+use crate::config::PolicySet;
+use crate::period::Period;
 use crate::policy::namespace_deletion::Confirmation;
 
 #[derive(Debug, clap::Args)]

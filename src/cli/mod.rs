@@ -7,6 +7,7 @@
 //! plugin: `kubectl defender confirm-delete NAMESPACE`.
 
 mod audit;
+mod certs;
 mod check;
 mod completions;
 mod confirm_delete;
@@ -43,7 +44,7 @@ enum Command {
     /// Serve the admission webhook over HTTPS.
     Serve(crate::server::ServeArgs),
     /// Write a development CA and serving certificate for the webhook.
-    Certs(crate::certs::CertsArgs),
+    Certs(certs::CertsArgs),
     /// Run policy test suites (YAML, kind TestSuite) without a cluster.
     Test(test::TestArgs),
     /// Judge one AdmissionReview (a file, or - for stdin) and print the response.

@@ -11,7 +11,7 @@ use serde_yaml_ng::Value;
 
 use super::PolicyArgs;
 use crate::policy::core_namespaces::KUBERNETES_NAMESPACES;
-use crate::routing::{self, Options};
+use crate::webhooks::{self, Options};
 
 #[derive(Debug, clap::Args)]
 pub struct WebhookConfigArgs {
@@ -41,7 +41,7 @@ impl WebhookConfigArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let set = self.policies.load()?;
         let options = self.options()?;
-        let configuration = routing::configuration(&set.policies, &set.settings, &options);
+        let configuration = webhooks::configuration(&set.policies, &set.settings, &options);
         let mut out = std::io::stdout().lock();
         write!(out, "{}", to_yaml(&configuration, &self.origin())?)?;
         Ok(ExitCode::SUCCESS)

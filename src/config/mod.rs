@@ -7,19 +7,16 @@
 //! reported with the file, the document and the field, and unknown fields are
 //! errors: a typo must never silently turn a protection off.
 
-mod period;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
-pub use period::Period;
-
 use crate::decode;
 use crate::paths::{self, Depth};
 use crate::policy::Policy;
+pub use crate::policy::PolicySet;
 use crate::policy::cascading_protection::CascadingProtection;
 use crate::policy::core_namespaces::CoreNamespaces;
 use crate::policy::delete_protection::DeleteProtection;
@@ -51,24 +48,6 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("policies/ingress-hosts.yaml", include_str!("../../policies/ingress-hosts.yaml")),
     ("policies/duplicate-hosts.yaml", include_str!("../../policies/duplicate-hosts.yaml")),
 ];
-
-/// Settings plus the policies, in the order they were loaded.
-pub struct PolicySet {
-    pub settings: Settings,
-    pub policies: Vec<Box<dyn Policy>>,
-}
-
-impl PolicySet {
-    /// Carries over the budgets of `previous` (the policies in force) to the
-    /// policies of the same name, so a reload does not reset what was spent.
-    pub fn adopt_budgets(&mut self, previous: &[Box<dyn Policy>]) {
-        for policy in &mut self.policies {
-            if let Some(old) = previous.iter().find(|old| old.name() == policy.name()) {
-                policy.adopt_budgets(&old.budgets());
-            }
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -35,9 +35,10 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{API_VERSION, Period};
+use crate::config::API_VERSION;
 use crate::decode;
 use crate::manifests::{self, Manifest};
+use crate::period::Period;
 use crate::view::{MemoryView, NamespaceInfo};
 use crate::yaml;
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
-use crate::config::Period;
+use crate::period::Period;
 use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::Request;
 use crate::routing::kinds::{self, Resource};

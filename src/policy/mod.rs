@@ -30,6 +30,9 @@ pub mod hostname;
 pub mod in_use_guard;
 pub mod ingress_hosts;
 pub mod namespace_deletion;
+mod set;
+
+pub use set::PolicySet;
 
 /// What a policy does when it finds a violation. One switch per policy, so a
 /// new policy can be rolled out as `dryrun`, then `warn`, then `deny`.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
-use crate::config::Period;
+use crate::period::Period;
 use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};

@@ -1,26 +1,17 @@
-//! What the API server must send Defender, and the ValidatingWebhookConfiguration
-//! that says so.
-//!
-//! The API server only calls a webhook for the requests its rules match: a
-//! policy asked to guard a kind no rule names never sees a request for it.
-//! So each policy states what it must be sent ([`crate::policy::Policy::routes`]),
-//! [`configuration`] builds the webhook configuration from that, and
-//! [`unrouted`] finds what a given configuration leaves out.
+//! What the API server must send Defender: the webhooks requests go to, and
+//! the requests ([`Need`]) each policy states it must be sent
+//! ([`crate::policy::Policy::routes`]). [`crate::webhooks`] builds the
+//! ValidatingWebhookConfiguration from them.
 //!
 //! Requests go to one of five webhooks, because the failure policy and the
 //! namespace selector must differ between them (see the comment at the top
 //! of deploy/base/validatingwebhookconfiguration.yaml).
 
-mod cel;
-mod configuration;
 pub mod kinds;
-mod unrouted;
 
 use kube::core::admission::Operation;
 
-pub use configuration::{Options, configuration, parse};
 pub use kinds::{Resource, plural};
-pub use unrouted::unrouted;
 
 /// One of Defender's webhooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +59,7 @@ impl Hook {
     }
 
     /// Where the webhook stands in the configuration.
-    fn rank(&self) -> usize {
+    pub fn rank(&self) -> usize {
         match self {
             Hook::Namespaces => 0,
             Hook::Deletions => 1,
@@ -172,7 +163,7 @@ impl Need {
 }
 
 /// The order the API server defines operations in; rules list them so.
-fn operation_rank(operation: &Operation) -> usize {
+pub fn operation_rank(operation: &Operation) -> usize {
     match operation {
         Operation::Create => 0,
         Operation::Update => 1,
@@ -189,6 +180,3 @@ pub fn operation_name(operation: &Operation) -> &'static str {
         Operation::Connect => "CONNECT",
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::clock::{self, DurationError};
 use crate::cluster;
-use crate::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::logging::{self, LogFormat};
+use crate::server::lease_ledger::{LeaseLedgers, WhenUnreachable};
 use crate::server::{Config, DenialEvents, MemoryLimits, PeriodicAudit, Server, TlsSource};
 use crate::server::{CustomResourceCounter, ProtectedObjectFinder};
 use crate::view::LiveView;
@@ -39,8 +39,8 @@ pub struct ServeArgs {
     pub policies: Option<PathBuf>,
 
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
+    #[arg(long, value_enum, default_value_t = LogOutput::Human)]
+    pub log_format: LogOutput,
 
     /// How often certificate and policy files are checked for changes.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
@@ -119,6 +119,24 @@ pub enum BudgetStore {
     Local,
 }
 
+/// `--log-format`: [`LogFormat`] as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogOutput {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, fields at the top level.
+    Json,
+}
+
+impl From<LogOutput> for LogFormat {
+    fn from(choice: LogOutput) -> Self {
+        match choice {
+            LogOutput::Human => LogFormat::Human,
+            LogOutput::Json => LogFormat::Json,
+        }
+    }
+}
+
 /// `--budget-unreachable`: [`WhenUnreachable`] as the command line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BudgetUnreachable {
@@ -172,7 +190,7 @@ pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
 
 impl ServeArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        logging::init(self.log_format)?;
+        logging::init(self.log_format.into())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -23,8 +23,8 @@ use crate::clock::Clock;
 use crate::engine::Decision;
 use crate::request::Request;
 use crate::server::audit::operation;
+use crate::server::current_engine::CurrentEngine;
 use crate::server::memory::Shed;
-use crate::server::state::CurrentEngine;
 use crate::view::ClusterView;
 
 /// The ways handling a request or a connection can go wrong, as `errors_total` labels them.

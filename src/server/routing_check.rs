@@ -11,7 +11,7 @@ use kube::Api;
 
 use crate::config;
 use crate::policy::Policy;
-use crate::routing;
+use crate::webhooks;
 
 /// How long the API server may take to hand over the configuration.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,7 +47,7 @@ async fn unrouted_warnings(client: kube::Client, name: &str, policies: &[Box<dyn
             )];
         }
     };
-    routing::unrouted(policies, &configuration)
+    webhooks::unrouted(policies, &configuration)
         .into_iter()
         .map(|need| {
             format!(
@@ -63,7 +63,8 @@ mod tests {
     use axum::http::StatusCode;
 
     use super::*;
-    use crate::routing::{Hook, Options};
+    use crate::routing::Hook;
+    use crate::webhooks::Options;
 
     /// A client whose API server answers the request for Defender's webhook
     /// configuration with `status` and `body`, and any other with 404.
@@ -79,7 +80,7 @@ mod tests {
     #[tokio::test]
     async fn warns_about_each_need_the_cluster_configuration_does_not_route() {
         let set = config::load_embedded().unwrap();
-        let mut deployed = routing::configuration(&set.policies, &set.settings, &Options::default());
+        let mut deployed = webhooks::configuration(&set.policies, &set.settings, &Options::default());
         assert!(
             unrouted_warnings(
                 api_server(200, serde_json::to_string(&deployed).unwrap()),

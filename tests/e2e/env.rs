@@ -372,11 +372,11 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub fn webhook_configuration(defender: &Defender) -> Result<Value, String> {
     let set = defender::config::load_path(&defender.policies).map_err(|e| e.to_string())?;
     let ca = defender.certs.join(defender::certs::CA_CERT);
-    let options = defender::routing::Options {
+    let options = defender::webhooks::Options {
         url: Some(format!("https://127.0.0.1:{}/validate", defender.port)),
         ca_bundle: Some(std::fs::read(&ca).map_err(|e| format!("{}: {e}", ca.display()))?),
-        ..defender::routing::Options::default()
+        ..defender::webhooks::Options::default()
     };
-    let configuration = defender::routing::configuration(&set.policies, &set.settings, &options);
+    let configuration = defender::webhooks::configuration(&set.policies, &set.settings, &options);
     serde_json::to_value(configuration).map_err(|e| e.to_string())
 }

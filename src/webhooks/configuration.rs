@@ -16,8 +16,9 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use kube::core::admission::Operation;
 
-use super::{Hook, Need, Scope, cel, operation_name, operation_rank};
+use super::cel;
 use crate::policy::Policy;
+use crate::routing::{Hook, Need, Scope, operation_name, operation_rank};
 use crate::settings::Settings;
 
 /// What differs between installs.

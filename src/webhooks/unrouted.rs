@@ -8,8 +8,9 @@ use k8s_openapi::api::admissionregistration::v1::{
     RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration,
 };
 
-use super::{Hook, Need, cel, operation_name, operation_rank};
+use super::cel;
 use crate::policy::Policy;
+use crate::routing::{Hook, Need, operation_name, operation_rank};
 
 /// One line per need of `policies` that `configuration` does not route:
 /// `deletion-guard: DELETE, UPDATE of cert-manager.io/certificates ...`.

@@ -6,6 +6,7 @@ use crate::config;
 use crate::policy::deletion_guard::DeletionGuard;
 use crate::policy::{Action, Context, Policy, Verdict, Violation};
 use crate::request::Request;
+use crate::routing::{Hook, Need, Resource};
 use crate::settings::Settings;
 
 /// A policy that judges nothing and only asks to be sent `0`.
