@@ -115,7 +115,7 @@ impl Decision {
 
 pub struct Engine {
     settings: Settings,
-    policies: Vec<Box<dyn Policy>>,
+    policies: Vec<Policy>,
     namespace_exemptions: Vec<Label>,
 }
 
@@ -131,7 +131,7 @@ impl Engine {
         &self.settings
     }
 
-    pub fn policies(&self) -> &[Box<dyn Policy>] {
+    pub fn policies(&self) -> &[Policy] {
         &self.policies
     }
 
@@ -297,19 +297,15 @@ impl Engine {
         for (index, policy) in applicable {
             match policy.evaluate(request, context) {
                 Verdict::Pass => {}
-                Verdict::Spend(charge) => judgement.charges.push(Pending {
-                    policy: policy.as_ref(),
-                    index,
-                    charge,
-                    request,
-                    proxy_for,
-                }),
+                Verdict::Spend(charge) => {
+                    judgement.charges.push(Pending { policy, index, charge, request, proxy_for })
+                }
                 Verdict::Violation(violation) => {
                     let violation = match proxy_for {
                         Some(update) => by_proxy(update, violation),
                         None => violation,
                     };
-                    judgement.findings.push(finding(policy.as_ref(), violation));
+                    judgement.findings.push(finding(policy, violation));
                 }
             }
         }
@@ -339,7 +335,7 @@ struct Judgement<'a> {
 
 /// A charge a policy asked for while judging, with the request it is for.
 struct Pending<'a> {
-    policy: &'a dyn Policy,
+    policy: &'a Policy,
     /// The policy's place in the engine's set.
     index: usize,
     charge: Charge,
@@ -374,7 +370,7 @@ fn check(context: &Context, charges: &[Pending], findings: &mut Vec<Finding>) {
             Some(update) => by_proxy(update, violation),
             None => violation,
         };
-        findings.push(finding(*policy, violation));
+        findings.push(finding(policy, violation));
         if policy.action() == Action::Deny {
             return;
         }
@@ -406,7 +402,7 @@ fn unreachable_budget(unavailable: &Unavailable) -> Violation {
     )
 }
 
-fn finding(policy: &dyn Policy, violation: Violation) -> Finding {
+fn finding(policy: &Policy, violation: Violation) -> Finding {
     Finding { policy: policy.name().to_owned(), action: policy.action(), violation }
 }
 

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::policy::{Context, Policy, Verdict, Violation};
+use crate::policy::{Context, Rule, Verdict, Violation};
 use crate::request::Request;
 use crate::selector::Label;
 use crate::synthetic::{Synthetic, SyntheticOperation};
@@ -100,10 +100,10 @@ impl Fixture {
         synthetic.build().expect("buildable request")
     }
 
-    /// Asserts the policy applies and finds a violation, and returns it.
-    pub fn violation(&self, policy: &dyn Policy, request: &Request) -> Violation {
-        assert!(policy.applies(request), "policy {} should apply to {}", policy.name(), request.describe());
-        match policy.evaluate(request, &self.context()) {
+    /// Asserts the rule applies and finds a violation, and returns it.
+    pub fn violation(&self, rule: &dyn Rule, request: &Request) -> Violation {
+        assert!(rule.applies(request), "the rule should apply to {}", request.describe());
+        match rule.evaluate(request, &self.context()) {
             Verdict::Violation(violation) => violation,
             other => panic!("expected a violation for {}, got {other:?}", request.describe()),
         }

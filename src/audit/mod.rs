@@ -68,7 +68,7 @@ pub struct Plan {
 
 /// The resources whose CREATEs the policies ask to be sent (their routes),
 /// for the policies that audit existing objects.
-pub fn plan(policies: &[Box<dyn Policy>]) -> Plan {
+pub fn plan(policies: &[Policy]) -> Plan {
     let mut plan = Plan { targets: Vec::new(), audited: Vec::new(), not_audited: Vec::new() };
     for policy in policies {
         let creates: Vec<_> = policy

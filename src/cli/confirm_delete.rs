@@ -126,9 +126,12 @@ impl ConfirmDeleteArgs {
 /// confirmations; refuses an `after` shorter than a cooldown, which the
 /// policy would refuse too.
 fn plan(set: &PolicySet, after: Option<Period>, now: Timestamp) -> anyhow::Result<Plan> {
-    let confirmations: Vec<Confirmation> =
-        set.policies.iter().filter_map(|policy| policy.deletion_confirmation()).collect();
-    let Some(longest) = confirmations.iter().max_by_key(|c| c.cooldown) else {
+    let confirmations: Vec<(&str, Confirmation)> = set
+        .policies
+        .iter()
+        .filter_map(|policy| Some((policy.name(), policy.deletion_confirmation()?)))
+        .collect();
+    let Some((policy, longest)) = confirmations.iter().max_by_key(|(_, c)| c.cooldown) else {
         anyhow::bail!(
             "no policy asks for a confirmation before a namespace is deleted: there is nothing to confirm"
         );
@@ -139,11 +142,11 @@ fn plan(set: &PolicySet, after: Option<Period>, now: Timestamp) -> anyhow::Resul
             "--after {after} is shorter than the {} cooldown of policy {}: the deletion cannot be confirmed for \
              sooner (use --after {} or more)",
             longest.cooldown,
-            longest.policy,
+            policy,
             longest.cooldown
         );
     }
-    let mut annotations: Vec<String> = confirmations.into_iter().map(|c| c.annotation).collect();
+    let mut annotations: Vec<String> = confirmations.into_iter().map(|(_, c)| c.annotation).collect();
     annotations.sort();
     annotations.dedup();
     Ok(Plan { annotations, at: whole_second_after(clock::add(now, after.0.saturating_add(SLACK))) })

@@ -15,16 +15,8 @@ use serde_yaml_ng::Value;
 
 use crate::decode;
 use crate::paths::{self, Depth};
-use crate::policy::Policy;
 pub use crate::policy::PolicySet;
-use crate::policy::cascading_protection::CascadingProtection;
-use crate::policy::core_namespaces::CoreNamespaces;
-use crate::policy::delete_protection::DeleteProtection;
-use crate::policy::deletion_guard::DeletionGuard;
-use crate::policy::duplicate_hosts::DuplicateHosts;
-use crate::policy::in_use_guard::InUseGuard;
-use crate::policy::ingress_hosts::IngressHosts;
-use crate::policy::namespace_deletion::NamespaceDeletion;
+use crate::policy::{Policy, registry};
 use crate::settings::Settings;
 use crate::yaml;
 
@@ -33,8 +25,13 @@ pub const API_VERSION: &str = "defender.io/v1alpha1";
 /// The files a policy directory is read from.
 const POLICY_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
-const KINDS: &str = "CoreNamespaces, NamespaceDeletion, CascadingProtection, DeleteProtection, DeletionGuard, \
-                     InUseGuard, IngressHosts, DuplicateHosts, Settings";
+/// The document kind that holds the [`Settings`] rather than a policy.
+const SETTINGS_KIND: &str = "Settings";
+
+/// Every document kind a policy file may hold: the policy kinds, then `Settings`.
+pub fn kinds() -> Vec<&'static str> {
+    registry::KINDS.iter().map(|kind| kind.name).chain([SETTINGS_KIND]).collect()
+}
 
 /// The default policy set, compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -107,7 +104,7 @@ pub fn read_path(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 /// Builds a policy set from `(file name, text)` pairs.
 pub fn from_files(files: &[(String, String)], origin: &str) -> Result<PolicySet, ConfigError> {
     let mut settings: Option<Settings> = None;
-    let mut policies: Vec<Box<dyn Policy>> = Vec::new();
+    let mut policies: Vec<Policy> = Vec::new();
     let mut names = HashSet::new();
     for (file, text) in files {
         for (index, document) in yaml::yaml_documents(text) {
@@ -147,7 +144,7 @@ struct Document {
 
 enum Built {
     Settings(Settings),
-    Policy(Box<dyn Policy>),
+    Policy(Policy),
 }
 
 impl Document {
@@ -183,37 +180,19 @@ impl Document {
     }
 
     fn build(self) -> Result<Built, String> {
-        let name = self.name;
-        Ok(match self.kind.as_str() {
-            "Settings" => {
-                let settings: Settings = spec(self.spec)?;
-                settings.validate().map_err(|e| format!("spec.{e}"))?;
-                Built::Settings(settings)
-            }
-            "CoreNamespaces" => Built::Policy(Box::new(CoreNamespaces::new(name, spec(self.spec)?))),
-            "NamespaceDeletion" => Built::Policy(Box::new(
-                NamespaceDeletion::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
+        if self.kind == SETTINGS_KIND {
+            let settings: Settings = spec(self.spec)?;
+            settings.validate().map_err(|e| format!("spec.{e}"))?;
+            return Ok(Built::Settings(settings));
+        }
+        match registry::find(&self.kind) {
+            Some(kind) => Ok(Built::Policy(kind.build(self.name, self.spec)?)),
+            None => Err(format!(
+                "kind: {:?} is not a Defender policy kind (expected one of {})",
+                self.kind,
+                kinds().join(", ")
             )),
-            "DeletionGuard" => Built::Policy(Box::new(
-                DeletionGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
-            )),
-            "IngressHosts" => Built::Policy(Box::new(IngressHosts::new(name, spec(self.spec)?))),
-            "CascadingProtection" => {
-                Built::Policy(Box::new(CascadingProtection::new(name, spec(self.spec)?)))
-            }
-            "DeleteProtection" => Built::Policy(Box::new(
-                DeleteProtection::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
-            )),
-            "InUseGuard" => Built::Policy(Box::new(
-                InUseGuard::new(name, spec(self.spec)?).map_err(|e| format!("spec.{e}"))?,
-            )),
-            "DuplicateHosts" => Built::Policy(Box::new(DuplicateHosts::new(name, spec(self.spec)?))),
-            other => {
-                return Err(format!(
-                    "kind: {other:?} is not a Defender policy kind (expected one of {KINDS})"
-                ));
-            }
-        })
+        }
     }
 }
 

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use super::*;
 
 fn load_text(text: &str) -> Result<PolicySet, ConfigError> {
@@ -284,4 +286,33 @@ spec: {<<: 5}
 ",
     );
     assert!(message.starts_with("test.yaml: document 1: not valid YAML"), "{message}");
+}
+
+#[test]
+fn an_unknown_kind_is_answered_with_every_kind_the_registry_knows() {
+    let kind = error("apiVersion: defender.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: a}\n");
+    let expected = "expected one of CoreNamespaces, NamespaceDeletion, CascadingProtection, DeleteProtection, \
+                    DeletionGuard, InUseGuard, IngressHosts, DuplicateHosts, Settings)";
+    assert!(kind.ends_with(expected), "{kind}");
+}
+
+/// README.md names every document kind twice, in "Policy configuration"'s
+/// `Kinds:` sentence and as a heading of "Policy reference": both must list
+/// exactly the kinds the loader accepts.
+#[test]
+fn the_readme_documents_exactly_the_known_kinds() {
+    let readme = include_str!("../../README.md");
+    let section = |title: &str| {
+        let start = readme.split(&format!("\n## {title}\n")).nth(1).unwrap_or_else(|| panic!("no {title}"));
+        start.split("\n## ").next().unwrap().to_owned()
+    };
+    let known: BTreeSet<&str> = kinds().into_iter().collect();
+    let configuration = section("Policy configuration");
+    let sentence = configuration.split("Kinds: ").nth(1).and_then(|rest| rest.split(';').next()).unwrap();
+    let listed: BTreeSet<&str> = sentence.split(',').map(|kind| kind.trim().trim_matches('`')).collect();
+    assert_eq!(listed, known, "the Kinds: sentence of Policy configuration");
+    let reference = section("Policy reference");
+    let headings: BTreeSet<&str> =
+        reference.lines().filter_map(|line| line.strip_prefix("**`")?.split("`**").next()).collect();
+    assert_eq!(headings, known, "the headings of Policy reference");
 }

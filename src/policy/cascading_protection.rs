@@ -9,9 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::budget::Exhausted;
-use crate::policy::core_namespaces::unreachable_charge;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::{self, Hook, Need};
 use crate::selector::{Label, Labels};
@@ -41,13 +39,12 @@ impl Default for CascadingProtectionSpec {
 }
 
 pub struct CascadingProtection {
-    name: String,
     spec: CascadingProtectionSpec,
 }
 
 impl CascadingProtection {
-    pub fn new(name: impl Into<String>, spec: CascadingProtectionSpec) -> Self {
-        Self { name: name.into(), spec }
+    pub fn new(spec: CascadingProtectionSpec) -> Self {
+        Self { spec }
     }
 
     fn protection(&self) -> String {
@@ -116,17 +113,21 @@ fn emptying(namespace: &str, contents: &Contents) -> String {
     format!("Empty it first: {}, then delete the namespace", steps.join(", "))
 }
 
-impl Policy for CascadingProtection {
-    fn routes(&self) -> Vec<Need> {
-        Need::deletions(Hook::Namespaces, &routing::kinds::resource("", "Namespace", None))
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl Spec for CascadingProtectionSpec {
+    type Rule = CascadingProtection;
 
     fn action(&self) -> Action {
-        self.spec.action
+        self.action
+    }
+
+    fn into_rule(self) -> Result<CascadingProtection, String> {
+        Ok(CascadingProtection::new(self))
+    }
+}
+
+impl Rule for CascadingProtection {
+    fn routes(&self) -> Vec<Need> {
+        Need::deletions(Hook::Namespaces, &routing::kinds::resource("", "Namespace", None))
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -157,10 +158,6 @@ impl Policy for CascadingProtection {
     fn guards_namespace_contents(&self, labels: &Labels) -> bool {
         self.spec.all_namespaces || self.spec.label.is_on(labels)
     }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
-    }
 }
 
 #[cfg(test)]
@@ -172,7 +169,7 @@ mod tests {
     const PROTECTED: &[(&str, &str)] = &[("defender.io/delete-protection", "Cascading")];
 
     fn policy() -> CascadingProtection {
-        CascadingProtection::new("cascading-protection", CascadingProtectionSpec::default())
+        CascadingProtection::new(CascadingProtectionSpec::default())
     }
 
     fn pod(name: &str, phase: &str) -> serde_json::Value {
@@ -258,7 +255,7 @@ mod tests {
     fn all_namespaces_protects_unlabelled_ones_and_names_break_glass_as_the_way_out() {
         let fixture = Fixture::new().with_objects(&[pod("web-1", "Running")]);
         let spec = CascadingProtectionSpec { all_namespaces: true, ..CascadingProtectionSpec::default() };
-        let policy = CascadingProtection::new("cascading-protection", spec);
+        let policy = CascadingProtection::new(spec);
         let violation = fixture.violation(&policy, &fixture.delete(namespace("shop")));
         assert!(violation.reason.ends_with("every namespace is protected against cascading deletion"));
         assert!(violation.remedy.contains("delete the pods left"), "{}", violation.remedy);

@@ -3,8 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::budget::Exhausted;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need};
 use crate::selector::{LabelSelector, Labels};
@@ -40,13 +39,12 @@ impl Default for CoreNamespacesSpec {
 }
 
 pub struct CoreNamespaces {
-    name: String,
     spec: CoreNamespacesSpec,
 }
 
 impl CoreNamespaces {
-    pub fn new(name: impl Into<String>, spec: CoreNamespacesSpec) -> Self {
-        Self { name: name.into(), spec }
+    pub fn new(spec: CoreNamespacesSpec) -> Self {
+        Self { spec }
     }
 
     fn is_listed(&self, namespace: &str) -> bool {
@@ -117,7 +115,19 @@ impl CoreNamespaces {
     }
 }
 
-impl Policy for CoreNamespaces {
+impl Spec for CoreNamespacesSpec {
+    type Rule = CoreNamespaces;
+
+    fn action(&self) -> Action {
+        self.action
+    }
+
+    fn into_rule(self) -> Result<CoreNamespaces, String> {
+        Ok(CoreNamespaces::new(self))
+    }
+}
+
+impl Rule for CoreNamespaces {
     /// Every write of a namespace, its status and finalize subresources
     /// included: they keep label changes, and the core label is judged.
     fn routes(&self) -> Vec<Need> {
@@ -127,14 +137,6 @@ impl Policy for CoreNamespaces {
 
     fn marks_core(&self, namespace: &str, labels: &Labels) -> bool {
         self.is_listed(namespace) || self.spec.selector.matches(labels)
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn action(&self) -> Action {
-        self.spec.action
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -154,19 +156,6 @@ impl Policy for CoreNamespaces {
             _ => self.check_change(request, context),
         }
     }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
-    }
-}
-
-/// For policies that never ask for a charge; kept as a real violation rather
-/// than a panic so a future mistake denies loudly instead of crashing.
-pub(crate) fn unreachable_charge(policy: &str) -> Violation {
-    Violation::new(
-        format!("policy {policy:?} reported an internal budget error"),
-        "Report this to the cluster admins",
-    )
 }
 
 #[cfg(test)]
@@ -175,7 +164,7 @@ mod tests {
     use crate::testing::{Fixture, namespace, namespace_with_labels};
 
     fn policy() -> CoreNamespaces {
-        CoreNamespaces::new("core-namespaces", CoreNamespacesSpec::default())
+        CoreNamespaces::new(CoreNamespacesSpec::default())
     }
 
     #[test]
@@ -302,7 +291,7 @@ mod tests {
     fn defenders_own_namespace_is_core_even_when_unlisted() {
         let fixture = Fixture::new();
         let request = fixture.delete(namespace("guards"));
-        let policy = CoreNamespaces::new("core", CoreNamespacesSpec::default());
+        let policy = CoreNamespaces::new(CoreNamespacesSpec::default());
         assert!(matches!(policy.evaluate(&request, &fixture.context()), Verdict::Pass | Verdict::Spend(_)));
         let context = fixture.context().with_own_namespace(Some("guards"));
         let Verdict::Violation(violation) = policy.evaluate(&request, &context) else { panic!("not denied") };

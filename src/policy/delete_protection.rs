@@ -20,11 +20,9 @@
 
 use serde::Deserialize;
 
-use crate::budget::Exhausted;
 use crate::custom_resources::{self, CustomResourceType, Described};
 use crate::policy::cascading_protection::still_holds;
-use crate::policy::core_namespaces::unreachable_charge;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::protected_objects;
 use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need, Resource};
@@ -110,16 +108,15 @@ impl Protected<'_> {
 }
 
 pub struct DeleteProtection {
-    name: String,
     spec: DeleteProtectionSpec,
 }
 
 impl DeleteProtection {
-    pub fn new(name: impl Into<String>, spec: DeleteProtectionSpec) -> Result<Self, String> {
+    pub fn new(spec: DeleteProtectionSpec) -> Result<Self, String> {
         if spec.label.is_empty() {
             return Err("label: must name a label key".to_owned());
         }
-        Ok(Self { name: name.into(), spec })
+        Ok(Self { spec })
     }
 
     /// The protection label keys this policy reads, its own first.
@@ -349,11 +346,19 @@ fn unlabel_command(request: &Request, key: &str) -> String {
     label_command(request, &format!("{key}-"))
 }
 
-impl Policy for DeleteProtection {
-    fn name(&self) -> &str {
-        &self.name
+impl Spec for DeleteProtectionSpec {
+    type Rule = DeleteProtection;
+
+    fn action(&self) -> Action {
+        self.action
     }
 
+    fn into_rule(self) -> Result<DeleteProtection, String> {
+        DeleteProtection::new(self)
+    }
+}
+
+impl Rule for DeleteProtection {
     /// Deletions of anything (the delete-protection webhook sends only
     /// CustomResourceDefinitions and objects carrying one of the labels), and
     /// namespace deletions and updates (the namespaces webhook sends them all).
@@ -363,10 +368,6 @@ impl Policy for DeleteProtection {
         let namespaces = routing::kinds::resource("", "Namespace", None);
         needs.extend(Need::every(Hook::Namespaces, &namespaces, &[Operation::Update, Operation::Delete]));
         needs
-    }
-
-    fn action(&self) -> Action {
-        self.spec.action
     }
 
     /// Nothing in a healthy control plane deletes a CustomResourceDefinition;
@@ -411,10 +412,6 @@ impl Policy for DeleteProtection {
 
     fn protection_label_keys(&self) -> Vec<&str> {
         self.label_keys()
-    }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
     }
 }
 

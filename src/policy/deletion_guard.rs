@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::period::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
+use crate::policy::{Action, BudgetGauge, Charge, Context, Rule, Spec, Verdict, Violation, continued_budget};
 use crate::request::Request;
 use crate::routing::kinds::{self, Resource};
 use crate::routing::{Hook, Need};
@@ -117,14 +117,12 @@ impl Guarded {
 }
 
 pub struct DeletionGuard {
-    name: String,
-    action: Action,
     exempt_label: Label,
     guarded: Vec<Guarded>,
 }
 
 impl DeletionGuard {
-    pub fn new(name: impl Into<String>, spec: DeletionGuardSpec) -> Result<Self, String> {
+    pub fn new(spec: DeletionGuardSpec) -> Result<Self, String> {
         let mut guarded: Vec<Guarded> = Vec::new();
         for (index, resource) in spec.resources.into_iter().enumerate() {
             let at = format!("resources[{index}]");
@@ -174,7 +172,7 @@ impl DeletionGuard {
                 exempt_selectors: resource.exempt_selectors,
             });
         }
-        Ok(Self { name: name.into(), action: spec.action, exempt_label: spec.exempt_label, guarded })
+        Ok(Self { exempt_label: spec.exempt_label, guarded })
     }
 
     fn guarded(&self, request: &Request) -> Option<&Guarded> {
@@ -280,15 +278,19 @@ fn burst_key(request: &Request) -> String {
     format!("{}\u{0}{}\u{0}{}", request.username(), request.namespace().unwrap_or(""), request.kind())
 }
 
-impl Policy for DeletionGuard {
-    fn name(&self) -> &str {
-        &self.name
-    }
+impl Spec for DeletionGuardSpec {
+    type Rule = DeletionGuard;
 
     fn action(&self) -> Action {
         self.action
     }
 
+    fn into_rule(self) -> Result<DeletionGuard, String> {
+        DeletionGuard::new(self)
+    }
+}
+
+impl Rule for DeletionGuard {
     fn applies(&self, request: &Request) -> bool {
         request.is_delete() && request.sub_resource().is_none() && self.guarded(request).is_some()
     }
@@ -320,13 +322,13 @@ impl Policy for DeletionGuard {
         vec![self.exempt_label.clone()]
     }
 
-    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
+    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Option<Violation> {
         let plural = match self.guarded(request) {
             Some(guarded) => guarded.resource.plural.clone(),
             None => kinds::plural(request.kind()),
         };
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
-        Violation::new(
+        Some(Violation::new(
             format!(
                 "{} was not deleted: {:?} has reached the limit of {} {plural} deleted in namespace {:?} within {} \
                  (bulk deletion guard)",
@@ -341,7 +343,7 @@ impl Policy for DeletionGuard {
                 exhausted.refills_at,
                 self.label_namespace_command(request)
             ),
-        )
+        ))
     }
 
     fn budgets(&self) -> Vec<BudgetGauge> {
@@ -373,7 +375,7 @@ mod tests {
     use crate::view::NamespaceInfo;
 
     fn policy() -> DeletionGuard {
-        DeletionGuard::new("deletion-guard", DeletionGuardSpec::default()).unwrap()
+        DeletionGuard::new(DeletionGuardSpec::default()).unwrap()
     }
 
     #[test]
@@ -470,7 +472,7 @@ mod tests {
             "resources: [{kind: Secret, mode: protect, exemptSelectors: [{matchLabels: {owner: helm}}]}]",
         )
         .unwrap();
-        let guard = DeletionGuard::new("g", spec).unwrap();
+        let guard = DeletionGuard::new(spec).unwrap();
         let fixture = Fixture::new();
         let release = object("v1", "Secret", "prod", "sh.helm.release.v1.web.v3", &[("owner", "helm")]);
         assert!(matches!(guard.evaluate(&fixture.delete(release), &fixture.context()), Verdict::Pass));
@@ -488,8 +490,7 @@ mod tests {
 
     #[test]
     fn rejects_unusable_resource_settings() {
-        let parse =
-            |yaml: &str| DeletionGuard::new("g", serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
+        let parse = |yaml: &str| DeletionGuard::new(serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
         assert!(parse("resources: [{kind: Widget, mode: protect}]").contains("needs its API group"));
         assert!(
             parse("resources: [{kind: Pod, mode: protect, burst: {deletes: 1, window: 1m}}]")
@@ -507,8 +508,7 @@ mod tests {
 
     #[test]
     fn rejects_a_kind_or_plural_no_webhook_rule_could_name() {
-        let parse =
-            |yaml: &str| DeletionGuard::new("g", serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
+        let parse = |yaml: &str| DeletionGuard::new(serde_yaml_ng::from_str(yaml).unwrap()).err().unwrap();
         let plural = parse("resources: [{kind: Widget, group: example.com, plural: Widgets, mode: protect}]");
         assert!(plural.starts_with("resources[0].plural: \"Widgets\" is not a resource name"), "{plural}");
         let kind = parse("resources: [{kind: 'Widget/x', group: example.com, mode: protect}]");
@@ -523,7 +523,7 @@ mod tests {
             "resources: [{kind: Endpoints, mode: bulk}, {kind: Octopus, group: example.com, plural: octopodes, mode: bulk}]",
         )
         .unwrap();
-        let guard = DeletionGuard::new("g", spec).unwrap();
+        let guard = DeletionGuard::new(spec).unwrap();
         for (api_version, kind, plural) in
             [("v1", "Endpoints", "endpoints"), ("example.com/v1", "Octopus", "octopodes")]
         {
@@ -542,7 +542,7 @@ mod tests {
         let spec: DeletionGuardSpec =
             serde_yaml_ng::from_str("resources: [{kind: Widget, group: example.com, mode: protect}]")
                 .unwrap();
-        let guard = DeletionGuard::new("g", spec).unwrap();
+        let guard = DeletionGuard::new(spec).unwrap();
         let fixture = Fixture::new();
         assert!(guard.applies(&fixture.delete(object("example.com/v1", "Widget", "prod", "w", &[]))));
     }

@@ -14,9 +14,7 @@ use std::collections::BTreeSet;
 use kube::core::DynamicObject;
 use serde::Deserialize;
 
-use crate::budget::Exhausted;
-use crate::policy::core_namespaces::unreachable_charge;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request};
 use crate::routing::{self, Hook, Need};
 use crate::view::bounds::MAX_ROUTES;
@@ -43,10 +41,8 @@ impl Default for DuplicateHostsSpec {
     }
 }
 
-pub struct DuplicateHosts {
-    name: String,
-    spec: DuplicateHostsSpec,
-}
+/// The rule has nothing to set: its spec holds only the action.
+pub struct DuplicateHosts;
 
 /// The kinds that route traffic by host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +87,6 @@ struct Conflicts {
 }
 
 impl DuplicateHosts {
-    pub fn new(name: impl Into<String>, spec: DuplicateHostsSpec) -> Self {
-        Self { name: name.into(), spec }
-    }
-
     /// Each route the request adds, with the other namespaces' objects already serving it.
     fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Conflicts {
         let namespace = request.namespace().unwrap_or_default();
@@ -120,7 +112,19 @@ fn describe(route: &HostPath, other: &Route) -> String {
     format!("{route} (served by {}{partial})", other.describe())
 }
 
-impl Policy for DuplicateHosts {
+impl Spec for DuplicateHostsSpec {
+    type Rule = DuplicateHosts;
+
+    fn action(&self) -> Action {
+        self.action
+    }
+
+    fn into_rule(self) -> Result<DuplicateHosts, String> {
+        Ok(DuplicateHosts)
+    }
+}
+
+impl Rule for DuplicateHosts {
     fn routes(&self) -> Vec<Need> {
         let writes = [Operation::Create, Operation::Update];
         [("networking.k8s.io", "Ingress"), (http_route::GROUP, http_route::KIND)]
@@ -129,14 +133,6 @@ impl Policy for DuplicateHosts {
                 Need::new(Hook::IngressHosts, &routing::kinds::resource(group, kind, None), &writes)
             })
             .collect()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn action(&self) -> Action {
-        self.spec.action
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -168,10 +164,6 @@ impl Policy for DuplicateHosts {
              team owns, or agree with the other namespace's owners which of you serves it",
         ))
     }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
-    }
 }
 
 #[cfg(test)]
@@ -181,7 +173,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn policy() -> DuplicateHosts {
-        DuplicateHosts::new("duplicate-hosts", DuplicateHostsSpec::default())
+        DuplicateHosts
     }
 
     fn ingress(namespace: &str, name: &str, host: &str, paths: &[&str]) -> Value {

@@ -8,9 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::budget::Exhausted;
-use crate::policy::core_namespaces::unreachable_charge;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
@@ -69,16 +67,15 @@ impl Default for InUseGuardSpec {
 }
 
 pub struct InUseGuard {
-    name: String,
     spec: InUseGuardSpec,
 }
 
 impl InUseGuard {
-    pub fn new(name: impl Into<String>, spec: InUseGuardSpec) -> Result<Self, String> {
+    pub fn new(spec: InUseGuardSpec) -> Result<Self, String> {
         if spec.kinds.is_empty() {
             return Err("kinds: list at least one of Secret, ConfigMap, Service".to_owned());
         }
-        Ok(Self { name: name.into(), spec })
+        Ok(Self { spec })
     }
 
     fn guarded(&self, request: &Request) -> Option<Referent> {
@@ -138,7 +135,19 @@ fn consequences(users: &[User]) -> String {
     what.join(" and ")
 }
 
-impl Policy for InUseGuard {
+impl Spec for InUseGuardSpec {
+    type Rule = InUseGuard;
+
+    fn action(&self) -> Action {
+        self.action
+    }
+
+    fn into_rule(self) -> Result<InUseGuard, String> {
+        InUseGuard::new(self)
+    }
+}
+
+impl Rule for InUseGuard {
     fn routes(&self) -> Vec<Need> {
         let resource = |kind: GuardedKind| match kind {
             GuardedKind::Secret => routing::kinds::resource("", "Secret", None),
@@ -146,14 +155,6 @@ impl Policy for InUseGuard {
             GuardedKind::Service => routing::kinds::resource("", "Service", None),
         };
         self.spec.kinds.iter().flat_map(|kind| Need::deletions(Hook::Deletions, &resource(*kind))).collect()
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn action(&self) -> Action {
-        self.spec.action
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -185,10 +186,6 @@ impl Policy for InUseGuard {
             self.remedy(request),
         ))
     }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
-    }
 }
 
 #[cfg(test)]
@@ -198,7 +195,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn policy() -> InUseGuard {
-        InUseGuard::new("in-use-guard", InUseGuardSpec::default()).unwrap()
+        InUseGuard::new(InUseGuardSpec::default()).unwrap()
     }
 
     fn pod(name: &str, spec: Value) -> Value {
@@ -360,12 +357,12 @@ mod tests {
     #[test]
     fn guards_only_the_configured_kinds_and_deletes() {
         let spec: InUseGuardSpec = serde_yaml_ng::from_str("kinds: [Service]").unwrap();
-        let guard = InUseGuard::new("g", spec).unwrap();
+        let guard = InUseGuard::new(spec).unwrap();
         let fixture = Fixture::new();
         assert!(!guard.applies(&fixture.delete(object("v1", "Secret", "prod", "db", &[]))));
         assert!(guard.applies(&fixture.delete(object("v1", "Service", "prod", "web", &[]))));
         assert!(!policy().applies(&fixture.create(object("v1", "Secret", "prod", "db", &[]))));
-        assert!(InUseGuard::new("g", serde_yaml_ng::from_str("kinds: []").unwrap()).is_err());
+        assert!(InUseGuard::new(serde_yaml_ng::from_str("kinds: []").unwrap()).is_err());
         assert!(serde_yaml_ng::from_str::<InUseGuardSpec>("kinds: [Pod]").is_err());
     }
 }

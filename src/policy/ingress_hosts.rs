@@ -18,11 +18,9 @@ use k8s_openapi::api::networking::v1::IngressSpec;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::budget::Exhausted;
-use crate::policy::core_namespaces::unreachable_charge;
 use crate::policy::host_annotations::annotation_problems;
 pub use crate::policy::hostname::{HostProblem, host_problem};
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::view::summary;
@@ -54,13 +52,12 @@ pub struct IngressHostsSpec {
 }
 
 pub struct IngressHosts {
-    name: String,
     spec: IngressHostsSpec,
 }
 
 impl IngressHosts {
-    pub fn new(name: impl Into<String>, spec: IngressHostsSpec) -> Self {
-        Self { name: name.into(), spec }
+    pub fn new(spec: IngressHostsSpec) -> Self {
+        Self { spec }
     }
 
     /// Every offending hostname of a route spec, as `path: what is wrong`.
@@ -157,7 +154,19 @@ fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
-impl Policy for IngressHosts {
+impl Spec for IngressHostsSpec {
+    type Rule = IngressHosts;
+
+    fn action(&self) -> Action {
+        self.action
+    }
+
+    fn into_rule(self) -> Result<IngressHosts, String> {
+        Ok(IngressHosts::new(self))
+    }
+}
+
+impl Rule for IngressHosts {
     /// Creates and updates of Ingresses and of every route kind; not their
     /// status, which ingress controllers write and which holds no hosts.
     fn routes(&self) -> Vec<Need> {
@@ -169,14 +178,6 @@ impl Policy for IngressHosts {
             needs.push(Need::new(Hook::IngressHosts, &routes, &writes));
         }
         needs
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn action(&self) -> Action {
-        self.spec.action
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -215,10 +216,6 @@ impl Policy for IngressHosts {
             remedy,
         ))
     }
-
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        unreachable_charge(&self.name)
-    }
 }
 
 #[cfg(test)]
@@ -228,10 +225,7 @@ mod tests {
     use serde_json::json;
 
     fn policy(allow_wildcard_subdomains: bool) -> IngressHosts {
-        IngressHosts::new(
-            "ingress-hosts",
-            IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() },
-        )
+        IngressHosts::new(IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() })
     }
 
     #[test]
@@ -283,7 +277,7 @@ mod tests {
         let request = fixture.create(ingress("web", spec));
         assert!(fixture.violation(&policy(false), &request).reason.contains("spec.defaultBackend"));
         let allowing =
-            IngressHosts::new("i", IngressHostsSpec { allow_default_backend: true, ..Default::default() });
+            IngressHosts::new(IngressHostsSpec { allow_default_backend: true, ..Default::default() });
         assert!(matches!(allowing.evaluate(&request, &fixture.context()), Verdict::Pass));
     }
 
@@ -291,7 +285,7 @@ mod tests {
     fn judges_the_legacy_catch_all_backend_in_both_v1beta1_groups() {
         let fixture = Fixture::new();
         let allowing =
-            IngressHosts::new("i", IngressHostsSpec { allow_default_backend: true, ..Default::default() });
+            IngressHosts::new(IngressHostsSpec { allow_default_backend: true, ..Default::default() });
         for api_version in ["extensions/v1beta1", "networking.k8s.io/v1beta1"] {
             let mut legacy = ingress(
                 "web",
@@ -495,14 +489,11 @@ mod tests {
     #[test]
     fn a_spec_that_does_not_read_as_an_ingress_spec_is_refused() {
         let fixture = Fixture::new();
-        let allowing = IngressHosts::new(
-            "i",
-            IngressHostsSpec {
-                allow_wildcard_subdomains: true,
-                allow_default_backend: true,
-                ..Default::default()
-            },
-        );
+        let allowing = IngressHosts::new(IngressHostsSpec {
+            allow_wildcard_subdomains: true,
+            allow_default_backend: true,
+            ..Default::default()
+        });
         for (spec, field) in [
             (
                 json!({"rules": [{"host": 5}]}),

@@ -4,21 +4,28 @@
 //! context and returns a [`Verdict`]. It never spends a budget itself; it asks
 //! for a [`Charge`] and the engine spends it only if the whole decision is
 //! "allow" and the request is not a dry run.
+//!
+//! A [`Policy`] is a name, an [`Action`] and a [`Rule`]: the rule is what a
+//! kind implements, and [`registry`] says which `kind` builds which rule.
 
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::budget::{Budget, Exhausted};
+use crate::budget::Budget;
 use crate::custom_resources::{Counted, CustomResourceType, Prefetched};
 use crate::protected_objects::{self, Lookup};
-use crate::request::Request;
-use crate::routing::Need;
 use crate::selector::{Label, Labels};
+use crate::view::{ClusterView, NamespaceInfo};
 
 static NO_LABELS: Labels = Labels::new();
-use crate::view::{ClusterView, NamespaceInfo};
+
+mod contract;
+pub mod registry;
+
+pub use contract::{Policy, Rule};
+pub use registry::Spec;
 
 pub mod cascading_protection;
 pub mod core_namespaces;
@@ -68,10 +75,10 @@ pub struct Context<'a> {
     /// The namespace Defender itself runs in, when known: always core.
     pub own_namespace: Option<&'a str>,
     /// Labels that, on a namespace, exempt what it holds from some policy
-    /// (collected from the policies' [`Policy::namespace_exemptions`]).
+    /// (collected from the policies' [`Rule::namespace_exemptions`]).
     pub namespace_exemptions: &'a [Label],
     /// The policy set, for what one policy asks of another (is this a core namespace?).
-    pub policies: &'a [Box<dyn Policy>],
+    pub policies: &'a [Policy],
     /// Custom resources counted for this request before judging (the live
     /// view keeps no count of them).
     pub counted: Option<&'a Prefetched>,
@@ -214,85 +221,4 @@ pub fn continued_budget(
         .iter()
         .find(|gauge| gauge.name == name && gauge.subject == subject && gauge.budget.quota() == quota)
         .map(|gauge| Arc::clone(&gauge.budget))
-}
-
-pub trait Policy: Send + Sync {
-    /// The policy's `metadata.name`, as denial messages show it.
-    fn name(&self) -> &str;
-
-    fn action(&self) -> Action;
-
-    /// A cheap pre-filter on kind and operation.
-    fn applies(&self, request: &Request) -> bool;
-
-    /// Whether this policy judges `request` even from the control plane's
-    /// exempt identities: for changes nothing in a healthy control plane
-    /// makes, so that an exemption cannot be used as a way around it.
-    fn holds_control_plane(&self, _request: &Request) -> bool {
-        false
-    }
-
-    fn evaluate(&self, request: &Request, context: &Context) -> Verdict;
-
-    /// The violation to report when a [`Charge`] from `evaluate` does not fit.
-    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation;
-
-    /// Whether this policy makes `namespace` (with `labels`) a core namespace.
-    fn marks_core(&self, _namespace: &str, _labels: &Labels) -> bool {
-        false
-    }
-
-    /// Whether this policy refuses deleting a namespace with `labels` while
-    /// it still holds running workloads and bound volumes.
-    fn guards_namespace_contents(&self, _labels: &Labels) -> bool {
-        false
-    }
-
-    /// Label keys that protect an object of any kind against deletion until
-    /// removed: a namespace holding such an object is not deleted, and the
-    /// server looks the objects up by these keys before judging.
-    fn protection_label_keys(&self) -> Vec<&str> {
-        Vec::new()
-    }
-
-    /// Labels that, on a namespace, turn this policy off for what the
-    /// namespace holds. Core namespaces may never carry them.
-    fn namespace_exemptions(&self) -> Vec<Label> {
-        Vec::new()
-    }
-
-    /// The requests the API server must send Defender for this policy to see
-    /// what it judges. The webhook configuration is generated from these
-    /// (`defender webhook-config`), and `defender check` and `defender serve`
-    /// warn when a configuration leaves one out: a request no webhook rule
-    /// matches never reaches Defender.
-    fn routes(&self) -> Vec<Need> {
-        Vec::new()
-    }
-
-    /// Whether judging an object already stored, as if it were created now,
-    /// says something true of that object (`defender audit`). Policies whose
-    /// CREATE check is about the moment of the change (a time that must lie a
-    /// cooldown ahead of now) say no: an object confirmed long ago would be
-    /// reported for being confirmed. Policies that judge only deletions and
-    /// updates never apply to a CREATE, so they need not say.
-    fn audits_existing_objects(&self) -> bool {
-        true
-    }
-
-    /// The confirmation this policy wants on a namespace before it may be
-    /// deleted, if any (`defender confirm-delete` sets it).
-    fn deletion_confirmation(&self) -> Option<namespace_deletion::Confirmation> {
-        None
-    }
-
-    /// The budgets this policy keeps, for metrics.
-    fn budgets(&self) -> Vec<BudgetGauge> {
-        Vec::new()
-    }
-
-    /// Shares the budgets of this policy's previous version (`previous` is its
-    /// [`Policy::budgets`]) wherever [`continued_budget`] finds one, so reloading
-    /// the policies does not hand out a fresh allowance.
-    fn adopt_budgets(&mut self, _previous: &[BudgetGauge]) {}
 }

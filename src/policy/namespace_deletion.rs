@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::period::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Policy, Verdict, Violation, continued_budget};
+use crate::policy::{Action, BudgetGauge, Charge, Context, Rule, Spec, Verdict, Violation, continued_budget};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
@@ -26,7 +26,6 @@ pub const CONFIRM_COMMAND: &str = "kubectl defender confirm-delete";
 /// confirm-delete` sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
-    pub policy: String,
     /// The annotation that holds the RFC 3339 time after which deletion is allowed.
     pub annotation: String,
     /// How far ahead that time must be when it is set.
@@ -124,13 +123,12 @@ impl Default for NamespaceDeletionSpec {
 }
 
 pub struct NamespaceDeletion {
-    name: String,
     spec: NamespaceDeletionSpec,
     budget: Option<Arc<Budget>>,
 }
 
 impl NamespaceDeletion {
-    pub fn new(name: impl Into<String>, spec: NamespaceDeletionSpec) -> Result<Self, String> {
+    pub fn new(spec: NamespaceDeletionSpec) -> Result<Self, String> {
         if spec.budget.enabled && spec.budget.deletions == 0 {
             return Err(
                 "budget.deletions: must be at least 1 (set budget.enabled: false to turn the budget off)"
@@ -146,7 +144,7 @@ impl NamespaceDeletion {
         let budget = spec.budget.enabled.then(|| {
             Arc::new(Budget::new(Quota { limit: spec.budget.deletions, window: spec.budget.window.0 }))
         });
-        Ok(Self { name: name.into(), spec, budget })
+        Ok(Self { spec, budget })
     }
 
     fn check_delete(&self, request: &Request, context: &Context) -> Verdict {
@@ -297,7 +295,19 @@ impl NamespaceDeletion {
     }
 }
 
-impl Policy for NamespaceDeletion {
+impl Spec for NamespaceDeletionSpec {
+    type Rule = NamespaceDeletion;
+
+    fn action(&self) -> Action {
+        self.action
+    }
+
+    fn into_rule(self) -> Result<NamespaceDeletion, String> {
+        NamespaceDeletion::new(self)
+    }
+}
+
+impl Rule for NamespaceDeletion {
     /// Namespace deletions; with confirmation, every write too (the
     /// confirmation annotation is judged when it is set).
     fn routes(&self) -> Vec<Need> {
@@ -313,24 +323,15 @@ impl Policy for NamespaceDeletion {
         }
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// On a create it judges the confirmation time against now: a namespace
     /// confirmed yesterday is no violation today.
     fn audits_existing_objects(&self) -> bool {
         false
     }
 
-    fn action(&self) -> Action {
-        self.spec.action
-    }
-
     fn deletion_confirmation(&self) -> Option<Confirmation> {
         let confirmation = &self.spec.confirmation;
         confirmation.enabled.then(|| Confirmation {
-            policy: self.name.clone(),
             annotation: confirmation.annotation.clone(),
             cooldown: confirmation.cooldown,
         })
@@ -356,9 +357,9 @@ impl Policy for NamespaceDeletion {
         }
     }
 
-    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Violation {
+    fn over_budget(&self, request: &Request, exhausted: &Exhausted, context: &Context) -> Option<Violation> {
         let wait = clock::human(clock::until(context.now, exhausted.refills_at));
-        Violation::new(
+        Some(Violation::new(
             format!(
                 "namespace {:?} was not deleted: the cluster-wide namespace deletion budget ({}) is used up",
                 request.name(),
@@ -369,7 +370,7 @@ impl Policy for NamespaceDeletion {
                 exhausted.refills_at,
                 context.break_glass_hint()
             ),
-        )
+        ))
     }
 
     fn budgets(&self) -> Vec<BudgetGauge> {
@@ -399,7 +400,7 @@ mod tests {
     use crate::testing::{Fixture, namespace, namespace_with_annotations, namespace_with_labels};
 
     fn policy() -> NamespaceDeletion {
-        NamespaceDeletion::new("namespace-deletion", NamespaceDeletionSpec::default()).unwrap()
+        NamespaceDeletion::new(NamespaceDeletionSpec::default()).unwrap()
     }
 
     fn confirmed(name: &str) -> serde_json::Value {
@@ -441,7 +442,7 @@ mod tests {
         assert_eq!(confirmation.cooldown, Period::minutes(5));
         let mut spec = NamespaceDeletionSpec::default();
         spec.confirmation.enabled = false;
-        assert_eq!(NamespaceDeletion::new("n", spec).unwrap().deletion_confirmation(), None);
+        assert_eq!(NamespaceDeletion::new(spec).unwrap().deletion_confirmation(), None);
     }
 
     #[test]
@@ -518,7 +519,7 @@ mod tests {
             quota: Quota { limit: 3, window: Duration::from_secs(600) },
             refills_at: "2026-01-01T00:04:12Z".parse().unwrap(),
         };
-        let violation = policy().over_budget(&request, &exhausted, &fixture.context());
+        let violation = policy().over_budget(&request, &exhausted, &fixture.context()).unwrap();
         assert!(violation.reason.contains("budget (3 per 10m) is used up"), "{}", violation.reason);
         assert!(violation.remedy.contains("at 2026-01-01T00:04:12Z (in 4m 12s)"), "{}", violation.remedy);
     }
@@ -527,7 +528,7 @@ mod tests {
     fn rejects_invalid_settings() {
         let mut spec = NamespaceDeletionSpec::default();
         spec.budget.deletions = 0;
-        assert!(NamespaceDeletion::new("n", spec).err().unwrap().contains("budget.deletions"));
+        assert!(NamespaceDeletion::new(spec).err().unwrap().contains("budget.deletions"));
     }
 
     #[test]
@@ -535,7 +536,7 @@ mod tests {
         let mut spec = NamespaceDeletionSpec::default();
         spec.confirmation.enabled = false;
         spec.budget.enabled = false;
-        let policy = NamespaceDeletion::new("n", spec).unwrap();
+        let policy = NamespaceDeletion::new(spec).unwrap();
         let fixture = Fixture::new();
         assert!(!policy.applies(&fixture.create(namespace("x"))));
         assert!(matches!(

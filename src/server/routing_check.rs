@@ -30,7 +30,7 @@ pub async fn warn_unrouted(client: kube::Client, name: String, policies: Option<
     }
 }
 
-async fn unrouted_warnings(client: kube::Client, name: &str, policies: &[Box<dyn Policy>]) -> Vec<String> {
+async fn unrouted_warnings(client: kube::Client, name: &str, policies: &[Policy]) -> Vec<String> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
     let configuration = match tokio::time::timeout(READ_TIMEOUT, api.get(name)).await {
         Ok(Ok(configuration)) => configuration,

@@ -52,7 +52,7 @@ impl Default for Options {
 /// The webhook configuration that sends Defender everything `policies`
 /// need, with matchConditions that skip what `settings` exempt.
 pub fn configuration(
-    policies: &[Box<dyn Policy>],
+    policies: &[Policy],
     settings: &Settings,
     options: &Options,
 ) -> ValidatingWebhookConfiguration {

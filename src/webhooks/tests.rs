@@ -1,10 +1,9 @@
 use k8s_openapi::api::admissionregistration::v1::{RuleWithOperations, ValidatingWebhook};
 
 use super::*;
-use crate::budget::Exhausted;
 use crate::config;
-use crate::policy::deletion_guard::DeletionGuard;
-use crate::policy::{Action, Context, Policy, Verdict, Violation};
+use crate::policy::deletion_guard::DeletionGuardSpec;
+use crate::policy::{Action, Context, Policy, Rule, Verdict};
 use crate::request::Request;
 use crate::routing::{Hook, Need, Resource};
 use crate::settings::Settings;
@@ -12,38 +11,29 @@ use crate::settings::Settings;
 /// A policy that judges nothing and only asks to be sent `0`.
 struct Routed(Vec<Need>);
 
-impl Policy for Routed {
-    fn name(&self) -> &str {
-        "routed"
-    }
-    fn action(&self) -> Action {
-        Action::Deny
-    }
+impl Rule for Routed {
     fn applies(&self, _: &Request) -> bool {
         false
     }
     fn evaluate(&self, _: &Request, _: &Context) -> Verdict {
         Verdict::Pass
     }
-    fn over_budget(&self, _: &Request, _: &Exhausted, _: &Context) -> Violation {
-        Violation::new("unreachable", "unreachable")
-    }
     fn routes(&self) -> Vec<Need> {
         self.0.clone()
     }
 }
 
-fn delete_protection(label_keys: &[&str]) -> Box<dyn Policy> {
+fn delete_protection(label_keys: &[&str]) -> Policy {
     let hook = Hook::DeleteProtection { label_keys: label_keys.iter().map(|k| (*k).to_owned()).collect() };
-    Box::new(Routed(Need::deletions(hook, &Resource::everything())))
+    Policy::new("routed", Action::Deny, Routed(Need::deletions(hook, &Resource::everything())))
 }
 
-fn guard(resources: &str) -> Box<dyn Policy> {
-    let spec = serde_yaml_ng::from_str(&format!("resources: {resources}")).unwrap();
-    Box::new(DeletionGuard::new("deletion-guard", spec).unwrap())
+fn guard(resources: &str) -> Policy {
+    let spec: DeletionGuardSpec = serde_yaml_ng::from_str(&format!("resources: {resources}")).unwrap();
+    Policy::from_spec("deletion-guard", spec).unwrap()
 }
 
-fn generate(policies: &[Box<dyn Policy>]) -> Vec<ValidatingWebhook> {
+fn generate(policies: &[Policy]) -> Vec<ValidatingWebhook> {
     configuration(policies, &Settings::default(), &Options::default()).webhooks.unwrap()
 }
 
@@ -101,13 +91,11 @@ fn the_embedded_policies_use_five_webhooks_in_a_fixed_order() {
 fn needs_merge_into_one_rule_per_group_and_operations() {
     // Both policies ask for Secrets: one rule lists them once, beside the
     // Services only deletion-guard asks for.
-    let in_use: Box<dyn Policy> = Box::new(
-        crate::policy::in_use_guard::InUseGuard::new(
-            "in-use",
-            serde_yaml_ng::from_str("kinds: [Secret]").unwrap(),
-        )
-        .unwrap(),
-    );
+    let in_use = Policy::from_spec(
+        "in-use",
+        serde_yaml_ng::from_str::<crate::policy::in_use_guard::InUseGuardSpec>("kinds: [Secret]").unwrap(),
+    )
+    .unwrap();
     let policies = vec![in_use, guard("[{kind: Service, mode: protect}, {kind: Secret, mode: protect}]")];
     let deletions = webhook(&generate(&policies), &Hook::Deletions).rules.clone().unwrap();
     assert_eq!(

@@ -14,7 +14,7 @@ use crate::routing::{Hook, Need, operation_name, operation_rank};
 
 /// One line per need of `policies` that `configuration` does not route:
 /// `deletion-guard: DELETE, UPDATE of cert-manager.io/certificates ...`.
-pub fn unrouted(policies: &[Box<dyn Policy>], configuration: &ValidatingWebhookConfiguration) -> Vec<String> {
+pub fn unrouted(policies: &[Policy], configuration: &ValidatingWebhookConfiguration) -> Vec<String> {
     let webhooks = configuration.webhooks.as_deref().unwrap_or_default();
     let mut lines = Vec::new();
     for policy in policies {
