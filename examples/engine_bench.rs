@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         let body = serde_json::to_vec(&synthetic.to_review()?)?;
 
         let parsed = admission::parse_review(&body)?;
-        let verdict = engine.decide(&parsed, &engine.context(jiff::Timestamp::now(), &view)).verdict();
+        let verdict = engine.decide(&parsed, &engine.context(jiff::Timestamp::now(), &view)).outcome();
 
         let review = || {
             let request = admission::parse_review(black_box(&body)).expect("parsed once already");

@@ -19,7 +19,9 @@ use crate::selector::Label;
 use crate::settings::{Settings, Skip};
 
 mod commit;
+mod outcome;
 pub use commit::{Lost, PendingCharge, Review};
+pub use outcome::Outcome;
 
 /// One policy's finding on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +103,14 @@ impl Decision {
         self.findings.iter().map(|f| f.policy.as_str()).collect()
     }
 
-    /// `allow`, `warn` or `deny`, as logs and metrics label the outcome.
-    pub fn verdict(&self) -> &'static str {
+    /// Denied, allowed with warnings, or allowed.
+    pub fn outcome(&self) -> Outcome {
         if !self.allowed() {
-            "deny"
+            Outcome::Deny
         } else if self.warnings().is_empty() {
-            "allow"
+            Outcome::Allow
         } else {
-            "warn"
+            Outcome::Warn
         }
     }
 }

@@ -107,7 +107,7 @@ pub fn plan(policies: &[Policy]) -> Plan {
 /// How an object fared against one policy, as policy reports say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum PolicyResult {
     /// Violates a policy in `deny` mode: created now, it would be refused.
     Fail,
     /// Violates a policy in `warn` or `dryrun` mode.
@@ -115,20 +115,20 @@ pub enum Outcome {
     Pass,
 }
 
-impl Outcome {
+impl PolicyResult {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Fail => "fail",
-            Outcome::Warn => "warn",
-            Outcome::Pass => "pass",
+            PolicyResult::Fail => "fail",
+            PolicyResult::Warn => "warn",
+            PolicyResult::Pass => "pass",
         }
     }
 
     fn of(action: Action, violated: bool) -> Self {
         match (violated, action) {
-            (false, _) => Outcome::Pass,
-            (true, Action::Deny) => Outcome::Fail,
-            (true, Action::Warn | Action::Dryrun) => Outcome::Warn,
+            (false, _) => PolicyResult::Pass,
+            (true, Action::Deny) => PolicyResult::Fail,
+            (true, Action::Warn | Action::Dryrun) => PolicyResult::Warn,
         }
     }
 }
@@ -152,7 +152,7 @@ pub struct AuditResult {
     pub policy: String,
     #[serde(serialize_with = "action_name")]
     pub action: Action,
-    pub result: Outcome,
+    pub result: PolicyResult,
     /// `ingress "shop/web"`, as denial messages name objects.
     pub object: String,
     pub resource: ObjectRef,
@@ -249,9 +249,9 @@ impl Audit {
             let summary = &mut summaries[i];
             summary.judged += 1;
             match result.result {
-                Outcome::Fail => summary.fail += 1,
-                Outcome::Warn => summary.warn += 1,
-                Outcome::Pass => summary.pass += 1,
+                PolicyResult::Fail => summary.fail += 1,
+                PolicyResult::Warn => summary.warn += 1,
+                PolicyResult::Pass => summary.pass += 1,
             }
         }
         summaries
@@ -259,7 +259,7 @@ impl Audit {
 
     /// The results that are violations.
     pub fn violations(&self) -> impl Iterator<Item = &AuditResult> {
-        self.results.iter().filter(|result| result.result != Outcome::Pass)
+        self.results.iter().filter(|result| result.result != PolicyResult::Pass)
     }
 }
 
@@ -366,7 +366,7 @@ impl<'a> Auditor<'a> {
         let object = request.describe().to_string();
         for audited in self.engine.audit(&request, &self.context) {
             self.audit.results.push(AuditResult {
-                result: Outcome::of(audited.action, audited.violation.is_some()),
+                result: PolicyResult::of(audited.action, audited.violation.is_some()),
                 message: audited.violation.map(|violation| violation.message()),
                 policy: audited.policy,
                 action: audited.action,

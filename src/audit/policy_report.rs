@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Audit, AuditResult, Outcome};
+use super::{Audit, AuditResult, PolicyResult};
 use crate::policy::Action;
 
 pub const API_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
@@ -50,9 +50,9 @@ fn report(
     max_results: usize,
 ) -> Value {
     let summary = json!({
-        "pass": count(&results, Outcome::Pass),
-        "fail": count(&results, Outcome::Fail),
-        "warn": count(&results, Outcome::Warn),
+        "pass": count(&results, PolicyResult::Pass),
+        "fail": count(&results, PolicyResult::Fail),
+        "warn": count(&results, PolicyResult::Warn),
         "error": 0,
         "skip": 0,
     });
@@ -92,7 +92,7 @@ fn report(
     })
 }
 
-fn count(results: &[&AuditResult], outcome: Outcome) -> usize {
+fn count(results: &[&AuditResult], outcome: PolicyResult) -> usize {
     results.iter().filter(|result| result.result == outcome).count()
 }
 

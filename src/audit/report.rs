@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Audit, AuditResult, KindAudited, LeftOut, NotAudited, Outcome, PolicySummary};
+use super::{Audit, AuditResult, KindAudited, LeftOut, NotAudited, PolicyResult, PolicySummary};
 
 /// The text report: what was judged, then each policy with the objects that
 /// violate it, then what was left out and why.
@@ -76,7 +76,7 @@ fn left_out(left_out: &LeftOut) -> Vec<String> {
 /// Violations with outcome fail, and with outcome warn.
 pub fn tally(audit: &Audit) -> (usize, usize) {
     let count = |outcome| audit.results.iter().filter(|result| result.result == outcome).count();
-    (count(Outcome::Fail), count(Outcome::Warn))
+    (count(PolicyResult::Fail), count(PolicyResult::Warn))
 }
 
 #[derive(Serialize)]

@@ -52,7 +52,7 @@ fn audit_of(objects: &[Value]) -> Audit {
     auditor.finish()
 }
 
-fn outcomes(audit: &Audit, policy: &str) -> Vec<(String, Outcome)> {
+fn outcomes(audit: &Audit, policy: &str) -> Vec<(String, PolicyResult)> {
     audit
         .results
         .iter()
@@ -98,9 +98,9 @@ fn wildcard_and_hostless_ingresses_fail_and_good_ones_pass() {
     assert_eq!(
         outcomes(&audit, "ingress-hosts"),
         [
-            ("ingress \"shop/catch-all\"".to_owned(), Outcome::Fail),
-            ("ingress \"shop/hostless\"".to_owned(), Outcome::Fail),
-            ("ingress \"shop/web\"".to_owned(), Outcome::Pass),
+            ("ingress \"shop/catch-all\"".to_owned(), PolicyResult::Fail),
+            ("ingress \"shop/hostless\"".to_owned(), PolicyResult::Fail),
+            ("ingress \"shop/web\"".to_owned(), PolicyResult::Pass),
         ]
     );
     let failed = audit.violations().next().unwrap();
@@ -123,9 +123,9 @@ fn two_namespaces_serving_one_host_both_get_the_duplicate_hosts_warning() {
     assert_eq!(
         outcomes(&audit, "duplicate-hosts"),
         [
-            ("ingress \"team-a/web\"".to_owned(), Outcome::Warn),
-            ("ingress \"team-b/web\"".to_owned(), Outcome::Warn),
-            ("ingress \"team-b/api\"".to_owned(), Outcome::Pass),
+            ("ingress \"team-a/web\"".to_owned(), PolicyResult::Warn),
+            ("ingress \"team-b/web\"".to_owned(), PolicyResult::Warn),
+            ("ingress \"team-b/api\"".to_owned(), PolicyResult::Pass),
         ]
     );
     let summary = audit.policies().into_iter().find(|s| s.policy == "duplicate-hosts").unwrap();
@@ -143,9 +143,9 @@ fn a_core_namespace_carrying_an_exemption_label_fails_and_an_old_confirmation_is
     assert_eq!(
         outcomes(&audit, "core-namespaces"),
         [
-            ("namespace \"kube-system\"".to_owned(), Outcome::Fail),
-            ("namespace \"payments\"".to_owned(), Outcome::Pass),
-            ("namespace \"old\"".to_owned(), Outcome::Pass),
+            ("namespace \"kube-system\"".to_owned(), PolicyResult::Fail),
+            ("namespace \"payments\"".to_owned(), PolicyResult::Pass),
+            ("namespace \"old\"".to_owned(), PolicyResult::Pass),
         ]
     );
     assert!(audit.results.iter().all(|result| result.policy != "namespace-deletion"));
@@ -304,7 +304,7 @@ fn a_report_is_bounded_by_count_violations_first_and_says_how_many_were_left_out
 #[test]
 fn a_report_is_bounded_in_bytes_whatever_the_messages_hold() {
     let mut audit = audit_of(&[ingress("shop", "catch-all", Some("*"))]);
-    let template = audit.results.iter().find(|r| r.result == Outcome::Fail).unwrap().clone();
+    let template = audit.results.iter().find(|r| r.result == PolicyResult::Fail).unwrap().clone();
     audit.results = (0..8)
         .map(|i| AuditResult {
             message: Some("x".repeat(300_000)),

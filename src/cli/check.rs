@@ -58,7 +58,7 @@ pub struct CheckArgs {
 }
 
 /// What `check` found for one object, in the order they were read.
-struct Outcome {
+struct Checked {
     file: String,
     origin: String,
     /// The request and Defender's decision, or why there is none.
@@ -69,14 +69,14 @@ impl CheckArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let set = self.policies.load()?;
         self.warn_unrouted(&set)?;
-        let outcomes = self.judge(Engine::new(set));
+        let checked = self.judge(Engine::new(set));
         let out = &mut std::io::stdout().lock();
         match self.output {
-            Format::Text => write_text(&outcomes, out)?,
-            Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&json(&outcomes))?)?,
-            Format::Junit => junit(&outcomes).write(out)?,
+            Format::Text => write_text(&checked, out)?,
+            Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&json(&checked))?)?,
+            Format::Junit => junit(&checked).write(out)?,
         }
-        let counts = Counts::of(&outcomes);
+        let counts = Counts::of(&checked);
         Ok(match (counts.unusable, counts.denied) {
             (0, 0) => ExitCode::SUCCESS,
             (0, _) => ExitCode::FAILURE,
@@ -85,14 +85,14 @@ impl CheckArgs {
     }
 
     /// Judges every manifest; what cannot be read comes first, as it is found.
-    fn judge(&self, engine: Engine) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
+    fn judge(&self, engine: Engine) -> Vec<Checked> {
+        let mut checked = Vec::new();
         let mut readable = Vec::new();
         for path in &self.files {
             for manifest in manifests::read(path) {
                 match manifest {
                     Ok(manifest) => readable.push(manifest),
-                    Err(unusable) => outcomes.push(Outcome {
+                    Err(unusable) => checked.push(Checked {
                         file: unusable.file,
                         origin: String::new(),
                         judged: Err(unusable.message),
@@ -112,9 +112,9 @@ impl CheckArgs {
                 }
                 Err(error) => Err(format!("{}: {error}", manifest.origin)),
             };
-            outcomes.push(Outcome { file: manifest.file, origin: manifest.origin, judged });
+            checked.push(Checked { file: manifest.file, origin: manifest.origin, judged });
         }
-        outcomes
+        checked
     }
 
     /// Warns about what the policies need that the webhook configuration does
@@ -191,16 +191,16 @@ struct Counts {
 }
 
 impl Counts {
-    fn of(outcomes: &[Outcome]) -> Self {
+    fn of(checked: &[Checked]) -> Self {
         let mut counts = Counts::default();
-        for outcome in outcomes {
-            match &outcome.judged {
+        for item in checked {
+            match &item.judged {
                 Ok((_, decision)) if decision.allowed() => counts.allowed += 1,
                 Ok(_) => counts.denied += 1,
                 Err(_) => counts.unusable += 1,
             }
             // Objects read, whether or not a request could be made of them.
-            if !outcome.origin.is_empty() {
+            if !item.origin.is_empty() {
                 counts.objects += 1;
             }
         }
@@ -213,21 +213,21 @@ fn details(decision: &Decision) -> Vec<String> {
     decision.denial_message().map(|m| vec![m]).unwrap_or_else(|| decision.warnings())
 }
 
-fn write_text(outcomes: &[Outcome], out: &mut dyn Write) -> std::io::Result<()> {
-    for outcome in outcomes {
-        let (request, decision) = match &outcome.judged {
+fn write_text(checked: &[Checked], out: &mut dyn Write) -> std::io::Result<()> {
+    for item in checked {
+        let (request, decision) = match &item.judged {
             Ok(judged) => judged,
             Err(error) => {
                 writeln!(out, "error  {error}")?;
                 continue;
             }
         };
-        writeln!(out, "{:<5}  {} ({})", decision.verdict(), request.describe(), outcome.origin)?;
+        writeln!(out, "{:<5}  {} ({})", decision.outcome(), request.describe(), item.origin)?;
         for line in details(decision).iter().flat_map(|d| d.lines()) {
             writeln!(out, "       {line}")?;
         }
     }
-    let counts = Counts::of(outcomes);
+    let counts = Counts::of(checked);
     writeln!(
         out,
         "{} objects: {} allowed, {} denied, {} unusable",
@@ -235,24 +235,24 @@ fn write_text(outcomes: &[Outcome], out: &mut dyn Write) -> std::io::Result<()> 
     )
 }
 
-/// The outcomes grouped by file, files in the order they were first read.
-fn by_file(outcomes: &[Outcome]) -> Vec<(&str, Vec<&Outcome>)> {
-    let mut files: Vec<(&str, Vec<&Outcome>)> = Vec::new();
-    for outcome in outcomes {
-        match files.iter_mut().find(|(file, _)| *file == outcome.file) {
-            Some((_, group)) => group.push(outcome),
-            None => files.push((&outcome.file, vec![outcome])),
+/// The objects grouped by file, files in the order they were first read.
+fn by_file(checked: &[Checked]) -> Vec<(&str, Vec<&Checked>)> {
+    let mut files: Vec<(&str, Vec<&Checked>)> = Vec::new();
+    for item in checked {
+        match files.iter_mut().find(|(file, _)| *file == item.file) {
+            Some((_, group)) => group.push(item),
+            None => files.push((&item.file, vec![item])),
         }
     }
     files
 }
 
-fn json(outcomes: &[Outcome]) -> Value {
-    let counts = Counts::of(outcomes);
-    let files: Vec<Value> = by_file(outcomes)
+fn json(checked: &[Checked]) -> Value {
+    let counts = Counts::of(checked);
+    let files: Vec<Value> = by_file(checked)
         .into_iter()
-        .map(|(file, outcomes)| {
-            let results: Vec<Value> = outcomes.into_iter().map(json_result).collect();
+        .map(|(file, checked)| {
+            let results: Vec<Value> = checked.into_iter().map(json_result).collect();
             json!({"file": file, "results": results})
         })
         .collect();
@@ -265,9 +265,9 @@ fn json(outcomes: &[Outcome]) -> Value {
     })
 }
 
-fn json_result(outcome: &Outcome) -> Value {
-    let origin = if outcome.origin.is_empty() { &outcome.file } else { &outcome.origin };
-    let (request, decision) = match &outcome.judged {
+fn json_result(item: &Checked) -> Value {
+    let origin = if item.origin.is_empty() { &item.file } else { &item.origin };
+    let (request, decision) = match &item.judged {
         Ok(judged) => judged,
         Err(error) => return json!({"origin": origin, "verdict": "unusable", "error": error}),
     };
@@ -292,7 +292,7 @@ fn json_result(outcome: &Outcome) -> Value {
         "kind": request.kind(),
         "namespace": request.namespace(),
         "name": request.name(),
-        "verdict": decision.verdict(),
+        "verdict": decision.outcome(),
         "message": (!details.is_empty()).then(|| details.join("\n")),
         "findings": findings,
     })
@@ -300,26 +300,26 @@ fn json_result(outcome: &Outcome) -> Value {
 
 /// A testsuite per file, a testcase per object: a denial is a failure, an
 /// unusable document an error, warnings are the case's output.
-fn junit(outcomes: &[Outcome]) -> junit::TestSuites {
-    let suites = by_file(outcomes).into_iter().map(|(file, outcomes)| junit::TestSuite {
+fn junit(checked: &[Checked]) -> junit::TestSuites {
+    let suites = by_file(checked).into_iter().map(|(file, checked)| junit::TestSuite {
         name: file.to_owned(),
         file: Some(file.to_owned()),
         properties: Vec::new(),
-        cases: outcomes.into_iter().map(junit_case).collect(),
+        cases: checked.into_iter().map(junit_case).collect(),
     });
     junit::TestSuites { name: "defender check".to_owned(), suites: suites.collect() }
 }
 
-fn junit_case(outcome: &Outcome) -> junit::TestCase {
+fn junit_case(item: &Checked) -> junit::TestCase {
     let mut case = junit::TestCase {
-        name: if outcome.origin.is_empty() { outcome.file.clone() } else { outcome.origin.clone() },
-        classname: outcome.file.clone(),
-        file: Some(outcome.file.clone()),
+        name: if item.origin.is_empty() { item.file.clone() } else { item.origin.clone() },
+        classname: item.file.clone(),
+        file: Some(item.file.clone()),
         time: None,
         problem: None,
         system_out: None,
     };
-    match &outcome.judged {
+    match &item.judged {
         Err(error) => {
             case.problem = Some(Problem {
                 kind: ProblemKind::Error,
@@ -329,7 +329,7 @@ fn junit_case(outcome: &Outcome) -> junit::TestCase {
             });
         }
         Ok((request, decision)) => {
-            case.name = format!("{} ({})", request.describe(), outcome.origin);
+            case.name = format!("{} ({})", request.describe(), item.origin);
             let details = details(decision).join("\n");
             if let Some(denial) = decision.denial_message() {
                 case.problem = Some(Problem {

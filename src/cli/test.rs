@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::junit::{self, Problem, ProblemKind};
 use super::output::Format;
+use crate::engine::Outcome;
 use crate::harness::{self, CaseReport, Report, StepReport, SuiteReport};
 
 #[derive(Debug, clap::Args)]
@@ -71,10 +72,10 @@ struct JsonCase<'a> {
 struct JsonStep<'a> {
     at: String,
     operation: &'static str,
-    expected: &'static str,
+    expected: Outcome,
     expected_message: Option<&'a str>,
     policy: Option<&'a str>,
-    actual: Option<&'static str>,
+    actual: Option<Outcome>,
     fired_policies: &'a [String],
     message: Option<&'a str>,
     outcome: &'static str,
@@ -117,7 +118,7 @@ fn json_step(step: &StepReport) -> JsonStep<'_> {
     JsonStep {
         at: crate::clock::human(step.at),
         operation: step.operation,
-        expected: step.expected.as_str(),
+        expected: step.expected,
         expected_message: step.expected_message.as_deref(),
         policy: step.expected_policy.as_deref(),
         actual: step.actual,

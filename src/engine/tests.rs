@@ -98,7 +98,7 @@ fn break_glass_allows_with_a_warning_listing_what_it_overrode() {
     let warnings = decision.warnings();
     assert!(warnings[0].contains("break-glass used"));
     assert!(warnings.iter().any(|w| w.contains("defender/core-namespaces")));
-    assert_eq!(decision.verdict(), "warn");
+    assert_eq!(decision.outcome(), Outcome::Warn);
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn warn_action_allows_with_a_warning() {
         fixture.create(crate::testing::ingress("web", serde_json::json!({"rules": [{"host": "*"}]})));
     let decision = engine.decide(&request, &fixture.context());
     assert!(decision.allowed());
-    assert_eq!(decision.verdict(), "warn");
+    assert_eq!(decision.outcome(), Outcome::Warn);
     assert!(decision.warnings()[0].starts_with("defender/hosts: ingress \"prod/web\""));
 }
 
@@ -186,7 +186,7 @@ fn dryrun_action_allows_silently_but_records() {
         fixture.create(crate::testing::ingress("web", serde_json::json!({"rules": [{"host": "*"}]})));
     let decision = engine.decide(&request, &fixture.context());
     assert!(decision.allowed() && decision.warnings().is_empty());
-    assert_eq!(decision.verdict(), "allow");
+    assert_eq!(decision.outcome(), Outcome::Allow);
     assert_eq!(decision.fired_policies(), ["hosts"]);
 }
 
@@ -198,8 +198,8 @@ fn a_warn_mode_budget_warns_when_exhausted_and_never_blocks() {
     );
     let fixture = Fixture::new();
     assert_eq!(
-        engine.decide(&fixture.delete(crate::testing::namespace("a")), &fixture.context()).verdict(),
-        "allow"
+        engine.decide(&fixture.delete(crate::testing::namespace("a")), &fixture.context()).outcome(),
+        Outcome::Allow
     );
     let second = engine.decide(&fixture.delete(crate::testing::namespace("b")), &fixture.context());
     assert!(second.allowed());

@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
-use crate::engine::{Decision, Engine};
+use crate::engine::{Decision, Engine, Outcome};
 use crate::paths::{self, Depth, ListError};
 use crate::request::Request;
 use crate::synthetic::{Synthetic, SyntheticOperation, User};
-pub use suite::Expect;
 use suite::{Case, Operation, PolicySource, Step, Suite};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +74,11 @@ pub struct StepReport {
     /// Offset from the suite's start time.
     pub at: Duration,
     pub operation: &'static str,
-    pub expected: Expect,
+    pub expected: Outcome,
     pub expected_message: Option<String>,
     pub expected_policy: Option<String>,
-    /// `allow`, `warn` or `deny`; `None` when the request could not be built.
-    pub actual: Option<&'static str>,
+    /// `None` when the request could not be built.
+    pub actual: Option<Outcome>,
     pub fired_policies: Vec<String>,
     /// The denial message, or the warnings one per line.
     pub message: Option<String>,
@@ -283,7 +282,7 @@ fn run_case(
         };
         let decision = engine.decide(&request, &engine.context(clock::add(suite.start, at), view));
         let checked = check(step, &decision);
-        report.actual = Some(decision.verdict());
+        report.actual = Some(decision.outcome());
         report.fired_policies = decision.fired_policies().into_iter().map(str::to_owned).collect();
         report.message = decision.denial_message().or_else(|| {
             let warnings = decision.warnings();
@@ -331,14 +330,13 @@ pub fn synthetic(step: &Step) -> Synthetic {
 }
 
 fn check(step: &Step, decision: &Decision) -> Result<(), String> {
-    let verdict = decision.verdict();
-    if verdict != step.expect.as_str() {
-        return Err(format!("expected {}, got {}", step.expect.as_str(), describe(decision)));
+    if decision.outcome() != step.expect {
+        return Err(format!("expected {}, got {}", step.expect, describe(decision)));
     }
     if let Some(wanted) = &step.message {
         let said = match step.expect {
-            Expect::Deny => decision.denial_message().unwrap_or_default(),
-            Expect::Warn | Expect::Allow => decision.warnings().join("\n"),
+            Outcome::Deny => decision.denial_message().unwrap_or_default(),
+            Outcome::Warn | Outcome::Allow => decision.warnings().join("\n"),
         };
         if !said.contains(wanted.as_str()) {
             return Err(format!("expected the message to contain {wanted:?}, got {}", describe(decision)));
@@ -354,10 +352,10 @@ fn check(step: &Step, decision: &Decision) -> Result<(), String> {
 
 /// `deny: defender/...`, `warn: ...`, `allow`, or `allow (skipped: ...)`.
 fn describe(decision: &Decision) -> String {
-    match decision.verdict() {
-        "deny" => format!("deny: {}", decision.denial_message().unwrap_or_default()),
-        "warn" => format!("warn: {}", decision.warnings().join(" | ")),
-        _ => match &decision.skipped {
+    match decision.outcome() {
+        Outcome::Deny => format!("deny: {}", decision.denial_message().unwrap_or_default()),
+        Outcome::Warn => format!("warn: {}", decision.warnings().join(" | ")),
+        Outcome::Allow => match &decision.skipped {
             Some(skip) => format!("allow (not judged: {})", skip.as_str()),
             None => "allow".to_owned(),
         },

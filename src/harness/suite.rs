@@ -37,6 +37,7 @@ use serde_json::Value;
 
 use crate::config::API_VERSION;
 use crate::decode;
+use crate::engine::Outcome;
 use crate::manifests::{self, Manifest};
 use crate::period::Period;
 use crate::view::{MemoryView, NamespaceInfo};
@@ -102,7 +103,7 @@ pub struct Step {
     /// For a collection-level DELETE that carries no object: what it deletes.
     #[serde(default)]
     pub resource: Option<Resource>,
-    pub expect: Expect,
+    pub expect: Outcome,
     /// A substring the denial message (or, for `warn`, a warning) must contain.
     #[serde(default)]
     pub message: Option<String>,
@@ -144,24 +145,6 @@ pub struct Resource {
     pub kind: String,
     #[serde(default)]
     pub namespace: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Expect {
-    Allow,
-    Deny,
-    Warn,
-}
-
-impl Expect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Expect::Allow => "allow",
-            Expect::Deny => "deny",
-            Expect::Warn => "warn",
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ pub fn decision(request: &Request, decision: &Decision, latency: Duration) {
         namespace = request.namespace().unwrap_or(""),
         name = request.name(),
         policies,
-        verdict = decision.verdict(),
+        verdict = decision.outcome().as_str(),
         skipped = decision.skipped.map_or("", |skip| skip.as_str()),
         dry_run = request.dry_run(),
         latency_ms = (latency.as_secs_f64() * 1e6).round() / 1e3,

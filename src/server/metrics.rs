@@ -20,7 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::clock::Clock;
-use crate::engine::Decision;
+use crate::engine::{Decision, Outcome};
 use crate::request::Request;
 use crate::server::audit::operation;
 use crate::server::current_engine::CurrentEngine;
@@ -306,8 +306,8 @@ impl Metrics {
         for reason in [Shed::BufferedBytes, Shed::ReviewsInFlight] {
             let _ = metrics.shed.get_or_create(&ShedLabels { reason: reason.as_str() });
         }
-        for verdict in ["deny", "warn"] {
-            let _ = metrics.unfinished.get_or_create(&VerdictLabels { verdict });
+        for verdict in [Outcome::Deny, Outcome::Warn] {
+            let _ = metrics.unfinished.get_or_create(&VerdictLabels { verdict: verdict.as_str() });
         }
         registry.register_collector(Box::new(ViewCollector { view }));
         metrics.policies_loaded();
@@ -316,7 +316,8 @@ impl Metrics {
 
     /// Counts one answered review.
     pub fn review(&self, request: &Request, decision: &Decision, latency: Duration) {
-        let labels = ReviewLabels { operation: operation(request.operation()), verdict: decision.verdict() };
+        let labels =
+            ReviewLabels { operation: operation(request.operation()), verdict: decision.outcome().as_str() };
         self.reviews.get_or_create(&labels).inc();
         for finding in &decision.findings {
             let labels = FindingLabels { policy: finding.policy.clone(), action: finding.action.as_str() };
@@ -340,8 +341,8 @@ impl Metrics {
     }
 
     /// A review answered with the fallback verdict instead of a decision.
-    pub fn unfinished(&self, verdict: &'static str) {
-        self.unfinished.get_or_create(&VerdictLabels { verdict }).inc();
+    pub fn unfinished(&self, verdict: Outcome) {
+        self.unfinished.get_or_create(&VerdictLabels { verdict: verdict.as_str() }).inc();
     }
 
     pub fn error(&self, kind: ErrorKind) {

@@ -10,15 +10,15 @@
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use kube::core::{DynamicObject, Status};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Outcome};
 use crate::policy::Action;
 use crate::request::Request;
 
 /// What a review cut off by the deadline is answered with.
 pub struct Overtime {
     pub review: AdmissionReview<DynamicObject>,
-    /// `deny` or `warn`, as metrics label it.
-    pub verdict: &'static str,
+    /// Deny or warn.
+    pub verdict: Outcome,
 }
 
 /// `what_happened` completes "Defender ...", e.g. "could not finish judging this request within 4s".
@@ -46,7 +46,7 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
                 format!("the policies that apply to it only warn ({})", named.join(", "))
             }
         ));
-        "warn"
+        Outcome::Warn
     } else {
         let message = format!(
             "Defender {what_happened} (policies that apply: {}); nothing was changed; try again",
@@ -56,11 +56,11 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
             warnings
                 .push(format!("defender: break-glass used; this was overridden and is audited: {message}"));
             response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
-            "warn"
+            Outcome::Warn
         } else {
             response.allowed = false;
             response.result = Status::failure(&message, "ServiceUnavailable").with_code(503);
-            "deny"
+            Outcome::Deny
         }
     };
     response.warnings = Some(warnings);
@@ -82,7 +82,7 @@ mod tests {
     fn a_request_a_denying_policy_applies_to_is_denied_naming_the_policies() {
         let request = Fixture::new().delete(namespace("shop"));
         let answer = answer(&engine(), &request, "could not finish judging this request within 4s");
-        assert_eq!(answer.verdict, "deny");
+        assert_eq!(answer.verdict, Outcome::Deny);
         let response = answer.review.response.unwrap();
         assert!(!response.allowed);
         assert_eq!(response.uid, request.inner().uid);
@@ -102,7 +102,7 @@ mod tests {
             serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "1"}]);
         let request = fixture.update(secret.clone(), owned);
         let denied = answer(&engine(), &request, "could not finish judging this request within 4s");
-        assert_eq!(denied.verdict, "deny");
+        assert_eq!(denied.verdict, Outcome::Deny);
         let response = denied.review.response.unwrap();
         assert!(!response.allowed);
         assert!(response.result.message.contains("deletion-guard"), "{}", response.result.message);
@@ -112,14 +112,14 @@ mod tests {
         relabelled["metadata"]["labels"] = serde_json::json!({"tier": "db"});
         let let_through =
             answer(&engine(), &fixture.update(secret, relabelled), "failed while judging this request");
-        assert_eq!(let_through.verdict, "warn");
+        assert_eq!(let_through.verdict, Outcome::Warn);
     }
 
     #[test]
     fn a_request_no_denying_policy_applies_to_is_allowed_with_a_warning() {
         let request = Fixture::new().create(object("v1", "ConfigMap", "shop", "settings", &[]));
         let answer = answer(&engine(), &request, "failed while judging this request");
-        assert_eq!(answer.verdict, "warn");
+        assert_eq!(answer.verdict, Outcome::Warn);
         let response = answer.review.response.unwrap();
         assert!(response.allowed);
         let warnings = response.warnings.unwrap();
@@ -144,7 +144,7 @@ mod tests {
         });
         let skeleton = crate::admission::parse_review_skeleton(review.to_string().as_bytes()).unwrap();
         let answer = answer(&engine(), &skeleton, "could not judge this request");
-        assert_eq!(answer.verdict, "deny");
+        assert_eq!(answer.verdict, Outcome::Deny);
         assert!(answer.review.response.unwrap().result.message.contains("deletion-guard"));
     }
 }

@@ -82,18 +82,18 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             match why {
                 Unfinished::Deadline => tracing::warn!(
                     uid = %request.inner().uid,
-                    verdict = answer.verdict,
+                    verdict = answer.verdict.as_str(),
                     "a review was cut off by the {} request timeout and answered without a decision",
                     clock::human_exact(state.request_timeout)
                 ),
                 Unfinished::Failed => tracing::error!(
                     uid = %request.inner().uid,
-                    verdict = answer.verdict,
+                    verdict = answer.verdict.as_str(),
                     "evaluating a review failed; it was answered without a decision"
                 ),
                 Unfinished::TooLarge => tracing::warn!(
                     uid = %request.inner().uid,
-                    verdict = answer.verdict,
+                    verdict = answer.verdict.as_str(),
                     "a review too large to read within --max-buffered-bytes was answered from its skeleton"
                 ),
             }
