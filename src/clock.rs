@@ -3,7 +3,7 @@
 //! Budgets, cooldowns and refill times all depend on "now". Production uses the
 //! system clock; the engine takes "now" as a value, so the harness judges each
 //! step at the suite's start plus its `at` offset ("delete four namespaces
-//! within 30 seconds") without sleeping, and tests can use [`ManualClock`].
+//! within 30 seconds") without sleeping or a clock of its own.
 //!
 //! Durations are read and written the way people write them, in jiff's
 //! "friendly" format: `500ms`, `4m 13s`, `1h 30m`.

@@ -10,6 +10,16 @@ use serde_json::{Value, json};
 use crate::admission::{self, ReviewError};
 use crate::request::Request;
 
+/// Why a request could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SyntheticError {
+    #[error("cannot build an admission request: the object has no {0}")]
+    Missing(&'static str),
+    /// The review built does not parse as the server would parse it.
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+}
+
 /// Who sends a synthetic request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -66,15 +76,15 @@ impl Synthetic {
     }
 
     /// The AdmissionReview the API server would send.
-    pub fn to_review(&self) -> Result<Value, ReviewError> {
+    pub fn to_review(&self) -> Result<Value, SyntheticError> {
         let described = self.object.as_ref().or(self.old_object.as_ref());
         let (api_version, kind) = match (described, &self.api_version_kind) {
             (Some(object), _) => (
-                string_at(object, "apiVersion").ok_or(ReviewError::Synthetic("apiVersion"))?,
-                string_at(object, "kind").ok_or(ReviewError::Synthetic("kind"))?,
+                string_at(object, "apiVersion").ok_or(SyntheticError::Missing("apiVersion"))?,
+                string_at(object, "kind").ok_or(SyntheticError::Missing("kind"))?,
             ),
             (None, Some((api_version, kind))) => (api_version.clone(), kind.clone()),
-            (None, None) => return Err(ReviewError::Synthetic("object")),
+            (None, None) => return Err(SyntheticError::Missing("object")),
         };
         let (group, version) = match api_version.split_once('/') {
             Some((group, version)) => (group.to_owned(), version.to_owned()),
@@ -122,9 +132,9 @@ impl Synthetic {
         Ok(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}))
     }
 
-    pub fn build(&self) -> Result<Request, ReviewError> {
+    pub fn build(&self) -> Result<Request, SyntheticError> {
         let review = self.to_review()?;
-        admission::parse_review_value(review)
+        Ok(admission::parse_review_value(review)?)
     }
 }
 

@@ -35,8 +35,6 @@ pub enum ReviewError {
     Kind(String),
     #[error("the AdmissionReview has no request to judge")]
     MissingRequest,
-    #[error("cannot build an admission request: the object has no {0}")]
-    Synthetic(&'static str),
 }
 
 /// Parses an AdmissionReview body as the API server sends it.
