@@ -1,9 +1,10 @@
 //! Which `kind` of policy document builds which rule.
 //!
 //! Adding a policy kind: write its file in `src/policy/` (a spec type that
-//! implements [`Spec`], and the [`Rule`] it builds), then add one line to
-//! [`KINDS`]. Loading, the "expected one of" list in error messages and the
-//! check that README.md documents every kind all follow from the table.
+//! implements [`Spec`], and the [`Rule`] it builds), declare it with
+//! `pub mod` in `policy/mod.rs`, and add one line to [`KINDS`]. Loading and
+//! the "expected one of" list in error messages follow from the table; a
+//! test then asks for the kind in README.md's policy reference.
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
