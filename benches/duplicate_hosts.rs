@@ -16,7 +16,8 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::Operation;
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ fn view(
 }
 
 fn create(object: Value) -> Vec<u8> {
-    let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+    let mut synthetic = Synthetic::new(Operation::Create);
     synthetic.object = Some(object);
     serde_json::to_vec(&synthetic.to_review().expect("buildable review")).expect("serializable")
 }

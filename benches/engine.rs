@@ -12,8 +12,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::request::Request;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::{Operation, Request};
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
@@ -40,10 +40,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn review(operation: SyntheticOperation, object: Value) -> Vec<u8> {
+fn review(operation: Operation, object: Value) -> Vec<u8> {
     let mut synthetic = Synthetic::new(operation);
-    match operation {
-        SyntheticOperation::Create => synthetic.object = Some(object),
+    match synthetic.operation {
+        Operation::Create => synthetic.object = Some(object),
         _ => {
             synthetic.old_object = Some(object);
             // Dry runs only check budgets, so repeated deletes measure the same
@@ -107,20 +107,20 @@ fn engine_benches(c: &mut Criterion) {
         (
             "namespace-delete-core",
             review(
-                SyntheticOperation::Delete,
+                Operation::Delete,
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}),
             ),
         ),
-        ("ingress-create-2kb", review(SyntheticOperation::Create, ingress())),
-        ("pod-delete-20kb", review(SyntheticOperation::Delete, pod())),
+        ("ingress-create-2kb", review(Operation::Create, ingress())),
+        ("pod-delete-20kb", review(Operation::Delete, pod())),
         (
             "secret-delete",
             review(
-                SyntheticOperation::Delete,
+                Operation::Delete,
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}}),
             ),
         ),
-        ("configmap-delete-1mb", review(SyntheticOperation::Delete, config_map())),
+        ("configmap-delete-1mb", review(Operation::Delete, config_map())),
     ];
     let mut evaluate = c.benchmark_group("evaluate");
     for (name, body) in &cases {

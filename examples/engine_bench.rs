@@ -20,7 +20,8 @@ use clap::Parser;
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::Operation;
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use serde_json::{Value, json};
 
@@ -50,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         let text = std::fs::read(path).with_context(|| path.display().to_string())?;
         let object: Value = serde_json::from_slice(&text)
             .with_context(|| format!("{}: not a JSON object", path.display()))?;
-        let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+        let mut synthetic = Synthetic::new(Operation::Create);
         synthetic.object = Some(object);
         let body = serde_json::to_vec(&synthetic.to_review()?)?;
 

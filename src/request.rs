@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionRequest;
 pub use kube::core::admission::Operation;
+use serde::Deserialize;
 
 use crate::selector::Labels;
 
@@ -218,6 +219,15 @@ fn without_bookkeeping(object: &DynamicObject) -> DynamicObject {
     metadata.generation = None;
     metadata.managed_fields = None;
     object
+}
+
+/// Who sends a request, as a test suite's `userInfo` names them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 pub fn labels_of(object: Option<&DynamicObject>) -> &Labels {

@@ -8,7 +8,8 @@
 use serde_json::{Value, json};
 
 use crate::admission::{self, ReviewError};
-use crate::request::Request;
+use crate::request::{Operation, Request, User};
+use crate::routing::operation_name;
 
 /// Why a request could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -20,40 +21,20 @@ pub enum SyntheticError {
     Review(#[from] ReviewError),
 }
 
-/// Who sends a synthetic request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub username: String,
-    pub groups: Vec<String>,
-}
-
-impl Default for User {
-    fn default() -> Self {
-        Self { username: "developer@example.com".to_owned(), groups: vec!["system:authenticated".to_owned()] }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyntheticOperation {
-    Create,
-    Update,
-    Delete,
-    /// One item of a deletecollection: the item as `oldObject`, an empty `name`.
-    DeleteCollectionItem,
-    /// The collection-level review older API servers sent: empty `name`, no `oldObject`.
-    DeleteCollection,
-}
-
 /// A request to build: an operation and the object(s) it acts on.
 #[derive(Debug, Clone)]
 pub struct Synthetic {
-    pub operation: SyntheticOperation,
+    pub operation: Operation,
+    /// A DELETE that is part of a deletecollection, which leaves the
+    /// request's `name` empty: one item (the item as `old_object`), or the
+    /// collection-level review older API servers sent (no `old_object`).
+    pub collection: bool,
     pub object: Option<Value>,
     pub old_object: Option<Value>,
     pub user: User,
     pub dry_run: bool,
     pub sub_resource: Option<String>,
-    /// For [`SyntheticOperation::DeleteCollection`], which has no object to read it from.
+    /// For a collection-level DELETE, which has no object to read it from.
     pub namespace: Option<String>,
     /// `apiVersion` and `kind` for a collection delete without an object.
     pub api_version_kind: Option<(String, String)>,
@@ -61,12 +42,17 @@ pub struct Synthetic {
 }
 
 impl Synthetic {
-    pub fn new(operation: SyntheticOperation) -> Self {
+    /// A request from an ordinary authenticated user, `developer@example.com`.
+    pub fn new(operation: Operation) -> Self {
         Self {
             operation,
+            collection: false,
             object: None,
             old_object: None,
-            user: User::default(),
+            user: User {
+                username: "developer@example.com".to_owned(),
+                groups: vec!["system:authenticated".to_owned()],
+            },
             dry_run: false,
             sub_resource: None,
             namespace: None,
@@ -102,13 +88,12 @@ impl Synthetic {
                 .map(str::to_owned)
                 .or_else(|| self.namespace.clone())
         };
-        let (operation, request_name, options_kind) = match self.operation {
-            SyntheticOperation::Create => ("CREATE", name, "CreateOptions"),
-            SyntheticOperation::Update => ("UPDATE", name, "UpdateOptions"),
-            SyntheticOperation::Delete => ("DELETE", name, "DeleteOptions"),
-            SyntheticOperation::DeleteCollectionItem | SyntheticOperation::DeleteCollection => {
-                ("DELETE", String::new(), "DeleteOptions")
-            }
+        let request_name = if self.collection { String::new() } else { name };
+        let options_kind = match self.operation {
+            Operation::Create => Some("CreateOptions"),
+            Operation::Update => Some("UpdateOptions"),
+            Operation::Delete => Some("DeleteOptions"),
+            Operation::Connect => None,
         };
         let gvk = json!({"group": group, "version": version, "kind": kind});
         let gvr = json!({"group": group, "version": version, "resource": crate::routing::plural(&kind)});
@@ -116,12 +101,12 @@ impl Synthetic {
             "uid": self.uid,
             "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
             "name": request_name,
-            "operation": operation,
+            "operation": operation_name(&self.operation),
             "userInfo": {"username": self.user.username, "groups": self.user.groups},
             "object": self.object,
             "oldObject": self.old_object,
             "dryRun": self.dry_run,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind},
+            "options": options_kind.map(|kind| json!({"apiVersion": "meta.k8s.io/v1", "kind": kind})),
         });
         if let Some(namespace) = namespace {
             request["namespace"] = json!(namespace);
@@ -151,7 +136,7 @@ mod tests {
         for (api_version, kind, resource) in
             [("v1", "Endpoints", "endpoints"), ("networking.k8s.io/v1", "Ingress", "ingresses")]
         {
-            let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+            let mut synthetic = Synthetic::new(Operation::Delete);
             synthetic.old_object = Some(
                 json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": "ns"}}),
             );
@@ -162,7 +147,8 @@ mod tests {
 
     #[test]
     fn collection_items_have_an_empty_request_name() {
-        let mut synthetic = Synthetic::new(SyntheticOperation::DeleteCollectionItem);
+        let mut synthetic = Synthetic::new(Operation::Delete);
+        synthetic.collection = true;
         synthetic.old_object =
             Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}));
         let review = synthetic.to_review().unwrap();

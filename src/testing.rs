@@ -4,9 +4,9 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::policy::{Context, Rule, Verdict, Violation};
-use crate::request::Request;
+use crate::request::{Operation, Request};
 use crate::selector::Label;
-use crate::synthetic::{Synthetic, SyntheticOperation};
+use crate::synthetic::Synthetic;
 use crate::view::{MemoryView, NamespaceInfo};
 
 /// A fixed "now" and cluster view for tests.
@@ -58,20 +58,20 @@ impl Fixture {
     }
 
     pub fn create(&self, object: Value) -> Request {
-        let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+        let mut synthetic = Synthetic::new(Operation::Create);
         synthetic.object = Some(object);
         synthetic.build().expect("buildable request")
     }
 
     pub fn update(&self, old: Value, new: Value) -> Request {
-        let mut synthetic = Synthetic::new(SyntheticOperation::Update);
+        let mut synthetic = Synthetic::new(Operation::Update);
         synthetic.old_object = Some(old);
         synthetic.object = Some(new);
         synthetic.build().expect("buildable request")
     }
 
     pub fn synthetic_delete(&self, object: Value) -> Synthetic {
-        let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+        let mut synthetic = Synthetic::new(Operation::Delete);
         synthetic.old_object = Some(object);
         synthetic
     }
@@ -81,7 +81,8 @@ impl Fixture {
     }
 
     pub fn delete_collection_item(&self, object: Value) -> Request {
-        let mut synthetic = Synthetic::new(SyntheticOperation::DeleteCollectionItem);
+        let mut synthetic = Synthetic::new(Operation::Delete);
+        synthetic.collection = true;
         synthetic.old_object = Some(object);
         synthetic.build().expect("buildable request")
     }
@@ -93,7 +94,8 @@ impl Fixture {
         kind: &str,
         namespace: Option<&str>,
     ) -> Request {
-        let mut synthetic = Synthetic::new(SyntheticOperation::DeleteCollection);
+        let mut synthetic = Synthetic::new(Operation::Delete);
+        synthetic.collection = true;
         let api_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
         synthetic.api_version_kind = Some((api_version, kind.to_owned()));
         synthetic.namespace = namespace.map(str::to_owned);

@@ -8,7 +8,8 @@ use defender::budget::{Budget, Quota};
 use defender::config;
 use defender::engine::Engine;
 use defender::policy::ingress_hosts::{HostProblem, host_problem};
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::Operation;
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -112,7 +113,7 @@ fn concurrent_namespace_deletes_are_allowed_exactly_budget_times() {
         .map(|thread| {
             let engine = Arc::clone(&engine);
             std::thread::spawn(move || {
-                let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+                let mut synthetic = Synthetic::new(Operation::Delete);
                 synthetic.old_object = Some(serde_json::json!({
                     "apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": format!("preview-{thread}"), "uid": format!("uid-{thread}"),

@@ -5,8 +5,8 @@
 use defender::admission;
 use defender::config;
 use defender::engine::Engine;
-use defender::request::Request;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::{Operation, Request};
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
@@ -70,11 +70,11 @@ fn assert_equivalent(body: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn review_of(operation: SyntheticOperation, object: Value, dry_run: bool) -> Vec<u8> {
+fn review_of(operation: Operation, object: Value, dry_run: bool) -> Vec<u8> {
     let mut synthetic = Synthetic::new(operation);
-    match operation {
-        SyntheticOperation::Create => synthetic.object = Some(object),
-        SyntheticOperation::Update => {
+    match synthetic.operation {
+        Operation::Create => synthetic.object = Some(object),
+        Operation::Update => {
             synthetic.object = Some(object.clone());
             synthetic.old_object = Some(object);
         }
@@ -124,10 +124,9 @@ fn fixtures_and_benchmark_reviews_parse_and_decide_alike() {
     let fixture = std::fs::read("tests/fixtures/review-delete-kube-system.json").unwrap();
     assert_equivalent(&fixture).unwrap();
     for object in known_objects() {
-        for operation in [SyntheticOperation::Create, SyntheticOperation::Update, SyntheticOperation::Delete]
-        {
+        for operation in [Operation::Create, Operation::Update, Operation::Delete] {
             for dry_run in [false, true] {
-                assert_equivalent(&review_of(operation, object.clone(), dry_run))
+                assert_equivalent(&review_of(operation.clone(), object.clone(), dry_run))
                     .unwrap_or_else(|e| panic!("{operation:?} of {object}: {e}"));
             }
         }

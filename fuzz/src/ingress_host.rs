@@ -17,8 +17,9 @@ use defender::engine::Engine;
 use defender::policy::Policy;
 use defender::policy::hostname::is_ip_address;
 use defender::policy::ingress_hosts::{HostProblem, IngressHosts, IngressHostsSpec, host_problem};
+use defender::request::Operation;
 use defender::settings::Settings;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use serde_json::{Value, json};
 
@@ -96,7 +97,7 @@ fn denied(engine: &Engine, spec: Value) -> bool {
 
 /// Whether a CREATE of this object is denied.
 fn denied_object(engine: &Engine, object: Value) -> bool {
-    let request = Synthetic { object: Some(object), ..Synthetic::new(SyntheticOperation::Create) }
+    let request = Synthetic { object: Some(object), ..Synthetic::new(Operation::Create) }
         .build()
         .expect("a buildable request");
     let view = MemoryView::default();

@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 use defender::clock::{Clock, SystemClock};
 use defender::config::{self, ConfigError, PolicySet};
 use defender::engine::Engine;
-use defender::request::Request;
-use defender::synthetic::{Synthetic, SyntheticOperation};
+use defender::request::{Operation, Request};
+use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
 use serde_json::{Value, json};
 
@@ -73,8 +73,8 @@ static REQUESTS: LazyLock<Vec<Request>> = LazyLock::new(|| {
     ];
     let mut requests: Vec<Synthetic> = deletes
         .into_iter()
-        .map(|object| Synthetic { old_object: Some(object), ..Synthetic::new(SyntheticOperation::Delete) })
+        .map(|object| Synthetic { old_object: Some(object), ..Synthetic::new(Operation::Delete) })
         .collect();
-    requests.push(Synthetic { object: Some(ingress), ..Synthetic::new(SyntheticOperation::Create) });
+    requests.push(Synthetic { object: Some(ingress), ..Synthetic::new(Operation::Create) });
     requests.iter().map(|s| s.build().expect("a buildable request")).collect()
 });

@@ -16,13 +16,13 @@ pub mod report;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kube::core::admission::Operation;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::policy::{Action, Context, Policy};
-use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::request::{Operation, User};
+use crate::synthetic::Synthetic;
 use crate::view::ClusterView;
 
 /// Whom the requests an audit judges come from. No policy judges a create
@@ -338,7 +338,7 @@ impl<'a> Auditor<'a> {
                 return;
             }
         }
-        let mut synthetic = Synthetic::new(SyntheticOperation::Create);
+        let mut synthetic = Synthetic::new(Operation::Create);
         synthetic.user = User { username: AUDITOR.to_owned(), groups: Vec::new() };
         synthetic.dry_run = true;
         synthetic.object = Some(object);

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 
 use anyhow::Context as _;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use super::junit::{self, Problem, ProblemKind};
 use super::output::Format;
@@ -16,16 +17,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, PolicySet};
 use crate::engine::{Decision, Engine};
 use crate::manifests::{self, Manifest};
-use crate::request::Request;
-use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::request::{Operation, Request, User};
+use crate::synthetic::Synthetic;
 use crate::view::MemoryView;
 use crate::webhooks::{self, Options};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Operation {
-    Create,
-    Delete,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -35,7 +30,7 @@ pub struct CheckArgs {
     #[arg(short = 'f', long = "filename", required = true, value_name = "FILE_OR_DIR")]
     files: Vec<PathBuf>,
     /// Judge the manifests as creations or as deletions.
-    #[arg(long, value_enum, default_value = "create", ignore_case = true)]
+    #[arg(long, default_value = "create", ignore_case = true, value_parser = operation_parser())]
     operation: Operation,
     /// Namespace for objects that name none, as kubectl would default it.
     #[arg(short, long, default_value = "default")]
@@ -165,21 +160,21 @@ impl CheckArgs {
                 metadata.insert("namespace".to_owned(), Value::String(self.namespace.clone()));
             }
         }
-        let mut synthetic = match self.operation {
-            Operation::Create => {
-                let mut synthetic = Synthetic::new(SyntheticOperation::Create);
-                synthetic.object = Some(object);
-                synthetic
-            }
-            Operation::Delete => {
-                let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
-                synthetic.old_object = Some(object);
-                synthetic
-            }
-        };
+        let mut synthetic = Synthetic::new(self.operation.clone());
+        if self.operation == Operation::Delete {
+            synthetic.old_object = Some(object);
+        } else {
+            synthetic.object = Some(object);
+        }
         synthetic.user = User { username: self.user.clone(), groups: self.groups.clone() };
         synthetic.build().map_err(|e| e.to_string())
     }
+}
+
+/// `--operation`: `create` or `delete`, in any case.
+fn operation_parser() -> impl TypedValueParser<Value = Operation> {
+    PossibleValuesParser::new(["create", "delete"])
+        .map(|name| if name.eq_ignore_ascii_case("delete") { Operation::Delete } else { Operation::Create })
 }
 
 #[derive(Debug, Default)]

@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::*;
 use crate::budget::Spent;
 use crate::config::{self, PolicySet};
-use crate::synthetic::{Synthetic, SyntheticOperation, User};
+use crate::request::{Operation, User};
+use crate::synthetic::Synthetic;
 use crate::testing::{Fixture, namespace_with_annotations, object};
 use crate::view::NamespaceInfo;
 
@@ -20,7 +21,7 @@ fn engine_with(yaml: &str) -> Engine {
 }
 
 fn delete_as(object: Value, username: &str, groups: &[&str]) -> Request {
-    let mut synthetic = Synthetic::new(SyntheticOperation::Delete);
+    let mut synthetic = Synthetic::new(Operation::Delete);
     synthetic.old_object = Some(object);
     synthetic.user =
         User { username: username.into(), groups: groups.iter().map(|g| g.to_string()).collect() };

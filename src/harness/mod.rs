@@ -15,9 +15,10 @@ use crate::clock;
 use crate::config::{self, EMBEDDED_ORIGIN};
 use crate::engine::{Decision, Engine, Outcome};
 use crate::paths::{self, Depth, ListError};
-use crate::request::Request;
-use crate::synthetic::{Synthetic, SyntheticOperation, User};
-use suite::{Case, Operation, PolicySource, Step, Suite};
+use crate::request::{Operation, Request};
+use crate::routing::operation_name;
+use crate::synthetic::Synthetic;
+use suite::{Case, PolicySource, Step, Suite};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -263,7 +264,7 @@ fn run_case(
         elapsed = at;
         let mut report = StepReport {
             at,
-            operation: step.operation.as_str(),
+            operation: operation_name(&step.operation),
             expected: step.expect,
             expected_message: step.message.clone(),
             expected_policy: step.policy.clone(),
@@ -302,15 +303,9 @@ fn build_request(step: &Step) -> Result<Request, String> {
 
 /// The request a step sends, as the API server would build it.
 pub fn synthetic(step: &Step) -> Synthetic {
-    let operation = match (step.operation, step.collection) {
-        (Operation::Create, _) => SyntheticOperation::Create,
-        (Operation::Update, _) => SyntheticOperation::Update,
-        (Operation::Delete, false) => SyntheticOperation::Delete,
-        (Operation::Delete, true) if step.resource.is_some() => SyntheticOperation::DeleteCollection,
-        (Operation::Delete, true) => SyntheticOperation::DeleteCollectionItem,
-    };
-    let mut synthetic = Synthetic::new(operation);
+    let mut synthetic = Synthetic::new(step.operation.clone());
     if step.operation == Operation::Delete {
+        synthetic.collection = step.collection;
         // The deleted object reaches a webhook as oldObject; suites may write either.
         synthetic.old_object = step.old_object.clone().or_else(|| step.object.clone());
     } else {
@@ -318,7 +313,7 @@ pub fn synthetic(step: &Step) -> Synthetic {
         synthetic.old_object = step.old_object.clone();
     }
     if let Some(user) = &step.user_info {
-        synthetic.user = User { username: user.username.clone(), groups: user.groups.clone() };
+        synthetic.user = user.clone();
     }
     if let Some(resource) = &step.resource {
         synthetic.api_version_kind = Some((resource.api_version.clone(), resource.kind.clone()));

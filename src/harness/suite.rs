@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de};
 use serde_json::Value;
 
 use crate::config::API_VERSION;
@@ -40,6 +40,7 @@ use crate::decode;
 use crate::engine::Outcome;
 use crate::manifests::{self, Manifest};
 use crate::period::Period;
+use crate::request::{Operation, User};
 use crate::view::{MemoryView, NamespaceInfo};
 use crate::yaml;
 
@@ -82,6 +83,7 @@ pub struct Step {
     /// Offset from the suite's start time; steps may not go back in time.
     #[serde(default)]
     pub at: Option<Period>,
+    #[serde(deserialize_with = "sent_operation")]
     pub operation: Operation,
     #[serde(default)]
     pub object: Option<Value>,
@@ -92,7 +94,7 @@ pub struct Step {
     #[serde(default)]
     pub old_object_file: Option<PathBuf>,
     #[serde(default)]
-    pub user_info: Option<UserInfo>,
+    pub user_info: Option<User>,
     #[serde(default)]
     pub dry_run: bool,
     #[serde(default)]
@@ -110,32 +112,6 @@ pub struct Step {
     /// A policy that must be among those that fired.
     #[serde(default)]
     pub policy: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserInfo {
-    pub username: String,
-    #[serde(default)]
-    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -339,6 +315,16 @@ fn add_objects(view: &mut MemoryView, entries: Vec<Value>, base: &Path) -> Resul
         }
     }
     Ok(())
+}
+
+/// A step's operation: CREATE, UPDATE or DELETE (no webhook sends Defender a CONNECT).
+fn sent_operation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Operation, D::Error> {
+    match String::deserialize(deserializer)?.as_str() {
+        "CREATE" => Ok(Operation::Create),
+        "UPDATE" => Ok(Operation::Update),
+        "DELETE" => Ok(Operation::Delete),
+        other => Err(de::Error::unknown_variant(other, &["CREATE", "UPDATE", "DELETE"])),
+    }
 }
 
 /// The objects an operation needs, as the API server would send them.

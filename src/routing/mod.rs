@@ -172,6 +172,7 @@ pub fn operation_rank(operation: &Operation) -> usize {
     }
 }
 
+/// The operation as the API server spells it: for rules, suites, logs and metrics.
 pub fn operation_name(operation: &Operation) -> &'static str {
     match operation {
         Operation::Create => "CREATE",

@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use crate::engine::Decision;
-use crate::request::{Operation, Request};
+use crate::request::Request;
+use crate::routing::operation_name;
 
 pub fn decision(request: &Request, decision: &Decision, latency: Duration) {
     let policies = decision.fired_policies().join(",");
     tracing::info!(
         uid = request.uid(),
         user = request.username(),
-        operation = operation(request.operation()),
+        operation = operation_name(request.operation()),
         kind = request.kind(),
         namespace = request.namespace().unwrap_or(""),
         name = request.name(),
@@ -31,15 +32,5 @@ pub fn decision(request: &Request, decision: &Decision, latency: Duration) {
             request.username(),
             request.describe()
         );
-    }
-}
-
-/// The operation as the API server spells it.
-pub fn operation(operation: &Operation) -> &'static str {
-    match operation {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-        Operation::Connect => "CONNECT",
     }
 }

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 use crate::clock::Clock;
 use crate::engine::{Decision, Outcome};
 use crate::request::Request;
-use crate::server::audit::operation;
+use crate::routing::operation_name;
 use crate::server::current_engine::CurrentEngine;
 use crate::server::memory::Shed;
 use crate::view::ClusterView;
@@ -316,8 +316,10 @@ impl Metrics {
 
     /// Counts one answered review.
     pub fn review(&self, request: &Request, decision: &Decision, latency: Duration) {
-        let labels =
-            ReviewLabels { operation: operation(request.operation()), verdict: decision.outcome().as_str() };
+        let labels = ReviewLabels {
+            operation: operation_name(request.operation()),
+            verdict: decision.outcome().as_str(),
+        };
         self.reviews.get_or_create(&labels).inc();
         for finding in &decision.findings {
             let labels = FindingLabels { policy: finding.policy.clone(), action: finding.action.as_str() };
