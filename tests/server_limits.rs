@@ -13,7 +13,7 @@ use std::time::Duration;
 use defender::certs::DevCerts;
 use defender::protected_objects::Lookup;
 use defender::server::{Config, MAX_BODY_BYTES, Server, TlsSource};
-use defender::view::{ClusterView, Contents, MemoryView, NamespaceInfo, Referent, Route, User};
+use defender::view::{ClusterView, Contents, MemoryView, NamespaceInfo, Referent, Referrer, Route};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -276,7 +276,7 @@ impl ClusterView for GatedView {
         self.inner.contents(namespace)
     }
 
-    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
         self.gate.pass();
         self.inner.users(referent, namespace, name)
     }

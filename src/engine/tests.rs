@@ -406,7 +406,12 @@ impl crate::view::ClusterView for ListedNamespaces {
     fn contents(&self, namespace: &str) -> crate::view::Contents {
         self.0.contents(namespace)
     }
-    fn users(&self, referent: crate::view::Referent, namespace: &str, name: &str) -> Vec<crate::view::User> {
+    fn users(
+        &self,
+        referent: crate::view::Referent,
+        namespace: &str,
+        name: &str,
+    ) -> Vec<crate::view::Referrer> {
         self.0.users(referent, namespace, name)
     }
     fn routes_to(&self, host: &str) -> Vec<crate::view::Route> {

@@ -12,7 +12,7 @@ use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
-use crate::view::{Referent, User, UserKind, Via};
+use crate::view::{Referent, Referrer, ReferrerKind, Via};
 
 /// How many users a message names; the rest are counted.
 const NAMED: usize = 5;
@@ -103,8 +103,8 @@ impl InUseGuard {
 }
 
 /// `pod prod/api-7d9 (envFrom), ingress prod/web (tls) and 3 more`
-fn name_users(users: &[User]) -> String {
-    let named: Vec<String> = users.iter().take(NAMED).map(User::to_string).collect();
+fn name_users(users: &[Referrer]) -> String {
+    let named: Vec<String> = users.iter().take(NAMED).map(Referrer::to_string).collect();
     match users.len().saturating_sub(NAMED) {
         0 => named.join(", "),
         more => format!("{} and {more} more", named.join(", ")),
@@ -112,15 +112,15 @@ fn name_users(users: &[User]) -> String {
 }
 
 /// What breaks once it is gone, for the kinds of users it has.
-fn consequences(users: &[User]) -> String {
+fn consequences(users: &[Referrer]) -> String {
     let mut what = Vec::new();
-    if users.iter().any(|user| user.kind == UserKind::Pod) {
+    if users.iter().any(|user| user.kind == ReferrerKind::Pod) {
         what.push("pods that refer to it fail to start or restart");
     }
     let ingress_uses = |wanted: &[Via]| {
         users
             .iter()
-            .any(|user| user.kind == UserKind::Ingress && user.via.iter().any(|via| wanted.contains(via)))
+            .any(|user| user.kind == ReferrerKind::Ingress && user.via.iter().any(|via| wanted.contains(via)))
     };
     if ingress_uses(&[Via::Tls]) {
         what.push("ingresses lose their TLS certificate");

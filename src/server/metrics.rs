@@ -539,7 +539,7 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use crate::engine::Engine;
-    use crate::view::{Contents, MemoryView, NamespaceInfo, Referent, Route, User};
+    use crate::view::{Contents, MemoryView, NamespaceInfo, Referent, Referrer, Route};
 
     /// An empty view still waiting for the kinds it names.
     struct Listing(&'static [&'static str]);
@@ -551,7 +551,7 @@ mod tests {
         fn contents(&self, namespace: &str) -> Contents {
             MemoryView::default().contents(namespace)
         }
-        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
             MemoryView::default().users(referent, namespace, name)
         }
         fn routes_to(&self, host: &str) -> Vec<Route> {

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::view::http_route::{self, HttpRoute};
 use crate::view::memory::{self, MemoryView, Watched};
-use crate::view::{ClusterView, Contents, HostPath, NamespaceInfo, Referent, Route, Serving, User};
+use crate::view::{ClusterView, Contents, HostPath, NamespaceInfo, Referent, Referrer, Route, Serving};
 
 /// The cluster as the API server last reported it.
 pub struct LiveView {
@@ -205,7 +205,7 @@ impl ClusterView for LiveView {
         self.read().contents(namespace)
     }
 
-    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
         self.read().users(referent, namespace, name)
     }
 

@@ -31,7 +31,7 @@ use crate::view::summary::{
     self, HostPath, IngressSummary, NamespaceInfo, PodSummary, Reference, Referent, RouteSummary,
     VolumeClaimSummary, WorkloadSummary,
 };
-use crate::view::{ClusterView, Contents, Route, RouteKind, User, UserKind};
+use crate::view::{ClusterView, Contents, Referrer, ReferrerKind, Route, RouteKind};
 
 /// Summaries of one kind, by namespace (`""` for cluster-scoped objects) and
 /// name, both bounded to [`MAX_NAME`].
@@ -477,16 +477,16 @@ impl MemoryView {
         Ok(())
     }
 
-    fn users_of(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+    fn users_of(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
         let mut users = Vec::new();
         let pods = self
             .pods
             .in_namespace(namespace)
-            .map(|(pod, s)| (UserKind::Pod, pod, &s.references[..], s.references_truncated));
+            .map(|(pod, s)| (ReferrerKind::Pod, pod, &s.references[..], s.references_truncated));
         let ingresses = self
             .ingresses
             .in_namespace(namespace)
-            .map(|(ingress, s)| (UserKind::Ingress, ingress, &s.references[..], s.references_truncated));
+            .map(|(ingress, s)| (ReferrerKind::Ingress, ingress, &s.references[..], s.references_truncated));
         let name = bounds::text(name, MAX_NAME);
         for (kind, user, references, truncated) in pods.chain(ingresses) {
             let via: Vec<_> = matching(references, referent, &name).map(|reference| reference.via).collect();
@@ -494,7 +494,7 @@ impl MemoryView {
             let truncated = truncated && kind.may_refer_to(referent);
             if !via.is_empty() || truncated {
                 let (namespace, name) = (namespace.to_owned(), user.to_owned());
-                users.push(User { kind, namespace, name, via, truncated });
+                users.push(Referrer { kind, namespace, name, via, truncated });
             }
         }
         users.sort();
@@ -529,7 +529,7 @@ impl ClusterView for MemoryView {
         }
     }
 
-    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
         self.users_of(referent, namespace, name)
     }
 

@@ -42,8 +42,8 @@ pub trait ClusterView: Send + Sync {
     /// Who uses the Secret, ConfigMap or Service `name` in `namespace`:
     /// live Pods, and Ingresses (TLS secrets, backend services), sorted.
     /// Objects whose references the view keeps only in part may use it
-    /// unseen: they are listed too, as [`User::truncated`].
-    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User>;
+    /// unseen: they are listed too, as [`Referrer::truncated`].
+    fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer>;
 
     /// Every route (Ingress rule path, HTTPRoute hostname and path) serving `host`, in any namespace, sorted.
     fn routes_to(&self, host: &str) -> Vec<Route>;
@@ -206,25 +206,25 @@ impl fmt::Display for Contents {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum UserKind {
+pub enum ReferrerKind {
     Pod,
     Ingress,
 }
 
-impl UserKind {
+impl ReferrerKind {
     /// Pods name Secrets and ConfigMaps; Ingresses name Secrets (TLS) and Services (backends).
     pub fn may_refer_to(self, referent: Referent) -> bool {
         match self {
-            UserKind::Pod => matches!(referent, Referent::Secret | Referent::ConfigMap),
-            UserKind::Ingress => matches!(referent, Referent::Secret | Referent::Service),
+            ReferrerKind::Pod => matches!(referent, Referent::Secret | Referent::ConfigMap),
+            ReferrerKind::Ingress => matches!(referent, Referent::Secret | Referent::Service),
         }
     }
 }
 
 /// An object that uses a Secret, ConfigMap or Service, and how.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct User {
-    pub kind: UserKind,
+pub struct Referrer {
+    pub kind: ReferrerKind,
     pub namespace: String,
     pub name: String,
     /// How it uses it, as far as the view knows.
@@ -236,11 +236,11 @@ pub struct User {
 
 /// `pod prod/api-7d9 (envFrom, volume)`, and for an object known in part
 /// `pod prod/big (perhaps: only its first 100 references are known to Defender)`
-impl fmt::Display for User {
+impl fmt::Display for Referrer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
-            UserKind::Pod => "pod",
-            UserKind::Ingress => "ingress",
+            ReferrerKind::Pod => "pod",
+            ReferrerKind::Ingress => "ingress",
         };
         let via: Vec<&str> = self.via.iter().map(|via| via.as_str()).collect();
         let mut how = via.join(", ");
@@ -318,7 +318,7 @@ mod tests {
             self.0.contents(namespace)
         }
 
-        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<User> {
+        fn users(&self, referent: Referent, namespace: &str, name: &str) -> Vec<Referrer> {
             self.0.users(referent, namespace, name)
         }
 
@@ -353,20 +353,20 @@ mod tests {
 
     #[test]
     fn a_user_names_every_way_it_uses_the_object() {
-        let user = User {
-            kind: UserKind::Pod,
+        let user = Referrer {
+            kind: ReferrerKind::Pod,
             namespace: "prod".into(),
             name: "api-7d9".into(),
             via: vec![Via::EnvFrom, Via::Volume],
             truncated: false,
         };
         assert_eq!(user.to_string(), "pod prod/api-7d9 (envFrom, volume)");
-        let partial = User { truncated: true, ..user.clone() };
+        let partial = Referrer { truncated: true, ..user.clone() };
         assert_eq!(
             partial.to_string(),
             "pod prod/api-7d9 (envFrom, volume; only its first 100 references are known to Defender)"
         );
-        let unseen = User { via: Vec::new(), ..partial };
+        let unseen = Referrer { via: Vec::new(), ..partial };
         assert_eq!(
             unseen.to_string(),
             "pod prod/api-7d9 (perhaps: only its first 100 references are known to Defender)"
