@@ -87,6 +87,12 @@ pub trait SharedLedger: Send + Sync + std::fmt::Debug {
     fn refund<'a>(&'a self, object: &'a str, at: Timestamp) -> BoxFuture<'a, ()>;
     /// Slots left by the copy in memory (metrics read it).
     fn remaining(&self, quota: Quota, now: Timestamp) -> u32;
+    /// Where the record is, for people: `Lease defender-system/...`.
+    fn record(&self) -> String;
+    /// Whether the copy in memory has been filled from the record at least once.
+    fn listed(&self) -> bool {
+        true
+    }
 }
 
 /// A spend in progress on a [`SharedLedger`].
@@ -146,6 +152,11 @@ impl Budget {
 
     pub fn is_shared(&self) -> bool {
         self.shared.get().is_some()
+    }
+
+    /// The shared record whose copy has not been filled yet, if any.
+    pub fn unlisted_record(&self) -> Option<String> {
+        self.shared.get().filter(|ledger| !ledger.listed()).map(|ledger| ledger.record())
     }
 
     /// Whether a spend for `object` would fit now, without spending and

@@ -258,6 +258,9 @@ impl crate::budget::SharedLedger for UnreachableLedger {
     fn remaining(&self, _: crate::budget::Quota, _: jiff::Timestamp) -> u32 {
         0
     }
+    fn record(&self) -> String {
+        "Lease defender-system/budget".into()
+    }
 }
 
 #[test]

@@ -129,6 +129,8 @@ struct Copy {
     /// The copy follows the Lease: false until the watch first lists it, and
     /// while the watch is down.
     current: bool,
+    /// The watch has listed the Lease at least once.
+    listed: bool,
     /// `None` while no Lease exists: no spends yet.
     lease: Option<Lease>,
     /// The spends it holds, or why they cannot be read.
@@ -162,14 +164,15 @@ enum Failure {
 
 impl LeaseLedger {
     fn new(ledgers: LeaseLedgers, name: String) -> Self {
-        let copy = Arc::new(Mutex::new(Copy { current: false, lease: None, window: Ok(Window::default()) }));
+        let copy = Arc::new(Mutex::new(Copy {
+            current: false,
+            listed: false,
+            lease: None,
+            window: Ok(Window::default()),
+        }));
         let watch =
             ledgers.runtime.spawn(follow(ledgers.leases.clone(), name.clone(), Arc::downgrade(&copy)));
         Self { ledgers, name, copy, fallback: Mutex::default(), watch }
-    }
-
-    fn record(&self) -> String {
-        format!("Lease {}/{}", self.ledgers.namespace, self.name)
     }
 
     /// The Lease and its spends, by the copy if it follows the Lease.
@@ -354,6 +357,14 @@ impl SharedLedger for LeaseLedger {
         .boxed()
     }
 
+    fn record(&self) -> String {
+        format!("Lease {}/{}", self.ledgers.namespace, self.name)
+    }
+
+    fn listed(&self) -> bool {
+        lock(&self.copy).listed
+    }
+
     fn remaining(&self, quota: Quota, now: Timestamp) -> u32 {
         let mut copy = lock(&self.copy);
         let used = copy.window.as_mut().map_or(0, |window| window.used(quota, now));
@@ -391,6 +402,7 @@ impl Copy {
         self.window = spends(lease.as_ref());
         self.lease = lease;
         self.current = true;
+        self.listed = true;
     }
 }
 

@@ -170,14 +170,28 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let unsynced = state.view.unsynced();
+    let unlisted = unlisted_budget_records(&state);
     if !state.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
     } else if !unsynced.is_empty() {
         let waiting = format!("not ready: the cluster view has not listed {} yet\n", unsynced.join(", "));
         (StatusCode::SERVICE_UNAVAILABLE, waiting).into_response()
+    } else if !unlisted.is_empty() {
+        let waiting = format!("not ready: the shared budget has not read {} yet\n", unlisted.join(", "));
+        (StatusCode::SERVICE_UNAVAILABLE, waiting).into_response()
     } else {
         (StatusCode::OK, "ready\n").into_response()
     }
+}
+
+/// Shared budgets whose watched copy is still empty: until it is filled, dry
+/// runs of budgeted deletions would be refused. Only the first listing counts;
+/// a watch that breaks later does not make the replica unready (every webhook
+/// would then fail for an API server blip).
+fn unlisted_budget_records(state: &AppState) -> Vec<String> {
+    let engine = state.engine.get();
+    let budgets = engine.policies().iter().flat_map(|policy| policy.budgets());
+    budgets.filter_map(|gauge| gauge.budget.unlisted_record()).collect()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
