@@ -76,16 +76,7 @@ pub fn shared_budget(world: &mut World) -> Check {
             SHARED_BUDGET - SEQUENTIAL
         ));
     }
-    let spends = k.ok(&[
-        "get",
-        "lease",
-        LEASE,
-        "-n",
-        "defender-system",
-        "-o",
-        "jsonpath={.metadata.annotations.defender\\.io/budget-spends}",
-    ])?;
-    let spends: Vec<Value> = serde_json::from_str(&spends).map_err(|e| format!("{e}: {spends}"))?;
+    let spends = lease_spends(k, LEASE)?;
     if spends.len() == SHARED_BUDGET {
         Ok(())
     } else {
@@ -178,16 +169,7 @@ pub fn last_slot_race(world: &mut World) -> Check {
         return Err(format!("the replica that lost the race did not say the budget is used up: {answers:?}"));
     }
     let lease = format!("defender-{POLICY}-namespace-deletions");
-    let spends = world.cluster.kubectl.ok(&[
-        "get",
-        "lease",
-        &lease,
-        "-n",
-        "defender-system",
-        "-o",
-        "jsonpath={.metadata.annotations.defender\\.io/budget-spends}",
-    ])?;
-    let spends: Vec<Value> = serde_json::from_str(&spends).map_err(|e| format!("{e}: {spends}"))?;
+    let spends = lease_spends(&world.cluster.kubectl, &lease)?;
     if spends.len() != 2 {
         return Err(format!("the Lease records {} spends, not 2", spends.len()));
     }
@@ -278,6 +260,20 @@ pub fn denial_events(world: &mut World) -> Check {
         return Err("a dry-run denial recorded an Event".to_owned());
     }
     Ok(())
+}
+
+/// The spends a budget Lease in defender-system records.
+fn lease_spends(k: &crate::env::Kubectl, lease: &str) -> Result<Vec<Value>, String> {
+    let spends = k.ok(&[
+        "get",
+        "lease",
+        lease,
+        "-n",
+        "defender-system",
+        "-o",
+        "jsonpath={.metadata.annotations.defender\\.io/budget-spends}",
+    ])?;
+    serde_json::from_str(&spends).map_err(|e| format!("{e}: {spends}"))
 }
 
 fn write_replica_policies(dir: &Path) -> Result<PathBuf, String> {
