@@ -3,7 +3,7 @@
 //! deletes of Ingresses, Services, Secrets, ConfigMaps and Pods, wildcard
 //! Ingress hosts) before they are stored.
 //!
-//! The [`engine`] judges one [`request`] against a [`config::PolicySet`]; the
+//! The [`engine`] judges one [`request`] against a [`policy::PolicySet`]; the
 //! [`server`], the `defender test` harness and the CLI are adapters around it.
 #![forbid(unsafe_code)]
 

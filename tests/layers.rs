@@ -1,7 +1,8 @@
 //! Defender's modules form layers that only point down: facts about a
 //! request at the bottom, policies above them, the engine above policies,
 //! loading and adapters (server, harness, CLI) on top. This test reads every
-//! `crate::` path in `src/` (test code aside) and fails on an import of a
+//! `crate::` path in `src/`, and `super::` between submodules (test code
+//! aside), and fails on an import of a
 //! module from its own layer or one above, and on a cycle between the
 //! submodules of one module.
 //!
@@ -100,7 +101,7 @@ fn top_level_graph() -> Graph {
             continue;
         }
         let uses = graph.entry(module.clone()).or_default();
-        for path in crate_paths(&non_test_code(&file)) {
+        for path in paths_from(&non_test_code(&file), "crate::") {
             let used = path.split("::").next().unwrap_or_default().to_owned();
             if used != module {
                 uses.insert(used);
@@ -117,13 +118,19 @@ fn submodule_graphs() -> BTreeMap<String, Graph> {
         let (module, Some(submodule)) = module_of(&file) else { continue };
         let code = non_test_code(&file);
         let prefix = format!("{module}::");
+        let mut named: Vec<String> = paths_from(&code, "crate::")
+            .into_iter()
+            .filter_map(|path| path.strip_prefix(&prefix).map(str::to_owned))
+            .collect();
+        // In `src/<module>/<file>.rs`, `super::` is the module itself.
+        if file.parent().is_some_and(|dir| dir.ends_with(&module)) {
+            named.extend(paths_from(&code, "super::"));
+        }
         let uses = graphs.entry(module.clone()).or_default().entry(submodule.clone()).or_default();
-        for path in crate_paths(&code) {
-            if let Some(inner) = path.strip_prefix(&prefix) {
-                let used = inner.split("::").next().unwrap_or_default();
-                if used != submodule && is_submodule(&module, used) {
-                    uses.insert(used.to_owned());
-                }
+        for path in named {
+            let used = path.split("::").next().unwrap_or_default();
+            if used != submodule && is_submodule(&module, used) {
+                uses.insert(used.to_owned());
             }
         }
     }
@@ -165,12 +172,16 @@ fn non_test_code(file: &Path) -> String {
     code.lines().map(|line| line.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
 }
 
-/// `engine::Engine` for each `crate::engine::Engine` in `code`; a grouped
-/// `use crate::{a, b}` gives `a` and `b`.
-fn crate_paths(code: &str) -> Vec<String> {
+/// `engine::Engine` for each `crate::engine::Engine` in `code` (with
+/// `prefix` `crate::`); a grouped `use crate::{a, b}` gives `a` and `b`.
+fn paths_from(code: &str, prefix: &str) -> Vec<String> {
     let mut paths = Vec::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
+    for (at, _) in code.match_indices(prefix) {
+        // `super::super::x` is not a sibling.
+        if code[..at].ends_with("super::") {
+            continue;
+        }
+        let rest = &code[at + prefix.len()..];
         if let Some(group) = rest.strip_prefix('{') {
             let inner = group.split('}').next().unwrap_or_default();
             paths.extend(inner.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()));

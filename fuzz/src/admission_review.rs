@@ -1,4 +1,4 @@
-//! Any body -> the server's parse, evaluate, respond path (`admission::judge`)
+//! Any body -> parse, evaluate, respond (`admission::judge`, the server's steps)
 //! with the embedded policies.
 //!
 //! Whatever arrives: no panic; only UTF-8 text (as JSON must be) is judged; a

@@ -124,7 +124,9 @@ pub enum Answer {
     Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
 }
 
-/// The server's whole path for one body: parse, evaluate, respond.
+/// One body parsed, judged with budgets committed in memory, and answered:
+/// the server's steps without its deadline and its asynchronous commit
+/// (`server/judging.rs`), for the fuzz target and tests.
 pub fn judge(body: &[u8], engine: &Engine, context: &Context) -> Answer {
     match parse_review(body) {
         Ok(request) => {

@@ -345,7 +345,7 @@ fn check(step: &Step, decision: &Decision) -> Result<(), String> {
     Ok(())
 }
 
-/// `deny: defender/...`, `warn: ...`, `allow`, or `allow (skipped: ...)`.
+/// `deny: defender/...`, `warn: ...`, `allow`, or `allow (not judged: ...)`.
 fn describe(decision: &Decision) -> String {
     match decision.outcome() {
         Outcome::Deny => format!("deny: {}", decision.denial_message().unwrap_or_default()),

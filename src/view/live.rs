@@ -232,7 +232,7 @@ impl ClusterView for LiveView {
     /// Every workload is listed, so one not held does not ask for pods;
     /// until its kind is listed once, the view cannot tell.
     fn workload_active(&self, kind: &str, namespace: &str, name: &str) -> Option<bool> {
-        let plural = format!("{}s", kind.to_lowercase());
+        let plural = crate::routing::plural(kind);
         let synced = self.watches.iter().any(|watch| watch.plural == plural && watch.is_done());
         synced.then(|| self.read().holds_active_workload(kind, namespace, name))
     }
@@ -295,6 +295,65 @@ mod tests {
         follower.handle(Event::Apply(pod("api-2", "Running", "db")));
         follower.handle(Event::Delete(pod("api-2", "Running", "db")));
         assert!(users(&view, "db").is_empty());
+    }
+
+    /// What a review can ask of the view about `names`, for comparing views.
+    fn observed(view: &RwLock<MemoryView>, names: &[&str], secrets: &[&str]) -> Vec<String> {
+        let read = view.read().unwrap();
+        let live = names.iter().map(|name| format!("{name}:{}", read.has_live_pod("prod", name)));
+        let used = secrets.iter().map(|secret| format!("{secret}:{:?}", users(view, secret)));
+        let mut observed: Vec<String> = live.collect();
+        drop(read);
+        observed.extend(used);
+        observed
+    }
+
+    proptest::proptest! {
+        /// The view a stream of watch events builds is the view a fresh
+        /// listing of the resulting objects builds.
+        #[test]
+        fn watched_events_and_a_relisting_give_the_same_summaries(
+            changes in proptest::collection::vec((0..4usize, 0..3usize, 0..3usize, proptest::bool::ANY), 0..40)
+        ) {
+            const NAMES: [&str; 4] = ["api-1", "api-2", "web-1", "job-1"];
+            const PHASES: [&str; 3] = ["Running", "Pending", "Succeeded"];
+            const SECRETS: [&str; 3] = ["db", "tls", "token"];
+            let (mut watched, watched_view) = follower();
+            watched.handle(Event::Init);
+            watched.handle(Event::InitDone);
+            let mut cluster: std::collections::BTreeMap<&str, Pod> = std::collections::BTreeMap::new();
+            for (name, phase, secret, delete) in changes {
+                let object = pod(NAMES[name], PHASES[phase], SECRETS[secret]);
+                if delete {
+                    if let Some(gone) = cluster.remove(NAMES[name]) {
+                        watched.handle(Event::Delete(gone));
+                    }
+                } else {
+                    cluster.insert(NAMES[name], object.clone());
+                    watched.handle(Event::Apply(object));
+                }
+            }
+            let (mut listed, listed_view) = follower();
+            listed.handle(Event::Init);
+            for object in cluster.values() {
+                listed.handle(Event::InitApply(object.clone()));
+            }
+            listed.handle(Event::InitDone);
+            proptest::prop_assert_eq!(
+                observed(&watched_view, &NAMES, &SECRETS),
+                observed(&listed_view, &NAMES, &SECRETS)
+            );
+            // A relisting over the watched view lands on the same summaries too.
+            watched.handle(Event::Init);
+            for object in cluster.values() {
+                watched.handle(Event::InitApply(object.clone()));
+            }
+            watched.handle(Event::InitDone);
+            proptest::prop_assert_eq!(
+                observed(&watched_view, &NAMES, &SECRETS),
+                observed(&listed_view, &NAMES, &SECRETS)
+            );
+        }
     }
 
     #[test]
