@@ -9,11 +9,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, NamespaceResourceScope};
 use serde::Deserialize;
 
+use crate::view::parts;
+
 pub const GROUP: &str = "gateway.networking.k8s.io";
 pub const KIND: &str = "HTTPRoute";
 
+/// Of the metadata, only what [`parts::metadata::kept`] keeps.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct HttpRoute {
+    #[serde(default, deserialize_with = "parts::metadata::kept")]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: HttpRouteSpec,
+}
+
+/// An HTTPRoute as a declared manifest must be: metadata checked whole, as
+/// every kind's is.
+#[derive(Deserialize)]
+pub struct Declared {
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]

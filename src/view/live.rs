@@ -3,9 +3,10 @@
 //! never wait on an API call.
 //!
 //! Namespaces are watched metadata-only; the other kinds need a field or
-//! two of their spec or status, so their objects are read whole, summarized
-//! and dropped. Pods that finished are filtered out by the API server.
-//! HTTPRoutes are watched only if the cluster serves the Gateway API.
+//! two of their spec or status, so each object is read only in the parts
+//! its summary needs ([`Parts`]), summarized and dropped. Pods that finished
+//! are filtered out by the API server. HTTPRoutes are watched only if the
+//! cluster serves the Gateway API.
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +22,10 @@ use kube::error::DiscoveryError;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, discovery};
-use serde::de::DeserializeOwned;
 
 use crate::view::http_route::{self, HttpRoute};
 use crate::view::memory::{self, MemoryView, Watched};
+use crate::view::parts::Parts;
 use crate::view::{ClusterView, Contents, HostPath, NamespaceInfo, Referent, Referrer, Route, Serving};
 
 /// The cluster as the API server last reported it.
@@ -64,24 +65,25 @@ impl LiveView {
         let mut live = Self { view: Arc::default(), watches: Vec::new() };
         // Lists come from the API server's watch cache, sparing etcd.
         let config = watcher::Config::default().any_semantic();
-        live.follow(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone());
-        live.follow(Api::<Pod>::all(client.clone()), config.clone().fields(LIVE_PODS));
-        live.follow(Api::<Deployment>::all(client.clone()), config.clone());
-        live.follow(Api::<StatefulSet>::all(client.clone()), config.clone());
-        live.follow(Api::<ReplicaSet>::all(client.clone()), config.clone());
-        live.follow(Api::<DaemonSet>::all(client.clone()), config.clone());
-        live.follow(Api::<PersistentVolumeClaim>::all(client.clone()), config.clone());
-        live.follow(Api::<Ingress>::all(client.clone()), config.clone());
+        // Api<PartialObjectMeta<_>> asks for metadata only.
+        live.follow(watch(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<Pod>>::all(client.clone()), config.clone().fields(LIVE_PODS)));
+        live.follow(watch(Api::<Parts<Deployment>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<StatefulSet>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<ReplicaSet>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<DaemonSet>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<PersistentVolumeClaim>>::all(client.clone()), config.clone()));
+        live.follow(watch(Api::<Parts<Ingress>>::all(client.clone()), config.clone()));
         live.follow_http_routes(client, config);
         live
     }
 
-    fn follow<K>(&mut self, api: Api<K>, config: watcher::Config)
+    fn follow<K>(&mut self, events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static)
     where
-        K: Watched + Clone + DeserializeOwned + Debug + Send + 'static,
+        K: Watched + Debug + Send + 'static,
     {
         let follower = Follower::<K>::new(Arc::clone(&self.view), self.synced(K::PLURAL));
-        tokio::spawn(follower.run(watch(api, config)));
+        tokio::spawn(follower.run(events));
     }
 
     /// HTTPRoutes are a CRD: watched if the API server serves them, in the
@@ -247,7 +249,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, phase: &str, secret: &str) -> Pod {
+    fn pod(name: &str, phase: &str, secret: &str) -> Parts<Pod> {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "prod"},
             "spec": {"containers": [{"name": "app", "envFrom": [{"secretRef": {"name": secret}}]}]},
@@ -256,7 +258,7 @@ mod tests {
         .unwrap()
     }
 
-    fn follower() -> (Follower<Pod>, Arc<RwLock<MemoryView>>) {
+    fn follower() -> (Follower<Parts<Pod>>, Arc<RwLock<MemoryView>>) {
         let view = Arc::new(RwLock::new(MemoryView::default()));
         (Follower::new(Arc::clone(&view), Synced::new("pods")), view)
     }
@@ -321,7 +323,7 @@ mod tests {
             let (mut watched, watched_view) = follower();
             watched.handle(Event::Init);
             watched.handle(Event::InitDone);
-            let mut cluster: std::collections::BTreeMap<&str, Pod> = std::collections::BTreeMap::new();
+            let mut cluster: std::collections::BTreeMap<&str, Parts<Pod>> = std::collections::BTreeMap::new();
             for (name, phase, secret, delete) in changes {
                 let object = pod(NAMES[name], PHASES[phase], SECRETS[secret]);
                 if delete {

@@ -26,6 +26,7 @@ use crate::decode;
 use crate::protected_objects::{self, Found, Lookup, ProtectedObject};
 use crate::view::bounds::{self, MAX_NAME};
 use crate::view::http_route::{self, HttpRoute};
+use crate::view::parts::Parts;
 use crate::view::routes::{Owner, RouteIndex, Serving};
 use crate::view::summary::{
     self, HostPath, IngressSummary, NamespaceInfo, PodSummary, Reference, Referent, RouteSummary,
@@ -103,8 +104,11 @@ impl<S> Store<S> {
 
 /// A kind the view holds: how its objects are summarized, which ones are
 /// worth keeping, and where their summaries live.
-pub trait Watched: kube::Resource + Sized {
+pub trait Watched: kube::Resource + DeserializeOwned + Sized {
     type Summary: Send + Sync + 'static;
+    /// The whole object a declared manifest must be: offline, a manifest is
+    /// checked as the API server would take it, though only its parts are read.
+    type Declared: DeserializeOwned;
     /// How logs name the kind: `pods`, `deployments`.
     const PLURAL: &'static str;
 
@@ -146,10 +150,11 @@ impl Routing<'_> {
 }
 
 macro_rules! watched {
-    ($kind:ty, $plural:literal, $field:ident: $summary:ty = $summarize:expr, $matters:expr
+    ($kind:ty as $declared:ty, $plural:literal, $field:ident: $summary:ty = $summarize:expr, $matters:expr
      $(, routing: $routing:expr)? $(, owners: $owners:expr)?) => {
         impl Watched for $kind {
             type Summary = $summary;
+            type Declared = $declared;
             const PLURAL: &'static str = $plural;
 
             fn summarize(&self) -> $summary {
@@ -183,20 +188,22 @@ macro_rules! watched {
     };
 }
 
-watched!(PartialObjectMeta<Namespace>, "namespaces", namespaces: Arc<NamespaceInfo> = namespace, always);
-watched!(Pod, "pods", pods: PodSummary = summary::pod, live, owners: pod_owners);
-watched!(Deployment, "deployments", deployments: WorkloadSummary = summary::deployment, active,
-    owners: workload_owners);
-watched!(StatefulSet, "statefulsets", stateful_sets: WorkloadSummary = summary::stateful_set, active,
-    owners: workload_owners);
-watched!(ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::replica_set, active,
-    owners: workload_owners);
-watched!(DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set, active,
-    owners: workload_owners);
-watched!(PersistentVolumeClaim, "persistentvolumeclaims", claims: VolumeClaimSummary =
-    summary::persistent_volume_claim, bound);
-watched!(Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always, routing: ingress_routing);
-watched!(HttpRoute, "httproutes", http_routes: RouteSummary = summary::http_route, always,
+watched!(PartialObjectMeta<Namespace> as PartialObjectMeta<Namespace>, "namespaces",
+    namespaces: Arc<NamespaceInfo> = namespace, always);
+watched!(Parts<Pod> as Pod, "pods", pods: PodSummary = summary::pod, live, owners: pod_owners);
+watched!(Parts<Deployment> as Deployment, "deployments", deployments: WorkloadSummary = summary::deployment,
+    active, owners: workload_owners);
+watched!(Parts<StatefulSet> as StatefulSet, "statefulsets", stateful_sets: WorkloadSummary =
+    summary::stateful_set, active, owners: workload_owners);
+watched!(Parts<ReplicaSet> as ReplicaSet, "replicasets", replica_sets: WorkloadSummary = summary::replica_set,
+    active, owners: workload_owners);
+watched!(Parts<DaemonSet> as DaemonSet, "daemonsets", daemon_sets: WorkloadSummary = summary::daemon_set,
+    active, owners: workload_owners);
+watched!(Parts<PersistentVolumeClaim> as PersistentVolumeClaim, "persistentvolumeclaims",
+    claims: VolumeClaimSummary = summary::persistent_volume_claim, bound);
+watched!(Parts<Ingress> as Ingress, "ingresses", ingresses: IngressSummary = summary::ingress, always,
+    routing: ingress_routing);
+watched!(HttpRoute as http_route::Declared, "httproutes", http_routes: RouteSummary = summary::http_route, always,
     routing: http_route_routing);
 
 fn pod_owners(pod: &PodSummary) -> &[Box<str>] {
@@ -384,13 +391,13 @@ impl MemoryView {
         let labelled = self.add_protection_labelled(group, kind, manifest);
         match (group, kind) {
             ("", "Namespace") => self.add::<PartialObjectMeta<Namespace>>(manifest, false)?,
-            ("", "Pod") => self.add::<Pod>(manifest, true)?,
-            ("", "PersistentVolumeClaim") => self.add::<PersistentVolumeClaim>(manifest, true)?,
-            ("apps", "Deployment") => self.add_workload::<Deployment>(manifest)?,
-            ("apps", "StatefulSet") => self.add_workload::<StatefulSet>(manifest)?,
-            ("apps", "ReplicaSet") => self.add_workload::<ReplicaSet>(manifest)?,
-            ("apps", "DaemonSet") => self.add_workload::<DaemonSet>(manifest)?,
-            ("networking.k8s.io", "Ingress") => self.add::<Ingress>(manifest, true)?,
+            ("", "Pod") => self.add::<Parts<Pod>>(manifest, true)?,
+            ("", "PersistentVolumeClaim") => self.add::<Parts<PersistentVolumeClaim>>(manifest, true)?,
+            ("apps", "Deployment") => self.add_workload::<Parts<Deployment>>(manifest)?,
+            ("apps", "StatefulSet") => self.add_workload::<Parts<StatefulSet>>(manifest)?,
+            ("apps", "ReplicaSet") => self.add_workload::<Parts<ReplicaSet>>(manifest)?,
+            ("apps", "DaemonSet") => self.add_workload::<Parts<DaemonSet>>(manifest)?,
+            ("networking.k8s.io", "Ingress") => self.add::<Parts<Ingress>>(manifest, true)?,
             (http_route::GROUP, http_route::KIND) => self.add::<HttpRoute>(manifest, true)?,
             // Definitions are judged from the request; their objects are counted.
             (custom_resources::GROUP, custom_resources::KIND) => {}
@@ -445,7 +452,7 @@ impl MemoryView {
     }
 
     /// Adds a workload manifest and remembers it was declared.
-    fn add_workload<K: Watched + DeserializeOwned>(&mut self, manifest: &Value) -> Result<(), String> {
+    fn add_workload<K: Watched>(&mut self, manifest: &Value) -> Result<(), String> {
         self.add::<K>(manifest, true)?;
         let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str);
         let namespace = text("/metadata/namespace").unwrap_or("default");
@@ -454,11 +461,7 @@ impl MemoryView {
         Ok(())
     }
 
-    fn add<K: Watched + DeserializeOwned>(
-        &mut self,
-        manifest: &Value,
-        namespaced: bool,
-    ) -> Result<(), String> {
+    fn add<K: Watched>(&mut self, manifest: &Value, namespaced: bool) -> Result<(), String> {
         let mut manifest = manifest.clone();
         let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default().to_lowercase();
         let name = manifest.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -472,7 +475,9 @@ impl MemoryView {
         {
             metadata.insert("namespace".to_owned(), Value::String("default".to_owned()));
         }
-        let object: K = decode::deserialize(manifest, "").map_err(|error| format!("{label}: {error}"))?;
+        let refused = |error| format!("{label}: {error}");
+        decode::deserialize::<K::Declared, _>(&manifest, "").map_err(refused)?;
+        let object: K = decode::deserialize(manifest, "").map_err(refused)?;
         self.apply(&object);
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod http_route;
 mod live;
 mod memory;
+pub mod parts;
 mod routes;
 pub mod summary;
 
@@ -23,6 +24,7 @@ use crate::protected_objects::Lookup;
 
 pub use live::LiveView;
 pub use memory::{MemoryView, Store, Watched};
+pub use parts::Parts;
 pub use routes::Serving;
 pub use summary::{HostPath, NamespaceInfo, Referent, Via};
 

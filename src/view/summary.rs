@@ -1,7 +1,8 @@
-//! One function per kind that turns a full object into the little policies
-//! need of it. Nothing else is kept: the live view summarizes what its
-//! watches deliver, the harness and the unit tests summarize the manifests
-//! they declare, so both judge from the same facts.
+//! One function per kind that turns the parts of an object the view reads
+//! ([`Parts`]) into the little policies need of it. Nothing else is kept:
+//! the live view summarizes what its watches deliver, the harness and the
+//! unit tests summarize the manifests they declare, so both judge from the
+//! same facts.
 //!
 //! What a summary keeps is bounded ([`bounds`]): strings are capped and so
 //! are per-object lists, which then say they were cut.
@@ -14,9 +15,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, EphemeralContainer, PersistentVolumeClaim, Pod, Volume,
-};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -25,6 +24,8 @@ use crate::decode;
 use crate::selector::Labels;
 use crate::view::bounds::{self, MAX_HOST, MAX_NAME, MAX_PATH, MAX_REFERENCES, MAX_ROUTES};
 use crate::view::http_route::{HttpRoute, HttpRouteSpec};
+use crate::view::parts::pod::{Container, Volume};
+use crate::view::parts::{Kind, Parts, Replicas};
 
 /// The facts policies need about one namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -146,23 +147,20 @@ pub struct PodSummary {
 
 /// A Pod: its phase and every Secret and ConfigMap it names, in all its
 /// containers (init and ephemeral too), volumes and imagePullSecrets.
-pub fn pod(pod: &Pod) -> PodSummary {
+pub fn pod(pod: &Parts<Pod>) -> PodSummary {
     let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
     let live = !matches!(phase, Some("Succeeded" | "Failed")) && !leaving(&pod.metadata);
     let mut references = BTreeSet::new();
     if let Some(spec) = &pod.spec {
-        let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
-        for Container { env, env_from, .. } in containers {
-            environment(env.as_deref(), env_from.as_deref(), &mut references);
-        }
-        for EphemeralContainer { env, env_from, .. } in spec.ephemeral_containers.iter().flatten() {
-            environment(env.as_deref(), env_from.as_deref(), &mut references);
+        let containers = [&spec.containers, &spec.init_containers, &spec.ephemeral_containers];
+        for container in containers.into_iter().flatten().flatten() {
+            environment(container, &mut references);
         }
         for volume in spec.volumes.iter().flatten() {
             volume_references(volume, &mut references);
         }
         for secret in spec.image_pull_secrets.iter().flatten() {
-            add(&mut references, Referent::Secret, &secret.name, Via::ImagePullSecrets);
+            add(&mut references, Referent::Secret, secret.name(), Via::ImagePullSecrets);
         }
     }
     let (references, references_truncated) = bounds::first(references, MAX_REFERENCES);
@@ -185,21 +183,22 @@ pub fn blocking_owners(metadata: &ObjectMeta) -> Box<[Box<str>]> {
         .collect()
 }
 
-fn environment(env: Option<&[EnvVar]>, env_from: Option<&[EnvFromSource]>, into: &mut BTreeSet<Reference>) {
-    for source in env.unwrap_or_default().iter().filter_map(|var| var.value_from.as_ref()) {
+fn environment(container: &Container, into: &mut BTreeSet<Reference>) {
+    let env = container.env.iter().flatten();
+    for source in env.filter_map(|var| var.value_from.as_ref()) {
         if let Some(secret) = &source.secret_key_ref {
-            add(into, Referent::Secret, &secret.name, Via::Env);
+            add(into, Referent::Secret, secret.name(), Via::Env);
         }
         if let Some(config_map) = &source.config_map_key_ref {
-            add(into, Referent::ConfigMap, &config_map.name, Via::Env);
+            add(into, Referent::ConfigMap, config_map.name(), Via::Env);
         }
     }
-    for source in env_from.unwrap_or_default() {
+    for source in container.env_from.iter().flatten() {
         if let Some(secret) = &source.secret_ref {
-            add(into, Referent::Secret, &secret.name, Via::EnvFrom);
+            add(into, Referent::Secret, secret.name(), Via::EnvFrom);
         }
         if let Some(config_map) = &source.config_map_ref {
-            add(into, Referent::ConfigMap, &config_map.name, Via::EnvFrom);
+            add(into, Referent::ConfigMap, config_map.name(), Via::EnvFrom);
         }
     }
 }
@@ -209,15 +208,15 @@ fn volume_references(volume: &Volume, into: &mut BTreeSet<Reference>) {
         add(into, Referent::Secret, name, Via::Volume);
     }
     if let Some(config_map) = &volume.config_map {
-        add(into, Referent::ConfigMap, &config_map.name, Via::Volume);
+        add(into, Referent::ConfigMap, config_map.name(), Via::Volume);
     }
     let sources = volume.projected.as_ref().and_then(|projected| projected.sources.as_deref());
     for source in sources.unwrap_or_default() {
         if let Some(secret) = &source.secret {
-            add(into, Referent::Secret, &secret.name, Via::ProjectedVolume);
+            add(into, Referent::Secret, secret.name(), Via::ProjectedVolume);
         }
         if let Some(config_map) = &source.config_map {
-            add(into, Referent::ConfigMap, &config_map.name, Via::ProjectedVolume);
+            add(into, Referent::ConfigMap, config_map.name(), Via::ProjectedVolume);
         }
     }
 }
@@ -249,36 +248,40 @@ impl WorkloadSummary {
 }
 
 /// Replicas default to 1 when a manifest leaves them out, as the API server defaults them.
-pub fn deployment(deployment: &Deployment) -> WorkloadSummary {
-    let replicas = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary::new(replicas > 0, &deployment.metadata)
+fn replicas<K: Kind<Spec = Replicas>>(workload: &Parts<K>) -> i32 {
+    workload.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1)
 }
 
-pub fn stateful_set(stateful_set: &StatefulSet) -> WorkloadSummary {
-    let replicas = stateful_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary::new(replicas > 0, &stateful_set.metadata)
+pub fn deployment(deployment: &Parts<Deployment>) -> WorkloadSummary {
+    WorkloadSummary::new(replicas(deployment) > 0, &deployment.metadata)
+}
+
+pub fn stateful_set(stateful_set: &Parts<StatefulSet>) -> WorkloadSummary {
+    WorkloadSummary::new(replicas(stateful_set) > 0, &stateful_set.metadata)
 }
 
 /// A ReplicaSet a Deployment controls is that Deployment's: counting both
 /// would report one workload twice.
-pub fn replica_set(replica_set: &ReplicaSet) -> WorkloadSummary {
+pub fn replica_set(replica_set: &Parts<ReplicaSet>) -> WorkloadSummary {
     let owned_by_deployment = replica_set
         .metadata
         .owner_references
         .iter()
         .flatten()
         .any(|owner| owner.controller == Some(true) && owner.kind == "Deployment");
-    let replicas = replica_set.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
-    WorkloadSummary::new(replicas > 0 && !owned_by_deployment, &replica_set.metadata)
+    WorkloadSummary::new(replicas(replica_set) > 0 && !owned_by_deployment, &replica_set.metadata)
 }
 
 /// A DaemonSet has no replica count: it counts while it has pods scheduled
 /// or nodes to run them on. One that matches no node holds nothing.
-pub fn daemon_set(daemon_set: &DaemonSet) -> WorkloadSummary {
+pub fn daemon_set(daemon_set: &Parts<DaemonSet>) -> WorkloadSummary {
     let scheduled = daemon_set
         .status
         .as_ref()
-        .map(|status| status.current_number_scheduled.max(status.desired_number_scheduled))
+        .map(|status| {
+            let current = status.current_number_scheduled.unwrap_or_default();
+            current.max(status.desired_number_scheduled.unwrap_or_default())
+        })
         .unwrap_or(0);
     WorkloadSummary::new(scheduled > 0, &daemon_set.metadata)
 }
@@ -289,7 +292,7 @@ pub struct VolumeClaimSummary {
     pub bound: bool,
 }
 
-pub fn persistent_volume_claim(claim: &PersistentVolumeClaim) -> VolumeClaimSummary {
+pub fn persistent_volume_claim(claim: &Parts<PersistentVolumeClaim>) -> VolumeClaimSummary {
     let phase = claim.status.as_ref().and_then(|status| status.phase.as_deref());
     VolumeClaimSummary { bound: phase == Some("Bound") && !leaving(&claim.metadata) }
 }
@@ -331,7 +334,7 @@ pub struct IngressSummary {
     pub routes_truncated: bool,
 }
 
-pub fn ingress(ingress: &Ingress) -> IngressSummary {
+pub fn ingress(ingress: &Parts<Ingress>) -> IngressSummary {
     let (references, routes) = match &ingress.spec {
         Some(spec) => (ingress_references(spec), ingress_routes(spec)),
         None => Default::default(),

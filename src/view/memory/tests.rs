@@ -21,7 +21,7 @@ fn manifests_of_the_kinds_it_keeps_are_summarized_and_others_skipped() {
     // A kind is known by its group too: this one is a custom resource, only counted.
     let custom = json!({"apiVersion": "example.com/v1", "kind": "Pod", "metadata": {"name": "x"}});
     assert!(view.add_manifest(&custom).unwrap());
-    assert_eq!(view.count::<Pod>(), 1);
+    assert_eq!(view.count::<Parts<Pod>>(), 1);
     assert_eq!(view.users(Referent::Secret, "prod", "db").len(), 1);
 }
 
@@ -46,6 +46,16 @@ fn a_malformed_manifest_is_refused_with_the_field() {
 }
 
 #[test]
+fn a_manifest_is_checked_whole_though_only_its_parts_are_read() {
+    let mut view = MemoryView::default();
+    let mut bad = pod("prod", "api", "db");
+    bad["spec"]["containers"][0]["image"] = json!(5);
+    let error = view.add_manifest(&bad).unwrap_err();
+    assert!(error.starts_with("pod \"api\": spec.containers[0].image:"), "{error}");
+    assert_eq!(view.count::<Parts<Pod>>(), 0);
+}
+
+#[test]
 fn what_matters_to_no_policy_is_not_kept() {
     let mut view = MemoryView::default();
     let mut finished = pod("prod", "job-1", "db");
@@ -58,7 +68,11 @@ fn what_matters_to_no_policy_is_not_kept() {
                          "metadata": {"name": "c", "namespace": "prod"}, "status": {"phase": "Pending"}});
     view.add_manifest(&unbound).unwrap();
     assert_eq!(
-        (view.count::<Pod>(), view.count::<Deployment>(), view.count::<PersistentVolumeClaim>()),
+        (
+            view.count::<Parts<Pod>>(),
+            view.count::<Parts<Deployment>>(),
+            view.count::<Parts<PersistentVolumeClaim>>()
+        ),
         (0, 0, 0)
     );
     assert!(view.contents("prod").is_empty());
@@ -73,7 +87,7 @@ fn a_change_replaces_the_summary_and_a_finished_pod_is_forgotten() {
     let mut finished = pod("prod", "api", "db-v2");
     finished["status"] = json!({"phase": "Failed"});
     view.add_manifest(&finished).unwrap();
-    assert_eq!(view.count::<Pod>(), 0);
+    assert_eq!(view.count::<Parts<Pod>>(), 0);
     assert!(view.pods.is_empty(), "an emptied namespace leaves no map behind");
 }
 
@@ -81,8 +95,8 @@ fn a_change_replaces_the_summary_and_a_finished_pod_is_forgotten() {
 fn replace_keeps_exactly_the_listed_objects() {
     let mut view = MemoryView::default();
     view.add_manifest(&pod("prod", "gone", "db")).unwrap();
-    let kept: Pod = serde_json::from_value(pod("prod", "kept", "db")).unwrap();
-    view.replace::<Pod>(vec![("prod".into(), "kept".into(), kept.summarize())]);
+    let kept: Parts<Pod> = serde_json::from_value(pod("prod", "kept", "db")).unwrap();
+    view.replace::<Parts<Pod>>(vec![("prod".into(), "kept".into(), kept.summarize())]);
     let users: Vec<String> = view.users(Referent::Secret, "prod", "db").into_iter().map(|u| u.name).collect();
     assert_eq!(users, ["kept"]);
 }
@@ -144,11 +158,11 @@ fn the_host_index_follows_changes_deletions_and_relistings() {
     view.add_manifest(&ingress("shop", "web", "b.example.com")).unwrap();
     assert_eq!(served_by(&view, "a.example.com"), ["ingress \"blog/web\""]);
     assert_eq!(served_by(&view, "b.example.com"), ["ingress \"shop/web\""]);
-    let blog: Ingress = serde_json::from_value(ingress("blog", "web", "a.example.com")).unwrap();
+    let blog: Parts<Ingress> = serde_json::from_value(ingress("blog", "web", "a.example.com")).unwrap();
     view.delete(&blog);
     assert!(served_by(&view, "a.example.com").is_empty());
-    let listed: Ingress = serde_json::from_value(ingress("new", "web", "c.example.com")).unwrap();
-    view.replace::<Ingress>(vec![("new".into(), "web".into(), listed.summarize())]);
+    let listed: Parts<Ingress> = serde_json::from_value(ingress("new", "web", "c.example.com")).unwrap();
+    view.replace::<Parts<Ingress>>(vec![("new".into(), "web".into(), listed.summarize())]);
     assert!(served_by(&view, "b.example.com").is_empty(), "a relisting forgets what it does not list");
     assert_eq!(served_by(&view, "c.example.com"), ["ingress \"new/web\""]);
     assert_eq!(view.indexes.routes.len(), 1);
@@ -177,8 +191,9 @@ fn long_names_are_kept_bounded_and_still_found() {
     assert!(routes[0].namespace.len() <= MAX_NAME && routes[0].name.len() <= MAX_NAME);
     let other = "w".repeat(399) + "x";
     view.add_manifest(&ingress(&namespace, &other, "long.example.com")).unwrap();
-    assert_eq!(view.count::<Ingress>(), 2, "names with one beginning stay apart");
-    let gone: Ingress = serde_json::from_value(ingress(&namespace, &name, "long.example.com")).unwrap();
+    assert_eq!(view.count::<Parts<Ingress>>(), 2, "names with one beginning stay apart");
+    let gone: Parts<Ingress> =
+        serde_json::from_value(ingress(&namespace, &name, "long.example.com")).unwrap();
     view.delete(&gone);
     assert_eq!(view.routes_to("long.example.com").len(), 1);
 }
@@ -287,13 +302,13 @@ fn the_dependents_index_follows_changes_deletions_and_relistings() {
     // A pod that finished no longer holds its owner.
     view.add_manifest(&owned_pod("b", "job-uid", "Succeeded")).unwrap();
     assert_eq!(view.dependents("job-uid"), 1);
-    let pod: Pod = serde_json::from_value(owned_pod("a", "job-uid", "Running")).unwrap();
+    let pod: Parts<Pod> = serde_json::from_value(owned_pod("a", "job-uid", "Running")).unwrap();
     view.delete(&pod);
     assert_eq!(view.dependents("job-uid"), 0);
     assert!(view.indexes.dependents.is_empty(), "counts that reach zero are dropped");
     let listed = vec![("prod".to_owned(), "c".to_owned(), pod.summarize())];
-    view.replace::<Pod>(listed.clone());
-    view.replace::<Pod>(listed);
+    view.replace::<Parts<Pod>>(listed.clone());
+    view.replace::<Parts<Pod>>(listed);
     assert_eq!(view.dependents("job-uid"), 1, "a relisting replaces, it does not add");
 }
 

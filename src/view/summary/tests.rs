@@ -45,57 +45,61 @@ fn finished_pods_are_not_live_and_pending_ones_are() {
 #[test]
 fn objects_being_deleted_hold_nothing_and_use_nothing() {
     let leaving = json!({"name": "x", "deletionTimestamp": "2026-01-01T00:00:00Z"});
-    let running: Pod = parse(json!({"metadata": leaving, "status": {"phase": "Running"}}));
+    let running: Parts<Pod> = parse(json!({"metadata": leaving, "status": {"phase": "Running"}}));
     assert!(!pod(&running).live);
-    let scaled: Deployment = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    let scaled: Parts<Deployment> = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
     assert!(!deployment(&scaled).active);
-    let set: StatefulSet = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    let set: Parts<StatefulSet> = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
     assert!(!stateful_set(&set).active);
-    let replicas: ReplicaSet = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
+    let replicas: Parts<ReplicaSet> = parse(json!({"metadata": leaving, "spec": {"replicas": 3}}));
     assert!(!replica_set(&replicas).active);
-    let daemons: DaemonSet = parse(json!({"metadata": leaving, "status": {"desiredNumberScheduled": 3}}));
+    let daemons: Parts<DaemonSet> =
+        parse(json!({"metadata": leaving, "status": {"desiredNumberScheduled": 3}}));
     assert!(!daemon_set(&daemons).active);
-    let claim: PersistentVolumeClaim = parse(json!({"metadata": leaving, "status": {"phase": "Bound"}}));
+    let claim: Parts<PersistentVolumeClaim> =
+        parse(json!({"metadata": leaving, "status": {"phase": "Bound"}}));
     assert!(!persistent_volume_claim(&claim).bound);
 }
 
 #[test]
 fn workloads_ask_for_pods_while_their_replicas_are_above_zero() {
-    let deployment_with =
-        |replicas: Value| -> Deployment { parse(json!({"metadata": {"name": "d"}, "spec": replicas})) };
+    let deployment_with = |replicas: Value| -> Parts<Deployment> {
+        parse(json!({"metadata": {"name": "d"}, "spec": replicas}))
+    };
     assert!(deployment(&deployment_with(json!({}))).active, "replicas default to 1");
     assert!(deployment(&deployment_with(json!({"replicas": 2}))).active);
     assert!(!deployment(&deployment_with(json!({"replicas": 0}))).active);
-    let set: StatefulSet = parse(json!({"metadata": {"name": "s"}, "spec": {"replicas": 0}}));
+    let set: Parts<StatefulSet> = parse(json!({"metadata": {"name": "s"}, "spec": {"replicas": 0}}));
     assert!(!stateful_set(&set).active);
 }
 
 #[test]
 fn a_replica_set_controlled_by_a_deployment_is_the_deployments() {
-    let owned: ReplicaSet = parse(json!({
+    let owned: Parts<ReplicaSet> = parse(json!({
         "metadata": {"name": "web-7d9", "ownerReferences": [
             {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1", "controller": true}]},
         "spec": {"replicas": 3}
     }));
     assert!(!replica_set(&owned).active);
-    let standalone: ReplicaSet = parse(json!({"metadata": {"name": "rs"}, "spec": {"replicas": 3}}));
+    let standalone: Parts<ReplicaSet> = parse(json!({"metadata": {"name": "rs"}, "spec": {"replicas": 3}}));
     assert!(replica_set(&standalone).active);
 }
 
 #[test]
 fn a_daemon_set_counts_with_pods_scheduled_or_nodes_to_run_on() {
-    let with =
-        |status: Value| -> DaemonSet { parse(json!({"metadata": {"name": "agent"}, "status": status})) };
+    let with = |status: Value| -> Parts<DaemonSet> {
+        parse(json!({"metadata": {"name": "agent"}, "status": status}))
+    };
     assert!(!daemon_set(&with(json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0}))).active);
     assert!(daemon_set(&with(json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 3}))).active);
     assert!(daemon_set(&with(json!({"currentNumberScheduled": 1, "desiredNumberScheduled": 0}))).active);
-    let fresh: DaemonSet = parse(json!({"metadata": {"name": "agent"}}));
+    let fresh: Parts<DaemonSet> = parse(json!({"metadata": {"name": "agent"}}));
     assert!(!daemon_set(&fresh).active);
 }
 
 #[test]
 fn only_bound_claims_hold_data() {
-    let with = |phase: &str| -> PersistentVolumeClaim {
+    let with = |phase: &str| -> Parts<PersistentVolumeClaim> {
         parse(json!({"metadata": {"name": "c"}, "status": {"phase": phase}}))
     };
     assert!(persistent_volume_claim(&with("Bound")).bound);
@@ -161,7 +165,7 @@ fn a_namespace_is_its_labels_and_whether_it_is_terminating() {
     assert!(info.terminating);
 }
 
-fn ingress_with_paths(host: &str, paths: usize) -> Ingress {
+fn ingress_with_paths(host: &str, paths: usize) -> Parts<Ingress> {
     let paths: Vec<Value> = (0..paths)
         .map(|i| {
             json!({"path": format!("/p{i:04}"), "pathType": "Prefix",
