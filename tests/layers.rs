@@ -1,15 +1,23 @@
 //! Defender's modules form layers that only point down: facts about a
 //! request at the bottom, policies above them, the engine above policies,
 //! loading and adapters (server, harness, CLI) on top. This test reads every
-//! `crate::` path in `src/`, and `super::` between submodules (test code
-//! aside), and fails on an import of a
-//! module from its own layer or one above, and on a cycle between the
-//! submodules of one module.
+//! `crate::` and `super::` path in `src/` (grouped `use` trees included,
+//! comments and string literals left out), follows a name that a module
+//! re-exports (`pub use contract::Rule` in `policy/mod.rs`) back to the
+//! submodule that defines it, and fails on an import of a module from its
+//! own layer or one above, and on a cycle between the submodules of one
+//! module.
 //!
-//! `MODULE_GRAPH=1 cargo test --test layers -- --nocapture` prints the graph.
+//! Test code is exempt: a `#[cfg(test)] mod tests` block, and a `tests.rs`
+//! file (the same block kept in its own file). Tests are built only for
+//! `cargo test` and reach across layers on purpose, to build a fixture or to
+//! look at what a module keeps private; what ships is the rest.
+//!
+//! `MODULE_GRAPH=1 cargo test --test layers -- --nocapture` prints the graph
+//! (and `tools/module-graph.sh` prints the top level for any revision).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Bottom first. A module may use the modules of any layer below its own.
 const LAYERS: &[&[&str]] = &[
@@ -37,9 +45,12 @@ const OUTSIDE: &[&str] = &["lib", "main", "testing"];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
+/// A module's path below the crate root: `["policy", "contract"]`.
+type ModulePath = Vec<String>;
+
 #[test]
 fn modules_import_only_from_layers_below_their_own() {
-    let graph = top_level_graph();
+    let graph = Crate::from_src().top_level_graph();
     if std::env::var_os("MODULE_GRAPH").is_some() {
         print_graph(&graph);
     }
@@ -66,7 +77,13 @@ fn modules_import_only_from_layers_below_their_own() {
 #[test]
 fn the_submodules_of_a_module_have_no_cycle() {
     let mut cycles = Vec::new();
-    for (module, graph) in submodule_graphs() {
+    for (module, graph) in Crate::from_src().submodule_graphs() {
+        if std::env::var_os("MODULE_GRAPH").is_some() {
+            for (submodule, uses) in &graph {
+                let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
+                println!("{module}::{submodule} -> {}", uses.join(" "));
+            }
+        }
         if let Some(cycle) = find_cycle(&graph) {
             cycles.push(format!("{module}: {}", cycle.join(" -> ")));
         }
@@ -76,122 +93,358 @@ fn the_submodules_of_a_module_have_no_cycle() {
 
 #[test]
 fn the_scan_sees_the_imports_it_checks() {
-    let graph = top_level_graph();
+    let source = Crate::from_src();
+    let graph = source.top_level_graph();
     assert!(graph["engine"].contains("policy"), "{:?}", graph["engine"]);
     assert!(graph["server"].contains("engine"), "{:?}", graph["server"]);
-    assert!(
-        find_cycle(&Graph::from([
-            ("a".into(), BTreeSet::from(["b".into()])),
-            ("b".into(), BTreeSet::from(["a".into()])),
-        ]))
-        .is_some()
-    );
+    // `Rule`, named through `policy/mod.rs`, is found in `contract.rs`.
+    let policy = &source.submodule_graphs()["policy"];
+    assert!(policy["registry"].contains("contract"), "{policy:?}");
+}
+
+/// The scanner itself, on small sources, so that it cannot pass by seeing nothing.
+#[test]
+fn the_scanner_follows_re_exports_and_groups_and_skips_strings_and_comments() {
+    let source = Crate::from_sources(&[
+        ("", "pub mod policy;"),
+        (
+            "policy",
+            "mod contract;\nmod registry;\npub use contract::{Rule, Spec as Kind};\npub use registry::KINDS;",
+        ),
+        ("policy::contract", "use crate::policy::KINDS;\npub trait Rule {}\npub trait Spec {}"),
+        (
+            "policy::registry",
+            "use crate::policy::{Action, Kind};\npub const KINDS: &[&str] = &[];\n\
+             const HOME: &str = \"https://crate::view\"; // crate::engine\n/* crate::server */ \
+             const QUOTE: char = '\"'; fn f<'a>(_: &'a str) { crate::budget::spend() }",
+        ),
+        ("budget", "use crate::{policy::{Action, Rule}, yaml};"),
+    ]);
+    let policy = &source.submodule_graphs()["policy"];
+    assert_eq!(policy["contract"], BTreeSet::from(["registry".to_owned()]), "a name re-exported by mod.rs");
+    assert_eq!(policy["registry"], BTreeSet::from(["contract".to_owned()]), "a re-export renamed with `as`");
+    assert!(find_cycle(policy).is_some());
+    let graph = source.top_level_graph();
+    assert_eq!(graph["policy"], BTreeSet::from(["budget".to_owned()]), "nothing from strings or comments");
+    assert_eq!(graph["budget"], BTreeSet::from(["policy".to_owned(), "yaml".to_owned()]), "a nested group");
+    assert!(!source.is_module(&["policy".to_owned(), String::new()]));
 }
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
-/// Which top-level modules each top-level module names through `crate::`.
-fn top_level_graph() -> Graph {
-    let mut graph = Graph::new();
-    for file in source_files() {
-        let (module, _) = module_of(&file);
-        if OUTSIDE.contains(&module.as_str()) {
-            continue;
+/// The crate's modules with their code (test code and comments removed), and
+/// the names each module re-exports, pointing to where they are defined.
+struct Crate {
+    modules: BTreeMap<ModulePath, String>,
+    re_exports: BTreeMap<ModulePath, BTreeMap<String, ModulePath>>,
+}
+
+impl Crate {
+    /// The library under `src/`; `main.rs` is a crate of its own.
+    fn from_src() -> Self {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut modules = BTreeMap::new();
+        for file in defender::paths::files_under(&src, &["rs"], defender::paths::Depth::Tree) {
+            let file = file.expect("src/ can be listed");
+            let relative = file.strip_prefix(&src).expect("a file under src/");
+            let mut path: ModulePath = relative
+                .iter()
+                .map(|part| part.to_string_lossy().trim_end_matches(".rs").to_owned())
+                .collect();
+            if path.last().is_some_and(|last| last == "mod") {
+                path.pop();
+            }
+            match path.last().map(String::as_str) {
+                Some("tests") | Some("main") => continue,
+                Some("lib") if path.len() == 1 => path.clear(),
+                _ => {}
+            }
+            let text = std::fs::read_to_string(&file).expect("a readable source file");
+            modules.insert(path, text);
         }
-        let uses = graph.entry(module.clone()).or_default();
-        for path in paths_from(&non_test_code(&file), "crate::") {
-            let used = path.split("::").next().unwrap_or_default().to_owned();
-            if used != module {
-                uses.insert(used);
+        Self::new(modules)
+    }
+
+    /// A crate of `(module, code)` pairs: `("policy::contract", "...")`, `""` the root.
+    fn from_sources(sources: &[(&str, &str)]) -> Self {
+        let path =
+            |module: &str| module.split("::").filter(|part| !part.is_empty()).map(str::to_owned).collect();
+        Self::new(sources.iter().map(|(module, text)| (path(module), (*text).to_owned())).collect())
+    }
+
+    fn new(texts: BTreeMap<ModulePath, String>) -> Self {
+        let modules: BTreeMap<ModulePath, String> =
+            texts.into_iter().map(|(path, text)| (path, non_test_code(&text))).collect();
+        let mut source = Self { modules, re_exports: BTreeMap::new() };
+        let mut re_exports = BTreeMap::new();
+        for (module, code) in &source.modules {
+            let names: BTreeMap<String, ModulePath> = re_exported(code)
+                .into_iter()
+                .filter_map(|(path, name)| Some((name, source.absolute(module, &path)?)))
+                .collect();
+            re_exports.insert(module.clone(), names);
+        }
+        source.re_exports = re_exports;
+        source
+    }
+
+    fn is_module(&self, path: &[String]) -> bool {
+        self.modules.contains_key(path)
+    }
+
+    /// Which top-level modules each top-level module names.
+    fn top_level_graph(&self) -> Graph {
+        let mut graph = Graph::new();
+        for (module, code) in &self.modules {
+            let Some(top) = module.first() else { continue };
+            if OUTSIDE.contains(&top.as_str()) {
+                continue;
+            }
+            let uses = graph.entry(top.clone()).or_default();
+            for used in self.paths_named(module, code, 1) {
+                if used.first().is_some_and(|used| used != top) {
+                    uses.insert(used[0].clone());
+                }
+            }
+        }
+        graph
+    }
+
+    /// For each module with submodules: which of its submodules each one names.
+    fn submodule_graphs(&self) -> BTreeMap<String, Graph> {
+        let mut graphs: BTreeMap<String, Graph> = BTreeMap::new();
+        for (module, code) in &self.modules {
+            let [top, submodule, ..] = module.as_slice() else { continue };
+            let uses = graphs.entry(top.clone()).or_default().entry(submodule.clone()).or_default();
+            for used in self.paths_named(module, code, 2) {
+                let [used_top, used, ..] = used.as_slice() else { continue };
+                if used_top == top && used != submodule && self.is_module(&[top.clone(), used.clone()]) {
+                    uses.insert(used.clone());
+                }
+            }
+        }
+        graphs
+    }
+
+    /// Every `crate::` and `super::` path in the code of `module`, from the
+    /// crate root, with a name re-exported by one of its first `depth`
+    /// modules (the root, a top-level module) followed to where it is defined.
+    fn paths_named(&self, module: &ModulePath, code: &str, depth: usize) -> Vec<ModulePath> {
+        let mut paths = Vec::new();
+        for start in path_starts(code) {
+            for path in use_tree(&code[start..]) {
+                if let Some(absolute) = self.absolute(module, &path) {
+                    paths.push(self.resolve(absolute, depth));
+                }
+            }
+        }
+        paths
+    }
+
+    /// `path`, as written in `module`, from the crate root: `crate::a`,
+    /// `super::a`, `self::a`, or `a` for a submodule `a`; `None` for another crate.
+    fn absolute(&self, module: &ModulePath, path: &[String]) -> Option<ModulePath> {
+        let first = path.first()?;
+        match first.as_str() {
+            "crate" => Some(path[1..].to_vec()),
+            "self" => Some(module.iter().chain(&path[1..]).cloned().collect()),
+            "super" => {
+                let ups = path.iter().take_while(|part| *part == "super").count();
+                let parent = module.get(..module.len().checked_sub(ups)?)?;
+                Some(parent.iter().chain(&path[ups..]).cloned().collect())
+            }
+            _ => {
+                let absolute: ModulePath = module.iter().chain(path).cloned().collect();
+                self.is_module(&absolute[..=module.len()]).then_some(absolute)
             }
         }
     }
-    graph
-}
 
-/// For each module with submodules: which of its submodules each one names.
-fn submodule_graphs() -> BTreeMap<String, Graph> {
-    let mut graphs: BTreeMap<String, Graph> = BTreeMap::new();
-    for file in source_files() {
-        let (module, Some(submodule)) = module_of(&file) else { continue };
-        let code = non_test_code(&file);
-        let prefix = format!("{module}::");
-        let mut named: Vec<String> = paths_from(&code, "crate::")
-            .into_iter()
-            .filter_map(|path| path.strip_prefix(&prefix).map(str::to_owned))
-            .collect();
-        // In `src/<module>/<file>.rs`, `super::` is the module itself.
-        if file.parent().is_some_and(|dir| dir.ends_with(&module)) {
-            named.extend(paths_from(&code, "super::"));
-        }
-        let uses = graphs.entry(module.clone()).or_default().entry(submodule.clone()).or_default();
-        for path in named {
-            let used = path.split("::").next().unwrap_or_default();
-            if used != submodule && is_submodule(&module, used) {
-                uses.insert(used.to_owned());
+    /// `path` with a name re-exported by one of its first `depth` modules
+    /// replaced by where that name comes from.
+    fn resolve(&self, mut path: ModulePath, depth: usize) -> ModulePath {
+        let mut at = 0;
+        let mut hops = 0;
+        while at < depth.min(path.len()) {
+            if self.is_module(&path[..=at]) {
+                at += 1;
+                continue;
             }
+            let Some(target) = self.re_exports.get(&path[..at]).and_then(|names| names.get(&path[at])) else {
+                break;
+            };
+            hops += 1;
+            assert!(hops < 16, "re-exports that go round: {path:?}");
+            path = target.iter().chain(&path[at + 1..]).cloned().collect();
+            at = 0;
         }
+        path
     }
-    graphs
 }
 
-fn is_submodule(module: &str, name: &str) -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(module);
-    dir.join(format!("{name}.rs")).is_file() || dir.join(name).is_dir()
-}
-
-/// `src/server/metrics.rs` is (`server`, `metrics`); `src/engine.rs` is (`engine`, none).
-fn module_of(file: &Path) -> (String, Option<String>) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let relative = file.strip_prefix(&src).expect("a file under src/");
-    let mut parts = relative.iter().map(|part| part.to_string_lossy().trim_end_matches(".rs").to_owned());
-    let module = parts.next().unwrap_or_default();
-    let submodule = parts.next().filter(|part| part != "mod");
-    (module, submodule)
-}
-
-/// Every `.rs` file under `src/` except test modules kept in their own file.
-fn source_files() -> Vec<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    defender::paths::files_under(&src, &["rs"], defender::paths::Depth::Tree)
-        .into_iter()
-        .map(|file| file.expect("src/ can be listed"))
-        .filter(|file| file.file_name().is_some_and(|name| name != "tests.rs"))
-        .collect()
-}
-
-/// The file's code before its `#[cfg(test)] mod tests`, comments removed.
-fn non_test_code(file: &Path) -> String {
-    let text = std::fs::read_to_string(file).expect("a readable source file");
+/// The code of a file before its `#[cfg(test)] mod tests`, without comments
+/// and with every string and character literal emptied.
+fn non_test_code(text: &str) -> String {
     let code = match text.find("#[cfg(test)]\nmod tests") {
         Some(at) => &text[..at],
-        None => &text,
+        None => text,
     };
-    code.lines().map(|line| line.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
-}
-
-/// `engine::Engine` for each `crate::engine::Engine` in `code` (with
-/// `prefix` `crate::`); a grouped `use crate::{a, b}` gives `a` and `b`.
-fn paths_from(code: &str, prefix: &str) -> Vec<String> {
-    let mut paths = Vec::new();
-    for (at, _) in code.match_indices(prefix) {
-        // `super::super::x` is not a sibling.
-        if code[..at].ends_with("super::") {
-            continue;
-        }
-        let rest = &code[at + prefix.len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let inner = group.split('}').next().unwrap_or_default();
-            paths.extend(inner.split(',').map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()));
+    let chars: Vec<char> = code.chars().collect();
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let before = at(i.wrapping_sub(1));
+        let raw_hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+        if c == '/' && at(i + 1) == '/' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && at(i + 1) == '*' {
+            // Block comments nest.
+            let mut open = 0;
+            while i < chars.len() {
+                match (chars[i], at(i + 1)) {
+                    ('/', '*') => open += 1,
+                    ('*', '/') => open -= 1,
+                    _ => {
+                        i += 1;
+                        continue;
+                    }
+                }
+                i += 2;
+                if open == 0 {
+                    break;
+                }
+            }
+            out.push(' ');
+        } else if c == 'r' && at(i + 1 + raw_hashes) == '"' && (!is_ident(before) || before == 'b') {
+            // A raw string `r#"..."#` ends at a quote followed by as many `#`.
+            i += 2 + raw_hashes;
+            while i < chars.len()
+                && !(chars[i] == '"'
+                    && chars[i + 1..].iter().take_while(|c| **c == '#').count() >= raw_hashes)
+            {
+                i += 1;
+            }
+            i += 1 + raw_hashes;
+            out.push_str("\"\"");
+        } else if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            out.push_str("\"\"");
+        } else if c == '\'' && (at(i + 1) == '\\' || at(i + 2) == '\'') {
+            // A character literal, not a lifetime.
+            i += 2;
+            while i < chars.len() && chars[i] != '\'' {
+                i += 1;
+            }
+            i += 1;
+            out.push_str("' '");
         } else {
-            let end =
-                rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
-            paths.push(rest[..end].to_owned());
+            out.push(c);
+            i += 1;
         }
     }
-    paths
+    out
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Where a path that starts at `crate` or `super` begins in `code` (a
+/// `super::super::` chain once).
+fn path_starts(code: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    for word in ["crate::", "super::"] {
+        for (at, _) in code.match_indices(word) {
+            let before = code[..at].chars().next_back().unwrap_or(' ');
+            if !is_ident(before) && before != ':' {
+                starts.push(at);
+            }
+        }
+    }
+    starts
+}
+
+/// The paths the use tree (or plain path) at the start of `text` names:
+/// `a::{b, c::{D, self}}` gives `a::b`, `a::c::D` and `a::c`.
+fn use_tree(text: &str) -> Vec<ModulePath> {
+    named_tree(&mut text.trim_start()).into_iter().map(|(path, _)| path).collect()
+}
+
+/// The paths a module's `pub use` items name as written, each with the
+/// name it binds (an `as` name, or the last part).
+fn re_exported(code: &str) -> Vec<(ModulePath, String)> {
+    let mut names = Vec::new();
+    for keyword in ["pub use ", "pub(crate) use "] {
+        for (at, _) in code.match_indices(keyword) {
+            names.extend(named_tree(&mut &code[at + keyword.len()..]));
+        }
+    }
+    names
+}
+
+/// A use tree, parsed from the front of `text`: each path it names, with
+/// the name it binds.
+fn named_tree(text: &mut &str) -> Vec<(ModulePath, String)> {
+    let mut prefix = ModulePath::new();
+    loop {
+        *text = text.trim_start();
+        if let Some(rest) = text.strip_prefix('{') {
+            *text = rest;
+            let mut named = Vec::new();
+            loop {
+                let inner = named_tree(text);
+                for (path, name) in inner {
+                    let path: ModulePath =
+                        prefix.iter().chain(path.iter().filter(|part| *part != "self")).cloned().collect();
+                    let name = if name == "self" { prefix.last().cloned().unwrap_or_default() } else { name };
+                    named.push((path, name));
+                }
+                *text = text.trim_start();
+                match text.chars().next() {
+                    Some(',') => *text = &text[1..],
+                    Some('}') => {
+                        *text = &text[1..];
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            return named;
+        }
+        if let Some(rest) = text.strip_prefix('*') {
+            *text = rest;
+            return Vec::new();
+        }
+        let length = text.find(|c: char| !is_ident(c)).unwrap_or(text.len());
+        if length == 0 {
+            return Vec::new();
+        }
+        prefix.push(text[..length].to_owned());
+        *text = text[length..].trim_start();
+        match text.strip_prefix("::") {
+            Some(rest) => *text = rest,
+            None => {
+                let mut name = prefix.last().cloned().unwrap_or_default();
+                if let Some(rest) = text.strip_prefix("as ") {
+                    let rest = rest.trim_start();
+                    let length = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+                    name = rest[..length].to_owned();
+                    *text = &rest[length..];
+                }
+                return vec![(prefix, name)];
+            }
+        }
+    }
 }
 
 /// One cycle in `graph`, if any, as the modules along it.

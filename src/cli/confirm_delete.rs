@@ -17,7 +17,7 @@ use super::PolicyArgs;
 use crate::clock;
 use crate::config::PolicySet;
 use crate::period::Period;
-use crate::policy::namespace_deletion::Confirmation;
+use crate::policy::Confirmation;
 
 #[derive(Debug, clap::Args)]
 pub struct ConfirmDeleteArgs {

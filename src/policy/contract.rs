@@ -1,12 +1,41 @@
-//! What a policy kind implements ([`Rule`]), and the named, switched policy
-//! the engine runs ([`Policy`]).
+//! What a policy kind implements (the [`Spec`] its documents decode into,
+//! and the [`Rule`] that spec builds), and the named, switched policy the
+//! engine runs ([`Policy`]).
+//!
+//! The bottom of `policy/`: the kinds implement this contract and the
+//! registry lists the kinds, so nothing here names a kind.
+
+use serde::de::DeserializeOwned;
 
 use crate::budget::Exhausted;
-use crate::policy::namespace_deletion::Confirmation;
+use crate::period::Period;
 use crate::policy::{Action, BudgetGauge, Context, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::Need;
 use crate::selector::{Label, Labels};
+
+/// The `spec` of a policy document: what it deserializes into, and the
+/// rule it builds.
+pub trait Spec: DeserializeOwned {
+    type Rule: Rule + 'static;
+
+    /// What the policy does on a violation (every kind's `spec.action`).
+    fn action(&self) -> Action;
+
+    /// Checks what deserializing cannot and builds the rule; an error names
+    /// the field within the spec (`budget.deletions: must be ...`).
+    fn into_rule(self) -> Result<Self::Rule, String>;
+}
+
+/// What a namespace deletion must be confirmed with: what `defender
+/// confirm-delete` sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The annotation that holds the RFC 3339 time after which deletion is allowed.
+    pub annotation: String,
+    /// How far ahead that time must be when it is set.
+    pub cooldown: Period,
+}
 
 /// The judgement a policy kind makes. Only [`Rule::applies`] and
 /// [`Rule::evaluate`] are required; the rest answer "nothing" by default,
@@ -107,6 +136,12 @@ pub struct Policy {
 impl Policy {
     pub fn new(name: impl Into<String>, action: Action, rule: impl Rule + 'static) -> Self {
         Self { name: name.into(), action, rule: Box::new(rule) }
+    }
+
+    /// The policy `name` with the rule `spec` builds.
+    pub fn from_spec<S: Spec>(name: impl Into<String>, spec: S) -> Result<Self, String> {
+        let action = spec.action();
+        Ok(Self::new(name, action, spec.into_rule()?))
     }
 
     /// The policy's `metadata.name`, as denial messages show it.

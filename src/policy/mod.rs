@@ -24,8 +24,7 @@ static NO_LABELS: Labels = Labels::new();
 mod contract;
 pub mod registry;
 
-pub use contract::{Policy, Rule};
-pub use registry::Spec;
+pub use contract::{Confirmation, Policy, Rule, Spec};
 
 pub mod cascading_protection;
 pub mod core_namespaces;

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::period::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Rule, Spec, Verdict, Violation, continued_budget};
+use crate::policy::{
+    Action, BudgetGauge, Charge, Confirmation, Context, Rule, Spec, Verdict, Violation, continued_budget,
+};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::selector::Label;
@@ -21,16 +23,6 @@ use crate::selector::Label;
 /// The command that sets the confirmation (`defender confirm-delete`, run as
 /// a kubectl plugin), named in denials next to the raw `kubectl annotate`.
 pub const CONFIRM_COMMAND: &str = "kubectl defender confirm-delete";
-
-/// What a namespace deletion must be confirmed with: what `defender
-/// confirm-delete` sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirmation {
-    /// The annotation that holds the RFC 3339 time after which deletion is allowed.
-    pub annotation: String,
-    /// How far ahead that time must be when it is set.
-    pub cooldown: Period,
-}
 
 /// The single key of the cluster-wide budget.
 const CLUSTER: &str = "cluster";

@@ -1,12 +1,11 @@
 //! Which `kind` of policy document builds which rule.
 //!
 //! Adding a policy kind: write its file in `src/policy/` (a spec type that
-//! implements [`Spec`], and the [`Rule`] it builds), declare it with
+//! implements [`Spec`], and the [`Rule`](crate::policy::Rule) it builds), declare it with
 //! `pub mod` in `policy/mod.rs`, and add one line to [`KINDS`]. Loading and
 //! the "expected one of" list in error messages follow from the table; a
 //! test then asks for the kind in README.md's policy reference.
 
-use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
 use crate::decode;
@@ -18,7 +17,7 @@ use crate::policy::duplicate_hosts::DuplicateHostsSpec;
 use crate::policy::in_use_guard::InUseGuardSpec;
 use crate::policy::ingress_hosts::IngressHostsSpec;
 use crate::policy::namespace_deletion::NamespaceDeletionSpec;
-use crate::policy::{Action, Policy, Rule};
+use crate::policy::{Policy, Spec};
 
 /// Every policy kind, in the order error messages list them.
 pub const KINDS: &[Kind] = &[
@@ -31,27 +30,6 @@ pub const KINDS: &[Kind] = &[
     Kind::of::<IngressHostsSpec>("IngressHosts"),
     Kind::of::<DuplicateHostsSpec>("DuplicateHosts"),
 ];
-
-/// The `spec` of a policy document: what it deserializes into, and the
-/// rule it builds.
-pub trait Spec: DeserializeOwned {
-    type Rule: Rule + 'static;
-
-    /// What the policy does on a violation (every kind's `spec.action`).
-    fn action(&self) -> Action;
-
-    /// Checks what deserializing cannot and builds the rule; an error names
-    /// the field within the spec (`budget.deletions: must be ...`).
-    fn into_rule(self) -> Result<Self::Rule, String>;
-}
-
-impl Policy {
-    /// The policy `name` with the rule `spec` builds.
-    pub fn from_spec<S: Spec>(name: impl Into<String>, spec: S) -> Result<Self, String> {
-        let action = spec.action();
-        Ok(Self::new(name, action, spec.into_rule()?))
-    }
-}
 
 /// One policy kind: the `kind` its documents name, and how they are built.
 pub struct Kind {
