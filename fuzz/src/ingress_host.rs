@@ -14,9 +14,9 @@ use std::sync::LazyLock;
 use defender::clock::{Clock, SystemClock};
 use defender::config::PolicySet;
 use defender::engine::Engine;
-use defender::policy::Policy;
 use defender::policy::hostname::is_ip_address;
 use defender::policy::ingress_hosts::{HostProblem, IngressHosts, IngressHostsSpec, host_problem};
+use defender::policy::{Action, Policy};
 use defender::request::Operation;
 use defender::settings::Settings;
 use defender::synthetic::Synthetic;
@@ -81,7 +81,7 @@ static LENIENT: LazyLock<Engine> = LazyLock::new(|| engine(true));
 
 fn engine(allow_wildcard_subdomains: bool) -> Engine {
     let spec = IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() };
-    let policies = vec![Policy::new("ingress-hosts", spec.action, IngressHosts::new(spec))];
+    let policies = vec![Policy::new("ingress-hosts", Action::Deny, IngressHosts::new(spec))];
     Engine::new(PolicySet { settings: Settings::default(), policies })
 }
 

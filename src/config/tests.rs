@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::policy::Action;
 
 fn load_text(text: &str) -> Result<PolicySet, ConfigError> {
     from_files(&[("test.yaml".to_owned(), text.to_owned())], "test.yaml")
@@ -46,7 +47,7 @@ fn embedded_policies_match_the_built_in_defaults() {
     assert_eq!(deletion.budget.window, defaults.budget.window);
     assert_eq!(deletion.confirmation.cooldown, defaults.confirmation.cooldown);
     assert_eq!(deletion.confirmation.exempt_label, defaults.confirmation.exempt_label);
-    use crate::policy::{cascading_protection, duplicate_hosts, in_use_guard};
+    use crate::policy::{Spec, cascading_protection, duplicate_hosts, in_use_guard};
     let embedded = |file: &str| {
         let (_, text) = EMBEDDED.iter().find(|(name, _)| name.ends_with(file)).unwrap();
         document_spec(text)
@@ -54,23 +55,23 @@ fn embedded_policies_match_the_built_in_defaults() {
     let cascading: cascading_protection::CascadingProtectionSpec =
         spec(embedded("cascading-protection.yaml")).unwrap();
     let defaults = cascading_protection::CascadingProtectionSpec::default();
-    assert_eq!(
-        (cascading.action, cascading.label, cascading.all_namespaces),
-        (defaults.action, defaults.label, defaults.all_namespaces)
-    );
+    assert_eq!((cascading.label, cascading.all_namespaces), (defaults.label, defaults.all_namespaces));
     let in_use: in_use_guard::InUseGuardSpec = spec(embedded("in-use-guard.yaml")).unwrap();
     let defaults = in_use_guard::InUseGuardSpec::default();
-    assert_eq!(
-        (in_use.action, in_use.kinds, in_use.exempt_label),
-        (defaults.action, defaults.kinds, defaults.exempt_label)
-    );
-    let duplicates: duplicate_hosts::DuplicateHostsSpec = spec(embedded("duplicate-hosts.yaml")).unwrap();
-    assert_eq!(duplicates.action, duplicate_hosts::DuplicateHostsSpec::default().action);
+    assert_eq!((in_use.kinds, in_use.exempt_label), (defaults.kinds, defaults.exempt_label));
+    let set = load_embedded().unwrap();
+    let action = |name: &str| set.policies.iter().find(|policy| policy.name() == name).unwrap().action();
+    assert_eq!(action("cascading-protection"), cascading_protection::CascadingProtectionSpec::DEFAULT_ACTION);
+    assert_eq!(action("in-use-guard"), in_use_guard::InUseGuardSpec::DEFAULT_ACTION);
+    assert_eq!(action("duplicate-hosts"), duplicate_hosts::DuplicateHostsSpec::DEFAULT_ACTION);
 }
 
+/// A document's spec without `action`, which the registry reads, not the kind's spec type.
 fn document_spec(text: &str) -> Value {
     let value: Value = serde_yaml_ng::from_str(text).unwrap();
-    value.get("spec").cloned().unwrap()
+    let mut spec = value.get("spec").cloned().unwrap();
+    spec.as_mapping_mut().unwrap().remove("action");
+    spec
 }
 
 #[test]
@@ -107,6 +108,36 @@ spec:
 }
 
 #[test]
+fn an_unknown_spec_field_lists_the_action_among_the_expected_fields() {
+    let base = "apiVersion: defender.io/v1alpha1\nmetadata: {name: p}\n";
+    let expected = |kind: &str| {
+        let message = error(&format!("{base}kind: {kind}\nspec: {{actoin: warn}}"));
+        let prefix = "test.yaml: document 1 (p): spec.actoin: unknown field `actoin`, expected ";
+        message.strip_prefix(prefix).unwrap_or_else(|| panic!("{message}")).to_owned()
+    };
+    assert_eq!(expected("DuplicateHosts"), "`action`");
+    assert_eq!(expected("IngressHosts"), "one of `action`, `allowWildcardSubdomains`, `allowDefaultBackend`");
+    let nested = error(&format!("{base}kind: NamespaceDeletion\nspec: {{budget: {{action: warn}}}}"));
+    assert!(
+        nested.ends_with(
+            "spec.budget.action: unknown field `action`, expected one of `enabled`, `deletions`, `window`"
+        ),
+        "{nested}"
+    );
+}
+
+#[test]
+fn the_action_is_the_documents_or_the_kinds_default() {
+    let base = "apiVersion: defender.io/v1alpha1\n";
+    let set = load_text(&format!(
+        "{base}kind: InUseGuard\nmetadata: {{name: a}}\n---\n{base}kind: InUseGuard\nmetadata: {{name: b}}\nspec: {{action: dryrun}}\n---\n{base}kind: CoreNamespaces\nmetadata: {{name: c}}\n"
+    ))
+    .unwrap();
+    let actions: Vec<Action> = set.policies.iter().map(|policy| policy.action()).collect();
+    assert_eq!(actions, [Action::Warn, Action::Dryrun, Action::Deny]);
+}
+
+#[test]
 fn names_a_field_of_the_wrong_type() {
     let message = error(
         "apiVersion: defender.io/v1alpha1
@@ -129,6 +160,8 @@ fn rejects_a_bad_duration_a_bad_action_and_a_bad_label() {
     );
     let bad_action = error(&format!("{base}kind: IngressHosts\nspec: {{action: block}}"));
     assert!(bad_action.contains("spec.action") && bad_action.contains("deny"), "{bad_action}");
+    let bad_action = error(&format!("{base}kind: DuplicateHosts\nspec: {{action: [warn]}}"));
+    assert!(bad_action.starts_with("test.yaml: document 1 (p): spec.action: "), "{bad_action}");
     let bad_label = error(&format!("{base}kind: DeletionGuard\nspec: {{exemptLabel: yes-please}}"));
     assert!(bad_label.contains("spec.exemptLabel") && bad_label.contains("key=value"), "{bad_label}");
 }

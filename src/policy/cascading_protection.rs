@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
+use crate::policy::{Context, Rule, Spec, Verdict, Violation};
 use crate::request::Request;
 use crate::routing::{self, Hook, Need};
 use crate::selector::{Label, Labels};
@@ -18,8 +18,6 @@ use crate::view::Contents;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CascadingProtectionSpec {
-    #[serde(default)]
-    pub action: Action,
     /// Namespaces carrying this label are protected.
     #[serde(default = "default_label")]
     pub label: Label,
@@ -34,7 +32,7 @@ fn default_label() -> Label {
 
 impl Default for CascadingProtectionSpec {
     fn default() -> Self {
-        Self { action: Action::Deny, label: default_label(), all_namespaces: false }
+        Self { label: default_label(), all_namespaces: false }
     }
 }
 
@@ -115,10 +113,6 @@ fn emptying(namespace: &str, contents: &Contents) -> String {
 
 impl Spec for CascadingProtectionSpec {
     type Rule = CascadingProtection;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<CascadingProtection, String> {
         Ok(CascadingProtection::new(self))

@@ -15,12 +15,13 @@ use crate::routing::Need;
 use crate::selector::{Label, Labels};
 
 /// The `spec` of a policy document: what it deserializes into, and the
-/// rule it builds.
+/// rule it builds. Every document's `spec.action` is the registry's to
+/// read, not the kind's: a spec type has no `action` field.
 pub trait Spec: DeserializeOwned {
     type Rule: Rule + 'static;
 
-    /// What the policy does on a violation (every kind's `spec.action`).
-    fn action(&self) -> Action;
+    /// What the policy does on a violation when its document sets no `spec.action`.
+    const DEFAULT_ACTION: Action = Action::Deny;
 
     /// Checks what deserializing cannot and builds the rule; an error names
     /// the field within the spec (`budget.deletions: must be ...`).
@@ -138,10 +139,9 @@ impl Policy {
         Self { name: name.into(), action, rule: Box::new(rule) }
     }
 
-    /// The policy `name` with the rule `spec` builds.
+    /// The policy `name` with the rule `spec` builds, and the kind's default action.
     pub fn from_spec<S: Spec>(name: impl Into<String>, spec: S) -> Result<Self, String> {
-        let action = spec.action();
-        Ok(Self::new(name, action, spec.into_rule()?))
+        Ok(Self::new(name, S::DEFAULT_ACTION, spec.into_rule()?))
     }
 
     /// The policy's `metadata.name`, as denial messages show it.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
+use crate::policy::{Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need};
 use crate::selector::{LabelSelector, Labels};
@@ -11,8 +11,6 @@ use crate::selector::{LabelSelector, Labels};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CoreNamespacesSpec {
-    #[serde(default)]
-    pub action: Action,
     /// Namespaces that are core by name.
     #[serde(default = "default_namespaces")]
     pub namespaces: Vec<String>,
@@ -34,7 +32,7 @@ fn default_selector() -> LabelSelector {
 
 impl Default for CoreNamespacesSpec {
     fn default() -> Self {
-        Self { action: Action::Deny, namespaces: default_namespaces(), selector: default_selector() }
+        Self { namespaces: default_namespaces(), selector: default_selector() }
     }
 }
 
@@ -117,10 +115,6 @@ impl CoreNamespaces {
 
 impl Spec for CoreNamespacesSpec {
     type Rule = CoreNamespaces;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<CoreNamespaces, String> {
         Ok(CoreNamespaces::new(self))

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::custom_resources::{self, CustomResourceType, Described};
 use crate::policy::cascading_protection::still_holds;
-use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
+use crate::policy::{Context, Rule, Spec, Verdict, Violation};
 use crate::protected_objects;
 use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need, Resource};
@@ -37,8 +37,6 @@ pub const OPEN_KRUISE_LABEL: &str = "policy.kruise.io/delete-protection";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeleteProtectionSpec {
-    #[serde(default)]
-    pub action: Action,
     /// The label key whose value (`Always` or `Cascading`) protects an object.
     #[serde(default = "default_label")]
     pub label: String,
@@ -69,7 +67,6 @@ fn default_exempt_label() -> Label {
 impl Default for DeleteProtectionSpec {
     fn default() -> Self {
         Self {
-            action: Action::Deny,
             label: default_label(),
             open_kruise_label: true,
             custom_resource_definitions: true,
@@ -348,10 +345,6 @@ fn unlabel_command(request: &Request, key: &str) -> String {
 
 impl Spec for DeleteProtectionSpec {
     type Rule = DeleteProtection;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<DeleteProtection, String> {
         DeleteProtection::new(self)

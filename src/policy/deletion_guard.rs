@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::period::Period;
-use crate::policy::{Action, BudgetGauge, Charge, Context, Rule, Spec, Verdict, Violation, continued_budget};
+use crate::policy::{BudgetGauge, Charge, Context, Rule, Spec, Verdict, Violation, continued_budget};
 use crate::request::Request;
 use crate::routing::kinds::{self, Resource};
 use crate::routing::{Hook, Need};
@@ -21,8 +21,6 @@ use crate::selector::{Label, LabelSelector};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeletionGuardSpec {
-    #[serde(default)]
-    pub action: Action,
     /// On an object or its namespace, lets its deletion through.
     #[serde(default = "default_exempt_label")]
     pub exempt_label: Label,
@@ -95,7 +93,7 @@ fn default_resources() -> Vec<GuardedResourceSpec> {
 
 impl Default for DeletionGuardSpec {
     fn default() -> Self {
-        Self { action: Action::Deny, exempt_label: default_exempt_label(), resources: default_resources() }
+        Self { exempt_label: default_exempt_label(), resources: default_resources() }
     }
 }
 
@@ -280,10 +278,6 @@ fn burst_key(request: &Request) -> String {
 
 impl Spec for DeletionGuardSpec {
     type Rule = DeletionGuard;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<DeletionGuard, String> {
         DeletionGuard::new(self)

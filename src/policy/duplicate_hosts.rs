@@ -24,24 +24,11 @@ use crate::view::{HostPath, Route, summary};
 /// How many conflicts a message names; the rest are counted.
 const NAMED: usize = 5;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DuplicateHostsSpec {
-    #[serde(default = "warn")]
-    pub action: Action,
-}
+/// Nothing to set: a policy of this kind has only the action every policy has.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateHostsSpec {}
 
-fn warn() -> Action {
-    Action::Warn
-}
-
-impl Default for DuplicateHostsSpec {
-    fn default() -> Self {
-        Self { action: warn() }
-    }
-}
-
-/// The rule has nothing to set: its spec holds only the action.
 pub struct DuplicateHosts;
 
 /// The kinds that route traffic by host.
@@ -114,10 +101,7 @@ fn describe(route: &HostPath, other: &Route) -> String {
 
 impl Spec for DuplicateHostsSpec {
     type Rule = DuplicateHosts;
-
-    fn action(&self) -> Action {
-        self.action
-    }
+    const DEFAULT_ACTION: Action = Action::Warn;
 
     fn into_rule(self) -> Result<DuplicateHosts, String> {
         Ok(DuplicateHosts)

@@ -20,8 +20,6 @@ const NAMED: usize = 5;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InUseGuardSpec {
-    #[serde(default = "warn")]
-    pub action: Action,
     /// The kinds guarded: any of Secret, ConfigMap, Service.
     #[serde(default = "default_kinds")]
     pub kinds: Vec<GuardedKind>,
@@ -48,10 +46,6 @@ impl GuardedKind {
     }
 }
 
-fn warn() -> Action {
-    Action::Warn
-}
-
 fn default_kinds() -> Vec<GuardedKind> {
     vec![GuardedKind::Secret, GuardedKind::ConfigMap, GuardedKind::Service]
 }
@@ -62,7 +56,7 @@ fn default_exempt_label() -> Option<Label> {
 
 impl Default for InUseGuardSpec {
     fn default() -> Self {
-        Self { action: warn(), kinds: default_kinds(), exempt_label: default_exempt_label() }
+        Self { kinds: default_kinds(), exempt_label: default_exempt_label() }
     }
 }
 
@@ -137,10 +131,7 @@ fn consequences(users: &[Referrer]) -> String {
 
 impl Spec for InUseGuardSpec {
     type Rule = InUseGuard;
-
-    fn action(&self) -> Action {
-        self.action
-    }
+    const DEFAULT_ACTION: Action = Action::Warn;
 
     fn into_rule(self) -> Result<InUseGuard, String> {
         InUseGuard::new(self)

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::policy::host_annotations::annotation_problems;
 pub use crate::policy::hostname::{HostProblem, host_problem};
-use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
+use crate::policy::{Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::view::summary;
@@ -40,8 +40,6 @@ const INGRESS_GROUPS: [&str; 2] = ["networking.k8s.io", "extensions"];
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IngressHostsSpec {
-    #[serde(default)]
-    pub action: Action,
     /// Allow `*.example.com` (never `*` or `*.com`).
     #[serde(default)]
     pub allow_wildcard_subdomains: bool,
@@ -156,10 +154,6 @@ fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
 
 impl Spec for IngressHostsSpec {
     type Rule = IngressHosts;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<IngressHosts, String> {
         Ok(IngressHosts::new(self))
@@ -492,7 +486,6 @@ mod tests {
         let allowing = IngressHosts::new(IngressHostsSpec {
             allow_wildcard_subdomains: true,
             allow_default_backend: true,
-            ..Default::default()
         });
         for (spec, field) in [
             (

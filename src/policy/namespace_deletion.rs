@@ -14,7 +14,7 @@ use crate::budget::{Budget, Exhausted, Quota};
 use crate::clock;
 use crate::period::Period;
 use crate::policy::{
-    Action, BudgetGauge, Charge, Confirmation, Context, Rule, Spec, Verdict, Violation, continued_budget,
+    BudgetGauge, Charge, Confirmation, Context, Rule, Spec, Verdict, Violation, continued_budget,
 };
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
@@ -29,11 +29,9 @@ const CLUSTER: &str = "cluster";
 const BUDGET: &str = "namespace-deletions";
 const SUBJECT: &str = "Namespace";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NamespaceDeletionSpec {
-    #[serde(default)]
-    pub action: Action,
     #[serde(default)]
     pub budget: BudgetSpec,
     #[serde(default)]
@@ -100,16 +98,6 @@ impl Default for ConfirmationSpec {
             annotation: default_annotation(),
             cooldown: default_cooldown(),
             exempt_label: default_exempt_label(),
-        }
-    }
-}
-
-impl Default for NamespaceDeletionSpec {
-    fn default() -> Self {
-        Self {
-            action: Action::Deny,
-            budget: BudgetSpec::default(),
-            confirmation: ConfirmationSpec::default(),
         }
     }
 }
@@ -289,10 +277,6 @@ impl NamespaceDeletion {
 
 impl Spec for NamespaceDeletionSpec {
     type Rule = NamespaceDeletion;
-
-    fn action(&self) -> Action {
-        self.action
-    }
 
     fn into_rule(self) -> Result<NamespaceDeletion, String> {
         NamespaceDeletion::new(self)

@@ -6,6 +6,7 @@
 //! the "expected one of" list in error messages follow from the table; a
 //! test then asks for the kind in README.md's policy reference.
 
+use serde_path_to_error::Segment;
 use serde_yaml_ng::Value;
 
 use crate::decode;
@@ -17,7 +18,7 @@ use crate::policy::duplicate_hosts::DuplicateHostsSpec;
 use crate::policy::in_use_guard::InUseGuardSpec;
 use crate::policy::ingress_hosts::IngressHostsSpec;
 use crate::policy::namespace_deletion::NamespaceDeletionSpec;
-use crate::policy::{Policy, Spec};
+use crate::policy::{Action, Policy, Spec};
 
 /// Every policy kind, in the order error messages list them.
 pub const KINDS: &[Kind] = &[
@@ -54,7 +55,42 @@ pub fn find(kind: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|known| known.name == kind)
 }
 
+/// Decodes `spec.action`, which every kind has, then the rest as the kind's
+/// spec, and builds the rule.
 fn build<S: Spec>(name: String, spec: Value) -> Result<Policy, String> {
-    let spec: S = decode::deserialize(spec, "spec")?;
-    Policy::from_spec(name, spec).map_err(|error| format!("spec.{error}"))
+    let (action, spec) = take_action(spec)?;
+    let spec: S = serde_path_to_error::deserialize(spec).map_err(|error| describe(&error))?;
+    let rule = spec.into_rule().map_err(|error| format!("spec.{error}"))?;
+    Ok(Policy::new(name, action.unwrap_or(S::DEFAULT_ACTION), rule))
+}
+
+/// `spec.action`, if set, and the spec without it.
+fn take_action(spec: Value) -> Result<(Option<Action>, Value), String> {
+    let Value::Mapping(mut fields) = spec else { return Ok((None, spec)) };
+    let action =
+        fields.remove("action").map(|action| decode::deserialize(action, "spec.action")).transpose()?;
+    Ok((action, Value::Mapping(fields)))
+}
+
+/// A decoding error, naming the field. For a field the kind does not know,
+/// serde lists the fields of the kind's spec type, which leaves `action`
+/// out: it is put back first, where documents and messages have it.
+fn describe(error: &serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
+    let described = decode::describe(error, "spec");
+    let mut path = error.path().iter();
+    let (Some(Segment::Map { key }), None) = (path.next(), path.next()) else { return described };
+    let inner = error.inner().to_string();
+    let unknown = format!("unknown field `{key}`");
+    let Some(expected) = inner.strip_prefix(&format!("{unknown}, ")) else { return described };
+    let fields: Vec<String> = std::iter::once("action")
+        .chain(expected.split('`').skip(1).step_by(2))
+        .map(|field| format!("`{field}`"))
+        .collect();
+    let list = match fields.as_slice() {
+        [one] => one.clone(),
+        [first, second] => format!("{first} or {second}"),
+        all => format!("one of {}", all.join(", ")),
+    };
+    let field = described.strip_suffix(&inner).unwrap_or_default();
+    format!("{field}{unknown}, expected {list}")
 }
