@@ -30,14 +30,9 @@ pub struct CertWatch {
     key: PathBuf,
     current: Arc<CurrentCert>,
     metrics: Arc<Metrics>,
-    /// The contents last acted on, loaded or refused.
-    seen: CertPair,
-    /// The last read error, so a missing file is reported once, not every poll.
-    read_error: Option<String>,
+    seen: Seen<CertPair>,
     /// A certificate and key that did not match, seen once: refused if seen again.
     unmatched: Option<CertPair>,
-    /// Whether `seen` is the pair serving (it was loaded, not refused).
-    seen_loaded: bool,
 }
 
 impl CertWatch {
@@ -49,41 +44,27 @@ impl CertWatch {
         current: Arc<CurrentCert>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self {
-            cert,
-            key,
-            current,
-            metrics,
-            seen: loaded,
-            read_error: None,
-            unmatched: None,
-            seen_loaded: true,
-        }
+        Self { cert, key, current, metrics, seen: Seen::new(loaded), unmatched: None }
     }
 
     pub fn poll(&mut self) {
-        let pair = match self.read() {
-            Ok(Some(pair)) => pair,
+        let read = match self.read() {
+            Ok(Some(pair)) => Ok(pair),
             // Mid-update: the next poll sees the finished pair.
             Ok(None) => return,
-            Err(error) => {
-                if self.read_error.as_ref() != Some(&error) {
-                    tracing::error!("cannot read the serving certificate, keeping the one in use: {error}");
-                    self.metrics.cert_reload_failed();
-                    self.read_error = Some(error);
-                }
-                return;
-            }
+            Err(error) => Err(error),
         };
-        let recovered = self.read_error.take().is_some();
-        if self.seen == pair {
-            if recovered && self.seen_loaded {
-                // Readable again and unchanged: the disk matches the pair serving again.
-                self.metrics.cert_in_sync();
-            }
-            return;
-        }
-        match tls::serving_key(&pair.0, &pair.1) {
+        let metrics = &self.metrics;
+        let changed = self.seen.observe(
+            read,
+            |error| {
+                tracing::error!("cannot read the serving certificate, keeping the one in use: {error}");
+                metrics.cert_reload_failed();
+            },
+            || metrics.cert_in_sync(),
+        );
+        let Some(pair) = changed else { return };
+        let loaded = match tls::serving_key(&pair.0, &pair.1) {
             // The two files are replaced one after the other: a key that does
             // not match may be half of a rotation. Refuse it only if the next
             // poll still reads the same pair.
@@ -94,21 +75,21 @@ impl CertWatch {
             Ok((key, expiry)) => {
                 self.current.replace(key);
                 self.metrics.cert_reloaded(expiry);
-                self.seen_loaded = true;
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
+                true
             }
             Err(error) => {
                 self.metrics.cert_reload_failed();
-                self.seen_loaded = false;
                 tracing::error!(
                     cert = %self.cert.display(),
                     key = %self.key.display(),
                     "refused the changed serving certificate, keeping the one in use: {error}"
                 );
+                false
             }
-        }
+        };
         self.unmatched = None;
-        self.seen = pair;
+        self.seen.acted_on(pair, loaded);
     }
 
     /// Reads the certificate on both sides of the key: if it changed in between,
@@ -127,11 +108,8 @@ pub struct PolicyWatch {
     path: PathBuf,
     engine: Arc<CurrentEngine>,
     metrics: Arc<Metrics>,
-    /// The `(file, text)` pairs last acted on, loaded or refused.
-    seen: Vec<(String, String)>,
-    /// Whether `seen` is the set in force (it was loaded, not refused).
-    seen_loaded: bool,
-    read_error: Option<String>,
+    /// The policy files as `(file, text)` pairs.
+    seen: Seen<Vec<(String, String)>>,
 }
 
 impl PolicyWatch {
@@ -142,50 +120,94 @@ impl PolicyWatch {
         engine: Arc<CurrentEngine>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { path, engine, metrics, seen: loaded, seen_loaded: true, read_error: None }
+        Self { path, engine, metrics, seen: Seen::new(loaded) }
     }
 
     pub fn poll(&mut self) {
-        let files = match config::read_path(&self.path) {
-            Ok(files) => files,
-            Err(error) => {
-                let error = error.to_string();
-                if self.read_error.as_ref() != Some(&error) {
-                    tracing::error!("cannot read the policies, keeping the ones in force: {error}");
-                    self.metrics.policy_reload_failed();
-                    self.read_error = Some(error);
-                }
-                return;
-            }
-        };
-        let recovered = self.read_error.take().is_some();
-        if self.seen == files {
-            if recovered && self.seen_loaded {
-                // Readable again and unchanged: the disk matches the set in force again.
-                self.metrics.policies_in_sync();
-            }
-            return;
-        }
-        match config::from_files(&files, &self.path.display().to_string()) {
+        let read = config::read_path(&self.path).map_err(|error| error.to_string());
+        let metrics = &self.metrics;
+        let changed = self.seen.observe(
+            read,
+            |error| {
+                tracing::error!("cannot read the policies, keeping the ones in force: {error}");
+                metrics.policy_reload_failed();
+            },
+            || metrics.policies_in_sync(),
+        );
+        let Some(files) = changed else { return };
+        let loaded = match config::from_files(&files, &self.path.display().to_string()) {
             Ok(mut set) => {
                 let previous = self.engine.get();
                 set.adopt_budgets(previous.policies());
                 let count = set.policies.len();
                 self.engine.replace(Engine::new(set));
                 self.metrics.policy_reloaded();
-                self.seen_loaded = true;
                 tracing::info!(path = %self.path.display(), policies = count, "policies reloaded");
+                true
             }
             Err(error) => {
                 self.metrics.policy_reload_failed();
-                self.seen_loaded = false;
                 tracing::error!(
                     path = %self.path.display(),
                     "refused the changed policies, keeping the ones in force: {error}"
                 );
+                false
             }
+        };
+        self.seen.acted_on(files, loaded);
+    }
+}
+
+/// What a watch last read from disk.
+struct Seen<T> {
+    /// The contents last acted on, loaded or refused.
+    contents: T,
+    /// Whether `contents` are in force (they were loaded, not refused).
+    loaded: bool,
+    /// The last read error, so a missing file is reported once, not every poll.
+    read_error: Option<String>,
+}
+
+impl<T: PartialEq> Seen<T> {
+    /// Watching from `loaded`, the contents in force.
+    fn new(loaded: T) -> Self {
+        Self { contents: loaded, loaded: true, read_error: None }
+    }
+
+    /// What a poll `read`, if it differs from the contents last acted on.
+    /// A read error is reported once (`report`) until a read succeeds; a read
+    /// that succeeds again and finds the contents in force unchanged calls
+    /// `in_sync`: the disk matches what is in force again.
+    fn observe(
+        &mut self,
+        read: Result<T, String>,
+        report: impl FnOnce(&str),
+        in_sync: impl FnOnce(),
+    ) -> Option<T> {
+        let contents = match read {
+            Ok(contents) => contents,
+            Err(error) => {
+                if self.read_error.as_ref() != Some(&error) {
+                    report(&error);
+                    self.read_error = Some(error);
+                }
+                return None;
+            }
+        };
+        let recovered = self.read_error.take().is_some();
+        if self.contents != contents {
+            return Some(contents);
         }
-        self.seen = files;
+        if recovered && self.loaded {
+            in_sync();
+        }
+        None
+    }
+
+    /// Records `contents` as acted on: `loaded` into force, or refused.
+    fn acted_on(&mut self, contents: T, loaded: bool) {
+        self.contents = contents;
+        self.loaded = loaded;
     }
 }
 
