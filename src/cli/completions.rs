@@ -2,13 +2,14 @@
 //! manual pages, generated from the same definitions as `--help`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::CommandFactory as _;
 
 use super::Cli;
+use crate::paths::{self, Depth};
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
@@ -59,12 +60,9 @@ impl ManArgs {
 }
 
 /// The pages written into `dir`, in name order.
-fn pages(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("failed to read {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "1"))
-        .collect();
-    pages.sort();
-    Ok(pages)
+fn pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    paths::files_under(dir, &["1"], Depth::Flat)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("failed to read {}", dir.display()))
 }
