@@ -8,7 +8,6 @@
 //! Durations are read and written the way people write them, in jiff's
 //! "friendly" format: `500ms`, `4m 13s`, `1h 30m`.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::fmt::friendly::SpanPrinter;
@@ -26,38 +25,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<Timestamp>,
-}
-
-impl ManualClock {
-    pub fn new(start: Timestamp) -> Self {
-        Self { now: Mutex::new(start) }
-    }
-
-    pub fn set(&self, to: Timestamp) {
-        *self.lock() = to;
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.lock();
-        *now = add(*now, by);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Timestamp> {
-        // A poisoned clock still holds a valid timestamp.
-        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.lock()
     }
 }
 
@@ -153,15 +120,6 @@ pub fn until(from: Timestamp, to: Timestamp) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn manual_clock_moves_only_when_told() {
-        let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let clock = ManualClock::new(start);
-        assert_eq!(clock.now(), start);
-        clock.advance(Duration::from_secs(90));
-        assert_eq!(clock.now().to_string(), "2026-01-01T00:01:30Z");
-    }
 
     #[test]
     fn human_rounds_up_to_whole_seconds() {

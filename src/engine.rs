@@ -1,8 +1,9 @@
 //! Judges one request against the policy set.
 //!
-//! [`Engine::review`] is a pure function of (request, policies, "now", a
-//! snapshot of the cluster view and of the budgets): it returns the decision
-//! and the budget slots that decision still has to spend, and does no I/O.
+//! [`Engine::review`] reads only what it is given (request, policies, "now",
+//! the live cluster view and the budgets, as they stand when it reads them):
+//! it returns the decision and the budget slots that decision still has to
+//! spend, and does no I/O.
 //! The server, the harness and the CLI are thin adapters around it. What the
 //! cluster view cannot keep (a definition's objects, a namespace's labelled
 //! objects) the server looks up before calling it. Spending comes last, only
