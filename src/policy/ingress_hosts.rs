@@ -16,13 +16,13 @@
 
 use k8s_openapi::api::networking::v1::IngressSpec;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::policy::host_annotations::annotation_problems;
 pub use crate::policy::hostname::{HostProblem, host_problem};
 use crate::policy::{Context, Rule, Spec, Verdict, Violation};
 use crate::request::{Operation, Request, annotation};
 use crate::routing::{self, Hook, Need};
+use crate::view::http_route::RouteHostnames;
 use crate::view::summary;
 
 /// The Gateway API group, served in several versions (`v1`, `v1beta1`,
@@ -58,9 +58,14 @@ impl IngressHosts {
         Self { spec }
     }
 
-    /// Every offending hostname of a route spec, as `path: what is wrong`.
-    fn route_problems(&self, spec: &Value) -> Vec<String> {
-        let hostnames = array(spec, "hostnames");
+    /// Every offending hostname of a route, as `path: what is wrong`.
+    fn route_problems(&self, request: &Request) -> Vec<String> {
+        let spec = request.object().and_then(|o| o.data.get("spec")).filter(|spec| !spec.is_null());
+        // As for an Ingress: a spec that does not read as one is refused.
+        let hostnames = match spec.map(RouteHostnames::of).transpose() {
+            Ok(route) => route.and_then(|route| route.hostnames).unwrap_or_default(),
+            Err(error) => return vec![format!("{error}, so the hosts it routes cannot be judged")],
+        };
         if hostnames.is_empty() {
             return vec![
                 "spec.hostnames is empty, so the route takes every host its Gateway listener accepts".into(),
@@ -69,15 +74,12 @@ impl IngressHosts {
         let allow = self.spec.allow_wildcard_subdomains;
         let mut problems = Vec::new();
         for (index, host) in hostnames.iter().enumerate() {
-            match (host_problem(host.as_str(), allow), host.as_str()) {
-                (None, _) => {}
-                (Some(HostProblem::Missing), _) => {
+            match host_problem(Some(host), allow) {
+                None => {}
+                Some(HostProblem::Missing) => {
                     problems.push(format!("spec.hostnames[{index}] is empty, so it matches every host"));
                 }
-                (Some(problem), host) => {
-                    problems
-                        .push(format!("spec.hostnames[{index}] {:?} {problem}", host.unwrap_or_default()));
-                }
+                Some(problem) => problems.push(format!("spec.hostnames[{index}] {host:?} {problem}")),
             }
         }
         problems
@@ -148,10 +150,6 @@ fn is_ingress(request: &Request) -> bool {
     INGRESS_GROUPS.iter().any(|group| request.is_kind(group, "Ingress"))
 }
 
-fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
-}
-
 impl Spec for IngressHostsSpec {
     type Rule = IngressHosts;
 
@@ -182,12 +180,7 @@ impl Rule for IngressHosts {
 
     fn evaluate(&self, request: &Request, _: &Context) -> Verdict {
         let route = is_route(request);
-        let problems = if route {
-            let spec = request.object().and_then(|o| o.data.get("spec")).unwrap_or(&Value::Null);
-            self.route_problems(spec)
-        } else {
-            self.ingress_problems(request)
-        };
+        let problems = if route { self.route_problems(request) } else { self.ingress_problems(request) };
         if problems.is_empty() {
             return Verdict::Pass;
         }
@@ -216,7 +209,7 @@ impl Rule for IngressHosts {
 mod tests {
     use super::*;
     use crate::testing::{Fixture, ingress};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn policy(allow_wildcard_subdomains: bool) -> IngressHosts {
         IngressHosts::new(IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() })
@@ -478,6 +471,31 @@ mod tests {
         route["spec"].as_object_mut().unwrap().remove("hostnames");
         let violation = fixture.violation(&policy(true), &fixture.create(route));
         assert!(violation.reason.contains("spec.hostnames is empty"), "{}", violation.reason);
+    }
+
+    #[test]
+    fn a_route_spec_that_does_not_read_as_one_is_refused_naming_the_field() {
+        let fixture = Fixture::new();
+        for (hostnames, field) in [
+            (
+                json!(["app.example.com", 5]),
+                "spec.hostnames[1]: invalid type: integer `5`, expected a string",
+            ),
+            (json!([null]), "spec.hostnames[0]: invalid type: null, expected a string"),
+            (
+                json!("app.example.com"),
+                "spec.hostnames: invalid type: string \"app.example.com\", expected a sequence",
+            ),
+        ] {
+            let violation = fixture.violation(&policy(true), &fixture.create(http_route(hostnames)));
+            assert_eq!(
+                violation.reason,
+                format!(
+                    "httproute \"prod/web\" would take traffic meant for other hosts: {field}, so the hosts \
+                     it routes cannot be judged"
+                )
+            );
+        }
     }
 
     #[test]

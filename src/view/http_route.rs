@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, NamespaceResourceScope};
 use serde::Deserialize;
 
+use crate::decode;
 use crate::view::parts;
 
 pub const GROUP: &str = "gateway.networking.k8s.io";
@@ -31,6 +32,21 @@ pub struct Declared {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: HttpRouteSpec,
+}
+
+/// The hostnames of any Gateway API route's spec (HTTPRoute, GRPCRoute,
+/// TLSRoute); `null` or absent is none.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RouteHostnames {
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
+}
+
+impl RouteHostnames {
+    /// Reads a route's `spec`; an error names the field (`spec.hostnames[0]: ...`).
+    pub fn of(spec: &serde_json::Value) -> Result<Self, String> {
+        decode::deserialize(spec, "spec")
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
