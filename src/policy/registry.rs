@@ -1,10 +1,11 @@
 //! Which `kind` of policy document builds which rule.
 //!
 //! Adding a policy kind: write its file in `src/policy/` (a spec type that
-//! implements [`Spec`], and the [`Rule`](crate::policy::Rule) it builds), declare it with
-//! `pub mod` in `policy/mod.rs`, and add one line to [`KINDS`]. Loading and
-//! the "expected one of" list in error messages follow from the table; a
-//! test then asks for the kind in README.md's policy reference.
+//! implements [`Spec`], its `DEFAULT_ACTION` if not deny, and the
+//! [`Rule`](crate::policy::Rule) it builds), declare it with `pub mod` in
+//! `policy/mod.rs`, and add one line to [`KINDS`]. Loading, `spec.action`
+//! and the "expected one of" list in error messages follow from the table;
+//! a test then asks for the kind in README.md's policy reference.
 
 use serde_path_to_error::Segment;
 use serde_yaml_ng::Value;
