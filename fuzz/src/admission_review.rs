@@ -4,11 +4,11 @@
 //! Whatever arrives: no panic; only UTF-8 text (as JSON must be) is judged; a
 //! judged review answers with the uid the body sent and the engine's verdict;
 //! a body that cannot be judged is never allowed; every response serializes
-//! to the AdmissionReview the API server reads.
+//! to the AdmissionReview the API server reads, saying what it says.
 
 use std::sync::LazyLock;
 
-use defender::admission::{self, Answer};
+use defender::admission::{self, Answer, ReviewResponse};
 use defender::clock::{Clock, SystemClock};
 use defender::config;
 use defender::engine::Engine;
@@ -24,18 +24,19 @@ pub fn check(body: &[u8]) {
     let context = ENGINE.context(SystemClock.now(), &view);
     match admission::judge(body, &ENGINE, &context) {
         Answer::Judged { request, decision, review } => {
-            let response = review.response.as_ref().expect("a judged review carries a response");
-            assert_eq!(response.uid, request.uid(), "the response answers another request");
-            assert_eq!(response.allowed, decision.allowed(), "the response contradicts the decision");
-            if !response.allowed {
-                assert!(!response.result.message.is_empty(), "a denial without a message");
+            assert_eq!(review.uid(), request.uid(), "the response answers another request");
+            assert_eq!(review.allowed(), decision.allowed(), "the response contradicts the decision");
+            if !review.allowed() {
+                assert!(!review.message().is_empty(), "a denial without a message");
             }
             assert!(std::str::from_utf8(body).is_ok(), "judged a body that is not UTF-8, so not JSON");
             let sent: Sent = serde_json::from_slice(body).expect("a judged body has a request uid");
-            assert_eq!(sent.request.uid, response.uid, "the response's uid is not the one the body sent");
+            assert_eq!(sent.request.uid, review.uid(), "the response's uid is not the one the body sent");
             let answered = serialized(&review);
             assert_eq!(answered["response"]["uid"].as_str(), Some(request.uid()));
-            assert_eq!(answered["response"]["allowed"].as_bool(), Some(response.allowed));
+            assert_eq!(answered["response"]["allowed"].as_bool(), Some(review.allowed()));
+            let message = answered["response"]["status"]["message"].as_str().unwrap_or_default();
+            assert_eq!(message, review.message(), "the response's message is not the decision's");
         }
         Answer::Malformed(error) => {
             assert!(!error.to_string().is_empty(), "a parse error without a message");
@@ -60,9 +61,8 @@ struct SentRequest {
 }
 
 /// The review as the server sends it, read back as the API server would.
-fn serialized(review: &impl serde::Serialize) -> Value {
-    let bytes = serde_json::to_vec(review).expect("a response serializes");
-    let answered: Value = serde_json::from_slice(&bytes).expect("a response is JSON");
+fn serialized(review: &ReviewResponse) -> Value {
+    let answered: Value = serde_json::from_slice(&review.to_json()).expect("a response is JSON");
     assert_eq!(answered["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(answered["kind"], "AdmissionReview");
     answered

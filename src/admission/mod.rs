@@ -3,15 +3,17 @@
 //! Parsing checks what the API server promises (apiVersion, kind, a request),
 //! so a misconfigured webhook gets a clear error instead of a guess. It reads
 //! the review in one pass into kube's `AdmissionRequest`, keeping what policies
-//! read and scanning past the rest ([`object`]). Responses are built with
-//! kube's `AdmissionResponse`; a denial carries HTTP code 403 and reason
-//! `Forbidden`, which kubectl shows as `Error from server (Forbidden)`.
+//! read and scanning past the rest ([`object`]). Responses are written as
+//! kube's `AdmissionResponse` writes them ([`ReviewResponse`]); a denial
+//! carries HTTP code 403 and reason `Forbidden`, which kubectl shows as
+//! `Error from server (Forbidden)`.
 
 mod object;
+mod response;
 mod wire;
 
-use kube::core::admission::{AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND};
-use kube::core::{DynamicObject, Status, TypeMeta};
+use kube::core::admission::{AdmissionReview, META_API_VERSION_V1, META_KIND};
+use kube::core::{DynamicObject, TypeMeta};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,6 +22,7 @@ use crate::engine::{Decision, Engine};
 use crate::policy::Context;
 use crate::request::Request;
 use object::LeanObject;
+pub use response::ReviewResponse;
 use wire::WireReview;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +118,13 @@ fn into_request<O: wire::Kept>(review: WireReview<O>) -> Result<Request, ReviewE
 /// What the webhook answers for one request body.
 pub enum Answer {
     /// A judged review; the response carries the request's uid.
-    Judged { request: Box<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    Judged { request: Box<Request>, decision: Decision, review: ReviewResponse },
     /// Not an AdmissionReview (not JSON, or JSON of another shape): the server
     /// answers HTTP 400, never a verdict.
     Malformed(ReviewError),
     /// An AdmissionReview that cannot be judged: answered without a uid, so the
     /// API server applies the webhook's failurePolicy.
-    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+    Unjudgeable { error: ReviewError, review: ReviewResponse },
 }
 
 /// One body parsed, judged with budgets committed in memory, and answered:
@@ -143,32 +146,31 @@ pub fn judge(body: &[u8], engine: &Engine, context: &Context) -> Answer {
 }
 
 /// The AdmissionReview response for a decision.
-pub fn respond(request: &Request, decision: &Decision) -> AdmissionReview<DynamicObject> {
-    let mut response = AdmissionResponse::from(request.inner());
+pub fn respond(request: &Request, decision: &Decision) -> ReviewResponse {
+    let mut response = ReviewResponse::allow(request.uid());
     if let Some(message) = decision.denial_message() {
-        response.allowed = false;
-        response.result = Status::failure(&message, "Forbidden").with_code(403);
+        response = response.deny(403, "Forbidden", message);
     }
     let warnings = decision.warnings();
     if !warnings.is_empty() {
-        response.warnings = Some(warnings);
+        response = response.warn(warnings);
     }
     // Audit annotations land in the API server's audit log under the webhook's name.
     let fired = decision.fired_policies();
     if !fired.is_empty() {
-        response.audit_annotations.insert("policies".to_owned(), fired.join(","));
+        response = response.annotate("policies", fired.join(","));
     }
     if decision.break_glass {
-        response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
+        response = response.annotate("break-glass", "true".to_owned());
     }
-    response.into_review()
+    response
 }
 
 /// The response for a review that parsed but cannot be judged. It carries no
 /// uid, so the API server treats it as a webhook error and applies the
 /// webhook's failurePolicy.
-pub fn respond_invalid(error: &ReviewError) -> AdmissionReview<DynamicObject> {
-    AdmissionResponse::invalid(format!("defender: {error}")).into_review()
+pub fn respond_invalid(error: &ReviewError) -> ReviewResponse {
+    ReviewResponse::invalid(format!("defender: {error}"))
 }
 
 #[cfg(test)]

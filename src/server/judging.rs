@@ -13,12 +13,10 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use kube::core::DynamicObject;
-use kube::core::admission::AdmissionReview;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::admission::{self, ReviewError};
+use crate::admission::{self, ReviewError, ReviewResponse};
 use crate::engine::{Decision, Engine, Review};
 use crate::request::Request;
 use crate::server::memory::{BufferReservation, JudgingSlot, Shed};
@@ -30,14 +28,14 @@ use crate::server::{custom_resources, protected_objects};
 /// How one review ended.
 pub enum Judgement {
     /// Judged in time; the response carries the request's uid.
-    Judged { request: Arc<Request>, decision: Decision, review: AdmissionReview<DynamicObject> },
+    Judged { request: Arc<Request>, decision: Decision, review: ReviewResponse },
     /// Parsed, but cut off by the deadline (or its evaluation failed): answered
     /// for its uid without a decision.
     Unfinished { request: Arc<Request>, answer: Overtime, why: Unfinished },
     /// Not an AdmissionReview at all: HTTP 400.
     Malformed(ReviewError),
     /// An AdmissionReview that cannot be judged, answered without a uid.
-    Unjudgeable { error: ReviewError, review: AdmissionReview<DynamicObject> },
+    Unjudgeable { error: ReviewError, review: ReviewResponse },
     /// Not even parsed by the deadline: no uid to answer for.
     ParseTimedOut,
     /// Parsing it would pass a memory cap.

@@ -7,16 +7,14 @@
 //! collector delete the object is judged as that deletion too, so the policies
 //! that apply to the deletion count as applying to it.
 
-use kube::core::admission::{AdmissionResponse, AdmissionReview};
-use kube::core::{DynamicObject, Status};
-
+use crate::admission::ReviewResponse;
 use crate::engine::{Engine, Outcome};
 use crate::policy::Action;
 use crate::request::Request;
 
 /// What a review cut off by the deadline is answered with.
 pub struct Overtime {
-    pub review: AdmissionReview<DynamicObject>,
+    pub review: ReviewResponse,
     /// Deny or warn.
     pub verdict: Outcome,
 }
@@ -34,7 +32,7 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
         .collect();
     let enforcing: Vec<&str> =
         applying.iter().filter(|p| p.action() == Action::Deny).map(|p| p.name()).collect();
-    let mut response = AdmissionResponse::from(request.inner());
+    let mut response = ReviewResponse::allow(request.uid());
     let mut warnings = Vec::new();
     let verdict = if enforcing.is_empty() {
         let named: Vec<&str> = applying.iter().map(|p| p.name()).collect();
@@ -55,17 +53,15 @@ pub fn answer(engine: &Engine, request: &Request, what_happened: &str) -> Overti
         if engine.settings().is_break_glass(request) {
             warnings
                 .push(format!("defender: break-glass used; this was overridden and is audited: {message}"));
-            response.audit_annotations.insert("break-glass".to_owned(), "true".to_owned());
+            response = response.annotate("break-glass", "true".to_owned());
             Outcome::Warn
         } else {
-            response.allowed = false;
-            response.result = Status::failure(&message, "ServiceUnavailable").with_code(503);
+            response = response.deny(503, "ServiceUnavailable", message);
             Outcome::Deny
         }
     };
-    response.warnings = Some(warnings);
-    response.audit_annotations.insert("unfinished".to_owned(), what_happened.to_owned());
-    Overtime { review: response.into_review(), verdict }
+    let review = response.warn(warnings).annotate("unfinished", what_happened.to_owned());
+    Overtime { review, verdict }
 }
 
 #[cfg(test)]
@@ -83,11 +79,11 @@ mod tests {
         let request = Fixture::new().delete(namespace("shop"));
         let answer = answer(&engine(), &request, "could not finish judging this request within 4s");
         assert_eq!(answer.verdict, Outcome::Deny);
-        let response = answer.review.response.unwrap();
-        assert!(!response.allowed);
-        assert_eq!(response.uid, request.inner().uid);
-        assert_eq!(response.result.code, 503);
-        let message = &response.result.message;
+        let response = answer.review;
+        assert!(!response.allowed());
+        assert_eq!(response.uid(), request.inner().uid);
+        assert_eq!(response.code(), 503);
+        let message = response.message();
         assert!(message.starts_with("Defender could not finish judging this request within 4s"), "{message}");
         assert!(message.contains("core-namespaces") && message.contains("namespace-deletion"), "{message}");
         assert!(message.ends_with("nothing was changed; try again"), "{message}");
@@ -103,9 +99,9 @@ mod tests {
         let request = fixture.update(secret.clone(), owned);
         let denied = answer(&engine(), &request, "could not finish judging this request within 4s");
         assert_eq!(denied.verdict, Outcome::Deny);
-        let response = denied.review.response.unwrap();
-        assert!(!response.allowed);
-        assert!(response.result.message.contains("deletion-guard"), "{}", response.result.message);
+        let response = denied.review;
+        assert!(!response.allowed());
+        assert!(response.message().contains("deletion-guard"), "{}", response.message());
 
         // The same update without the owner reference is no deletion.
         let mut relabelled = secret.clone();
@@ -120,9 +116,9 @@ mod tests {
         let request = Fixture::new().create(object("v1", "ConfigMap", "shop", "settings", &[]));
         let answer = answer(&engine(), &request, "failed while judging this request");
         assert_eq!(answer.verdict, Outcome::Warn);
-        let response = answer.review.response.unwrap();
-        assert!(response.allowed);
-        let warnings = response.warnings.unwrap();
+        let response = answer.review;
+        assert!(response.allowed());
+        let warnings = response.warnings();
         assert!(
             warnings[0].contains("failed while judging this request; it was let through"),
             "{warnings:?}"
@@ -145,6 +141,6 @@ mod tests {
         let skeleton = crate::admission::parse_review_skeleton(review.to_string().as_bytes()).unwrap();
         let answer = answer(&engine(), &skeleton, "could not judge this request");
         assert_eq!(answer.verdict, Outcome::Deny);
-        assert!(answer.review.response.unwrap().result.message.contains("deletion-guard"));
+        assert!(answer.review.message().contains("deletion-guard"));
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
+use crate::admission::ReviewResponse;
 use crate::clock;
 use crate::server::audit;
 use crate::server::body::{self, BodyError};
@@ -75,7 +76,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             if let Some(events) = &state.events {
                 events.record(&request, &decision);
             }
-            Json(review).into_response()
+            reply(&review)
         }
         Judgement::Unfinished { request, answer, why } => {
             state.metrics.unfinished(answer.verdict);
@@ -97,7 +98,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
                     "a review too large to read within --max-buffered-bytes was answered from its skeleton"
                 ),
             }
-            Json(answer.review).into_response()
+            reply(&answer.review)
         }
         Judgement::Malformed(error) => {
             state.metrics.error(ErrorKind::MalformedReview);
@@ -107,11 +108,16 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Judgement::Unjudgeable { error, review } => {
             state.metrics.error(ErrorKind::InvalidReview);
             tracing::warn!("cannot judge an AdmissionReview: {error}");
-            Json(review).into_response()
+            reply(&review)
         }
         Judgement::ParseTimedOut => timed_out(&state),
         Judgement::Shed(reason) => shed(&state, reason),
     }
+}
+
+/// The AdmissionReview response, already JSON.
+fn reply(review: &ReviewResponse) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], review.to_json()).into_response()
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
