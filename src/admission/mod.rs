@@ -8,6 +8,7 @@
 //! carries HTTP code 403 and reason `Forbidden`, which kubectl shows as
 //! `Error from server (Forbidden)`.
 
+mod kept;
 mod object;
 mod response;
 mod wire;

@@ -26,12 +26,38 @@ use serde_json::{Map, Value};
 /// The annotation `kubectl apply` stores the whole applied object in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// The top-level fields never kept, whatever the object.
+pub const SKIPPED: &[&str] = &["status"];
+
+/// The fields of `metadata` kept (`MetadataSeed` reads each one). The rest,
+/// `managedFields` and fields newer than these, are scanned past.
+pub const KEPT_METADATA: &[&str] = &[
+    "annotations",
+    "creationTimestamp",
+    "deletionGracePeriodSeconds",
+    "deletionTimestamp",
+    "finalizers",
+    "generateName",
+    "generation",
+    "labels",
+    "name",
+    "namespace",
+    "ownerReferences",
+    "resourceVersion",
+    "selfLink",
+    "uid",
+];
+
+/// The top-level fields of a core Secret and a core ConfigMap holding its values.
+pub const SECRET_VALUES: &[&str] = &["data", "stringData"];
+pub const CONFIG_MAP_VALUES: &[&str] = &["data", "binaryData"];
+
 /// The top-level fields holding the values of an `api_version` `kind` object,
 /// which Defender never keeps.
 pub fn value_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
     match (api_version, kind) {
-        ("v1", "Secret") => &["data", "stringData"],
-        ("v1", "ConfigMap") => &["data", "binaryData"],
+        ("v1", "Secret") => SECRET_VALUES,
+        ("v1", "ConfigMap") => CONFIG_MAP_VALUES,
         _ => &[],
     }
 }
@@ -75,7 +101,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                     metadata =
                         Some(map.next_value_seed(MetadataSeed { keep_last_applied: hidden.is_empty() })?)
                 }
-                "status" => drop(map.next_value::<IgnoredAny>()?),
+                field if SKIPPED.contains(&field) => drop(map.next_value::<IgnoredAny>()?),
                 field if hidden.contains(&field) => drop(map.next_value::<IgnoredAny>()?),
                 _ => drop(data.insert(name.into_owned(), map.next_value()?)),
             }
@@ -218,6 +244,8 @@ impl<'de> Visitor<'de> for FieldNameVisitor {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn parse(text: &str) -> DynamicObject {
@@ -294,6 +322,25 @@ mod tests {
         let untyped = parse(r#"{"apiVersion": 1, "kind": "Pod", "spec": {}}"#);
         assert_eq!(untyped.types, None);
         assert_eq!(fields(&untyped), ["spec"]);
+    }
+
+    #[test]
+    fn keeps_each_metadata_field_it_says_it_keeps_and_no_other() {
+        let sample = |field: &str| match field {
+            "annotations" | "labels" => json!({"a": "b"}),
+            "creationTimestamp" | "deletionTimestamp" => json!("2026-01-01T00:00:00Z"),
+            "deletionGracePeriodSeconds" | "generation" => json!(5),
+            "finalizers" => json!(["f"]),
+            "ownerReferences" => json!([{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "1"}]),
+            _ => json!("x"),
+        };
+        for field in KEPT_METADATA {
+            let text = json!({"metadata": {*field: sample(field)}}).to_string();
+            let kept = serde_json::to_value(parse(&text).metadata).unwrap();
+            assert_eq!(kept[*field], sample(field), "{field}");
+        }
+        let managed = json!({"metadata": {"managedFields": [{"manager": "kubectl"}]}}).to_string();
+        assert_eq!(parse(&managed).metadata, ObjectMeta::default());
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod hostname;
 pub mod in_use_guard;
 pub mod ingress_hosts;
 pub mod namespace_deletion;
+pub mod reads;
 mod set;
 
 pub use set::PolicySet;
