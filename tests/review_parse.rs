@@ -1,10 +1,16 @@
 //! The lean AdmissionReview parse against kube's `AdmissionReview<DynamicObject>`,
 //! the parse it replaced: on the same bodies both accept, the lean request is
 //! kube's minus exactly the parts no policy reads, and the decisions agree.
+//! Checked on every review the repository holds (fixtures, hostile reviews,
+//! the fuzz seeds and regressions) and on generated ones.
 
-use defender::admission;
+use std::path::{Path, PathBuf};
+
+use defender::admission::{self, ReviewError};
 use defender::config;
 use defender::engine::Engine;
+use defender::harness::{self, suite};
+use defender::paths::{self, Depth};
 use defender::request::{Operation, Request};
 use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
@@ -82,6 +88,84 @@ fn review_of(operation: Operation, object: Value, dry_run: bool) -> Vec<u8> {
     }
     synthetic.dry_run = dry_run;
     serde_json::to_vec(&synthetic.to_review().expect("buildable review")).unwrap()
+}
+
+/// A body kube's types may read that the lean parse refuses on purpose: a
+/// review of another version or kind, or bytes that are not UTF-8 text.
+fn refused_on_purpose(error: &ReviewError) -> bool {
+    match error {
+        ReviewError::ApiVersion(_) | ReviewError::Kind(_) => true,
+        ReviewError::Json(message) => message.contains("not UTF-8"),
+        ReviewError::MissingRequest => false,
+    }
+}
+
+/// `body` parses to kube's request minus the unread parts and is judged
+/// alike, or both parses refuse it (the lean one also where it refuses on purpose).
+fn assert_equivalent_or_refused(body: &[u8]) -> Result<(), TestCaseError> {
+    let kube = serde_json::from_slice::<AdmissionReview<DynamicObject>>(body)
+        .ok()
+        .and_then(|review| TryInto::<AdmissionRequest<DynamicObject>>::try_into(review).ok());
+    match (admission::parse_review(body), kube) {
+        (Ok(_), Some(_)) => assert_equivalent(body),
+        (Err(_), None) => Ok(()),
+        (Err(error), Some(_)) if refused_on_purpose(&error) => Ok(()),
+        (Err(error), Some(_)) => Err(TestCaseError::fail(format!("only kube's parse reads it: {error}"))),
+        (Ok(_), None) => Err(TestCaseError::fail("only the lean parse reads it")),
+    }
+}
+
+/// The files in each directory (those with one of `extensions`, or all);
+/// panics when a directory is missing or holds none, so a renamed folder
+/// cannot turn the check into a check of nothing.
+fn files_in(dirs: &[&str], extensions: &[&str], depth: Depth) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in dirs {
+        assert!(root.join(dir).is_dir(), "{dir} is not a directory");
+        let found: Vec<PathBuf> = paths::files_under(&root.join(dir), extensions, depth)
+            .into_iter()
+            .map(|file| file.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert!(!found.is_empty(), "{dir} holds no file to check");
+        files.extend(found);
+    }
+    files
+}
+
+/// The fuzz target's seeds as fuzz/seeds.rs writes them: the review each
+/// step of each policy suite sends.
+fn suite_reviews() -> Vec<(String, Vec<u8>)> {
+    let mut reviews = Vec::new();
+    for file in files_in(&["tests/policies", "tests/fixtures"], &["yaml", "yml"], Depth::Tree) {
+        if !suite::holds_suites(&std::fs::read_to_string(&file).unwrap()) {
+            continue;
+        }
+        // Some fixtures are broken on purpose (they test the harness's errors).
+        let Ok(suites) = suite::read_file(&file) else { continue };
+        for step in suites.iter().flat_map(|s| &s.cases).flat_map(|c| &c.steps) {
+            // Malformed steps exist on purpose (failing-suite fixtures); they send nothing.
+            if let Ok(review) = harness::synthetic(step).to_review() {
+                reviews.push((file.display().to_string(), serde_json::to_vec_pretty(&review).unwrap()));
+            }
+        }
+    }
+    reviews
+}
+
+#[test]
+fn every_review_fixture_and_fuzz_seed_parses_and_decides_alike() {
+    let files = files_in(&["tests/fixtures", "tests/hostile"], &["json"], Depth::Flat)
+        .into_iter()
+        .chain(files_in(&["fuzz/regressions/admission_review"], &[], Depth::Flat));
+    let mut bodies: Vec<(String, Vec<u8>)> =
+        files.map(|file| (file.display().to_string(), std::fs::read(&file).unwrap())).collect();
+    let from_suites = suite_reviews();
+    assert!(from_suites.len() >= 100, "the suites' reviews went missing: {}", from_suites.len());
+    bodies.extend(from_suites);
+    for (origin, body) in &bodies {
+        assert_equivalent_or_refused(body).unwrap_or_else(|e| panic!("{origin}: {e}"));
+    }
 }
 
 /// The objects the benchmarks judge, and the manifests the tests ship.
