@@ -83,7 +83,11 @@ impl CustomResourceType {
     /// spec lacks what naming the objects needs (a malformed definition
     /// defines nothing that can be listed).
     pub fn of_definition(definition: &DynamicObject) -> Option<Self> {
-        let spec = definition.data.get("spec")?;
+        Self::of_spec(definition.metadata.name.as_deref(), definition.data.get("spec")?)
+    }
+
+    /// The type the definition `name` defines with `spec`.
+    fn of_spec(name: Option<&str>, spec: &serde_json::Value) -> Option<Self> {
         let text = |value: Option<&serde_json::Value>| value.and_then(|v| v.as_str()).map(str::to_owned);
         let group = text(spec.get("group"))?;
         let names = spec.get("names")?;
@@ -102,7 +106,7 @@ impl CustomResourceType {
             .or_else(|| versions.first())
             .and_then(|version| text(version.get("name")))?;
         let namespaced = spec.get("scope").and_then(|s| s.as_str()) != Some("Cluster");
-        let definition = definition.metadata.name.clone().unwrap_or_else(|| format!("{plural}.{group}"));
+        let definition = name.map_or_else(|| format!("{plural}.{group}"), str::to_owned);
         Some(Self { definition, group, kind, plural, version, namespaced })
     }
 
@@ -112,14 +116,16 @@ impl CustomResourceType {
         if !request.is_kind(GROUP, KIND) {
             return None;
         }
-        let stored = if request.is_delete() {
-            request.old_object()
+        let (stored, spec) = if request.is_delete() {
+            (request.old_object(), request.old_object_spec())
         } else if request.changes_owner_references() {
-            request.object()
+            (request.object(), request.object_spec())
         } else {
-            None
+            return None;
         };
-        Self::of_definition(stored?)
+        // Read as a tree: definitions are deleted rarely, and their specs are small.
+        let spec: serde_json::Value = spec?.decode().ok()?;
+        Self::of_spec(stored?.metadata.name.as_deref(), &spec)
     }
 
     /// For listing the objects with kube's dynamic API.

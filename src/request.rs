@@ -2,7 +2,11 @@
 //!
 //! Wraps kube's `AdmissionRequest` and answers the questions every policy asks
 //! (which object, whose labels, is this a collection delete) in one place, so
-//! the API server's quirks are handled once.
+//! the API server's quirks are handled once. An object's `spec` is kept
+//! apart from it, as its JSON text ([`Spec`]), for policies to read the parts
+//! they need in their own types.
+
+mod spec;
 
 use std::fmt;
 
@@ -13,21 +17,48 @@ pub use kube::core::admission::Operation;
 use serde::Deserialize;
 
 use crate::selector::Labels;
+pub use spec::Spec;
 
 static NO_LABELS: Labels = Labels::new();
 
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// Its objects without their `spec`s, which `specs` holds.
     inner: AdmissionRequest<DynamicObject>,
+    specs: Specs,
 }
 
+/// The `spec`s of a request's `object` and `oldObject`.
+#[derive(Debug, Clone, Default)]
+pub struct Specs {
+    pub object: Option<Spec>,
+    pub old_object: Option<Spec>,
+}
+
+/// kube's request, its objects' specs taken out of their `data`.
 impl From<AdmissionRequest<DynamicObject>> for Request {
-    fn from(inner: AdmissionRequest<DynamicObject>) -> Self {
-        Self { inner }
+    fn from(mut inner: AdmissionRequest<DynamicObject>) -> Self {
+        let specs = Specs {
+            object: inner.object.as_mut().and_then(take_spec),
+            old_object: inner.old_object.as_mut().and_then(take_spec),
+        };
+        Self { inner, specs }
     }
 }
 
+fn take_spec(object: &mut DynamicObject) -> Option<Spec> {
+    let spec = object.data.as_object_mut()?.remove("spec")?;
+    let text = serde_json::value::to_raw_value(&spec).expect("a JSON value writes as JSON");
+    Some(Spec::new(text))
+}
+
 impl Request {
+    /// A request whose objects' `data` holds no `spec`: their specs are `specs`.
+    pub fn with_specs(inner: AdmissionRequest<DynamicObject>, specs: Specs) -> Self {
+        Self { inner, specs }
+    }
+
+    /// kube's request, its objects without their specs ([`Request::object_spec`]).
     pub fn inner(&self) -> &AdmissionRequest<DynamicObject> {
         &self.inner
     }
@@ -90,6 +121,16 @@ impl Request {
         self.inner.old_object.as_ref()
     }
 
+    /// The `spec` of [`Request::object`].
+    pub fn object_spec(&self) -> Option<&Spec> {
+        self.specs.object.as_ref()
+    }
+
+    /// The `spec` of [`Request::old_object`].
+    pub fn old_object_spec(&self) -> Option<&Spec> {
+        self.specs.old_object.as_ref()
+    }
+
     /// The object the operation acts on: the stored one for DELETE, the new one otherwise.
     pub fn target(&self) -> Option<&DynamicObject> {
         if self.is_delete() { self.old_object() } else { self.object() }
@@ -143,11 +184,12 @@ impl Request {
         if *self.operation() != Operation::Update {
             return None;
         }
-        let mut inner = self.inner.clone();
+        let (mut inner, mut specs) = (self.inner.clone(), self.specs.clone());
         inner.operation = Operation::Delete;
         inner.sub_resource = None;
         inner.old_object = inner.object.take();
-        Some(Request { inner })
+        specs.old_object = specs.object.take();
+        Some(Request { inner, specs })
     }
 
     /// The DELETE that an owner-reference change amounts to: the object as it
@@ -172,7 +214,9 @@ impl Request {
         let kept = new.metadata.finalizers.as_deref().unwrap_or_default();
         let had = old.metadata.finalizers.as_deref().unwrap_or_default();
         let removes_only = kept.len() < had.len() && kept.iter().all(|f| had.contains(f));
-        removes_only && without_bookkeeping(new) == without_bookkeeping(old)
+        // Specs compare as text: one written differently counts as changed.
+        let same_spec = self.specs.object == self.specs.old_object;
+        removes_only && same_spec && without_bookkeeping(new) == without_bookkeeping(old)
     }
 
     pub fn username(&self) -> &str {
@@ -255,5 +299,48 @@ impl fmt::Display for ObjectName<'_> {
             }
             (_, name) => write!(f, "{kind} {name:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::synthetic::Synthetic;
+    use crate::testing::{Fixture, ingress};
+
+    use super::*;
+
+    /// An Ingress held by a finalizer on its way out.
+    fn held() -> serde_json::Value {
+        let mut held = ingress("web", json!({"rules": [{"host": "a.example.com"}]}));
+        held["metadata"]["deletionTimestamp"] = "2025-12-31T23:59:00Z".into();
+        held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        held
+    }
+
+    #[test]
+    fn removing_finalizers_is_all_an_update_does_only_with_the_same_spec_text() {
+        let fixture = Fixture::new();
+        let mut released = held();
+        released["metadata"]["finalizers"] = json!([]);
+        assert!(fixture.update(held(), released.clone()).only_removes_finalizers());
+
+        let mut respecified = released.clone();
+        respecified["spec"]["rules"][0]["host"] = "*.example.com".into();
+        assert!(!fixture.update(held(), respecified).only_removes_finalizers());
+
+        // The same spec written differently counts as changed: judged, not let through.
+        let mut synthetic = Synthetic::new(Operation::Update);
+        (synthetic.old_object, synthetic.object) = (Some(held()), Some(released));
+        let body = synthetic.to_review().unwrap().to_string();
+        assert_eq!(
+            body.find(r#""object":"#).map(|at| at < body.find(r#""oldObject":"#).unwrap()),
+            Some(true)
+        );
+        let rewritten = body.replacen(r#""spec":{"rules""#, r#""spec":{ "rules""#, 1);
+        let request = crate::admission::parse_review(rewritten.as_bytes()).unwrap();
+        assert_ne!(request.object_spec(), request.old_object_spec());
+        assert!(!request.only_removes_finalizers());
     }
 }

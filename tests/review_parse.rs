@@ -14,9 +14,11 @@ use defender::paths::{self, Depth};
 use defender::request::{Operation, Request};
 use defender::synthetic::Synthetic;
 use defender::view::MemoryView;
+use k8s_openapi::api::networking::v1::IngressSpec;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -62,16 +64,32 @@ fn decision(request: &Request) -> Value {
     serde_json::to_value(admission::respond(request, &decision)).unwrap()
 }
 
+/// Takes the `spec` out of kube's objects, where the lean parse keeps it
+/// apart ([`Request::object_spec`]).
+fn take_specs(request: &mut AdmissionRequest<DynamicObject>) -> [Option<Value>; 2] {
+    [&mut request.object, &mut request.old_object]
+        .map(|object| object.as_mut()?.data.as_object_mut()?.remove("spec"))
+}
+
 /// Parses `body` both ways and checks the lean request is kube's minus the
-/// unread parts, and that both are judged alike.
+/// unread parts, its specs what kube's objects hold, and that both are
+/// judged alike.
 fn assert_equivalent(body: &[u8]) -> Result<(), TestCaseError> {
     let lean = admission::parse_review(body).map_err(|e| TestCaseError::fail(format!("lean parse: {e}")))?;
     let mut kube = kube_request(body);
     let decision_before = decision(&Request::from(kube.clone()));
     kube.object.iter_mut().chain(kube.old_object.iter_mut()).for_each(without_unread_parts);
+    let kube_specs = take_specs(&mut kube);
     prop_assert_eq!(as_value(lean.inner()), as_value(&kube));
     prop_assert_eq!(lean.inner().object.as_ref(), kube.object.as_ref());
     prop_assert_eq!(lean.inner().old_object.as_ref(), kube.old_object.as_ref());
+    for (spec, kube_spec) in [lean.object_spec(), lean.old_object_spec()].into_iter().zip(kube_specs) {
+        prop_assert_eq!(spec.map(|spec| spec.decode::<Value>().unwrap()), kube_spec.clone());
+        // And typed, as the Ingress policies read it.
+        let typed = spec.map(|spec| spec.ingress().ok().cloned());
+        let kube_typed = kube_spec.map(|spec| IngressSpec::deserialize(&spec).ok());
+        prop_assert_eq!(typed, kube_typed);
+    }
     prop_assert_eq!(decision(&lean), decision_before);
     Ok(())
 }

@@ -113,7 +113,7 @@ fn into_request<O: wire::Kept>(review: WireReview<O>) -> Result<Request, ReviewE
     }
     let request = review.request.ok_or(ReviewError::MissingRequest)?;
     let types = TypeMeta { api_version: review.api_version, kind: review.kind };
-    Ok(Request::from(request.into_admission_request(types)))
+    Ok(request.into_request(types))
 }
 
 /// What the webhook answers for one request body.

@@ -10,8 +10,10 @@
 //!   so Defender never holds a Secret's contents and a 1 MB ConfigMap costs a
 //!   scan, not a copy.
 //!
-//! Everything else a policy might read (`spec`, any other top-level field,
-//! labels, annotations, owner references) is kept as before.
+//! `spec` is kept as its JSON text, one copy and no tree, for policies to
+//! decode the parts they read in their own types ([`Spec`]). Everything else
+//! a policy might read (any other top-level field, labels, annotations,
+//! owner references) is kept as before.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,10 +23,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{DynamicObject, TypeMeta};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::request::Spec;
 
 /// The annotation `kubectl apply` stores the whole applied object in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The top-level field kept as its text rather than as a tree.
+pub const SPEC: &str = "spec";
 
 /// The top-level fields never kept, whatever the object.
 pub const SKIPPED: &[&str] = &["status"];
@@ -62,28 +70,33 @@ pub fn value_fields(api_version: &str, kind: &str) -> &'static [&'static str] {
     }
 }
 
-/// A request's `object` or `oldObject`, as Defender keeps it.
-pub struct LeanObject(pub DynamicObject);
+/// A request's `object` or `oldObject`, as Defender keeps it: the object
+/// without its `spec`, and the spec's text.
+pub struct LeanObject {
+    pub object: DynamicObject,
+    pub spec: Option<Spec>,
+}
 
 impl<'de> Deserialize<'de> for LeanObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ObjectVisitor).map(LeanObject)
+        deserializer.deserialize_map(ObjectVisitor)
     }
 }
 
 struct ObjectVisitor;
 
 impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = DynamicObject;
+    type Value = LeanObject;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("struct DynamicObject")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DynamicObject, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LeanObject, A::Error> {
         let mut api_version: Option<String> = None;
         let mut kind: Option<String> = None;
         let mut metadata = None;
+        let mut spec: Option<Box<RawValue>> = None;
         let mut data = Map::new();
         while let Some(FieldName(name)) = map.next_key()? {
             // The API server sends apiVersion and kind first; in any other
@@ -102,6 +115,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                         Some(map.next_value_seed(MetadataSeed { keep_last_applied: hidden.is_empty() })?)
                 }
                 field if SKIPPED.contains(&field) => drop(map.next_value::<IgnoredAny>()?),
+                SPEC => spec = Some(map.next_value()?),
                 field if hidden.contains(&field) => drop(map.next_value::<IgnoredAny>()?),
                 _ => drop(data.insert(name.into_owned(), map.next_value()?)),
             }
@@ -120,7 +134,8 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             }
             _ => None,
         };
-        Ok(DynamicObject { types, metadata, data: Value::Object(data) })
+        let object = DynamicObject { types, metadata, data: Value::Object(data) };
+        Ok(LeanObject { object, spec: spec.map(Spec::new) })
     }
 }
 
@@ -248,8 +263,12 @@ mod tests {
 
     use super::*;
 
+    fn lean(text: &str) -> LeanObject {
+        serde_json::from_str::<LeanObject>(text).unwrap()
+    }
+
     fn parse(text: &str) -> DynamicObject {
-        serde_json::from_str::<LeanObject>(text).unwrap().0
+        lean(text).object
     }
 
     fn fields(object: &DynamicObject) -> Vec<&str> {
@@ -258,7 +277,7 @@ mod tests {
 
     #[test]
     fn keeps_type_metadata_and_spec_and_skips_status_and_managed_fields() {
-        let object = parse(
+        let LeanObject { object, spec } = lean(
             r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 "metadata": {"name": "web", "namespace": "shop", "uid": "5a1c", "labels": {"app": "web"},
                   "annotations": {"note": "x"}, "deletionTimestamp": "2026-01-01T00:00:00Z",
@@ -275,8 +294,8 @@ mod tests {
         assert!(object.metadata.deletion_timestamp.is_some());
         assert_eq!(object.metadata.owner_references.as_ref().unwrap()[0].name, "web");
         assert_eq!(object.metadata.managed_fields, None);
-        assert_eq!(object.data["spec"]["rules"][0]["host"], "shop.example.com");
-        assert_eq!(fields(&object), ["extra", "spec"]);
+        assert_eq!(spec.unwrap().text(), r#"{"rules": [{"host": "shop.example.com"}]}"#);
+        assert_eq!(fields(&object), ["extra"]);
     }
 
     #[test]
@@ -319,9 +338,10 @@ mod tests {
         assert_eq!(object.types, None);
         assert_eq!(object.metadata, ObjectMeta::default());
         assert_eq!(fields(&object), ["command", "stdin"]);
-        let untyped = parse(r#"{"apiVersion": 1, "kind": "Pod", "spec": {}}"#);
-        assert_eq!(untyped.types, None);
-        assert_eq!(fields(&untyped), ["spec"]);
+        let untyped = lean(r#"{"apiVersion": 1, "kind": "Pod", "spec": {}}"#);
+        assert_eq!(untyped.object.types, None);
+        assert_eq!(fields(&untyped.object), Vec::<&str>::new());
+        assert_eq!(untyped.spec.unwrap().text(), "{}");
     }
 
     #[test]

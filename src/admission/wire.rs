@@ -3,8 +3,8 @@
 //! These mirror kube's `AdmissionReview` and `AdmissionRequest` field for
 //! field, with the same defaults, but without serde's `flatten`, which
 //! buffers the whole document before building it, and with objects parsed
-//! by [`LeanObject`]. The result is kube's `AdmissionRequest`, so everything
-//! after parsing is unchanged.
+//! by [`LeanObject`]. The result is kube's `AdmissionRequest`, its objects'
+//! specs kept beside it as text ([`Specs`]).
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
@@ -13,6 +13,7 @@ use kube::core::{DynamicObject, GroupVersionKind, GroupVersionResource, TypeMeta
 use serde::Deserialize;
 
 use super::object::LeanObject;
+use crate::request::{Request, Spec, Specs};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,27 +65,29 @@ impl<'de> Deserialize<'de> for Skipped {
     }
 }
 
-/// What an object field becomes in kube's request.
+/// What an object field becomes in kube's request, and its spec.
 pub trait Kept {
-    fn kept(self) -> Option<DynamicObject>;
+    fn kept(self) -> (Option<DynamicObject>, Option<Spec>);
 }
 
 impl Kept for LeanObject {
-    fn kept(self) -> Option<DynamicObject> {
-        Some(self.0)
+    fn kept(self) -> (Option<DynamicObject>, Option<Spec>) {
+        (Some(self.object), self.spec)
     }
 }
 
 impl Kept for Skipped {
-    fn kept(self) -> Option<DynamicObject> {
-        None
+    fn kept(self) -> (Option<DynamicObject>, Option<Spec>) {
+        (None, None)
     }
 }
 
 impl<O: Kept> WireRequest<O> {
     /// kube's request, carrying the review's `types` as kube's conversion does.
-    pub fn into_admission_request(self, types: TypeMeta) -> AdmissionRequest<DynamicObject> {
-        AdmissionRequest {
+    pub fn into_request(self, types: TypeMeta) -> Request {
+        let (object, object_spec) = self.object.map(Kept::kept).unwrap_or_default();
+        let (old_object, old_object_spec) = self.old_object.map(Kept::kept).unwrap_or_default();
+        let inner = AdmissionRequest {
             types,
             uid: self.uid,
             kind: self.kind,
@@ -97,10 +100,11 @@ impl<O: Kept> WireRequest<O> {
             namespace: self.namespace,
             operation: self.operation,
             user_info: self.user_info,
-            object: self.object.and_then(Kept::kept),
-            old_object: self.old_object.and_then(Kept::kept),
+            object,
+            old_object,
             dry_run: self.dry_run,
             options: self.options,
-        }
+        };
+        Request::with_specs(inner, Specs { object: object_spec, old_object: old_object_spec })
     }
 }

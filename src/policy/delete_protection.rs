@@ -252,9 +252,9 @@ impl DeleteProtection {
         let (kind, namespace, name) =
             (request.kind(), request.namespace().unwrap_or_default(), request.name());
         let replicas = request
-            .old_object()
-            .and_then(|o| o.data.pointer("/spec/replicas"))
-            .and_then(serde_json::Value::as_i64);
+            .old_object_spec()
+            .and_then(|spec| spec.field::<serde_json::Value>("replicas"))
+            .and_then(|replicas| replicas.as_i64());
         let (asks, scale) = match kind {
             "Deployment" | "StatefulSet" | "ReplicaSet" => {
                 // The API server defaults replicas to 1.

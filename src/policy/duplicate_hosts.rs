@@ -11,11 +11,10 @@
 
 use std::collections::BTreeSet;
 
-use kube::core::DynamicObject;
 use serde::Deserialize;
 
 use crate::policy::{Action, Context, Rule, Spec, Verdict, Violation};
-use crate::request::{Operation, Request};
+use crate::request::{Operation, Request, Spec as RequestSpec};
 use crate::routing::{self, Hook, Need};
 use crate::view::bounds::MAX_ROUTES;
 use crate::view::http_route::{self, HttpRouteSpec};
@@ -48,18 +47,17 @@ fn router(request: &Request) -> Option<Router> {
     }
 }
 
-/// Every host and path an object routes, as the view summarizes them but
-/// without its cap: a request is judged whole. An object that does not
-/// parse routes nothing: the API server has validated it. Only the spec is
-/// read, straight from the request's JSON: cloning the whole object and
-/// converting it to a typed one cost more than every other policy's
-/// evaluation together, many times over.
-fn routes(router: Router, object: Option<&DynamicObject>) -> BTreeSet<HostPath> {
-    let Some(spec) = object.and_then(|object| object.data.get("spec")) else { return BTreeSet::new() };
+/// Every host and path a spec routes, as the view summarizes them but
+/// without its cap: a request is judged whole. A spec that does not parse
+/// routes nothing: the API server has validated it. Only the spec is read,
+/// decoded straight from the request's JSON text into the type that routes
+/// (the Ingress spec once for this policy and ingress-hosts together).
+fn routes(router: Router, spec: Option<&RequestSpec>) -> BTreeSet<HostPath> {
+    let Some(spec) = spec else { return BTreeSet::new() };
     let routes = match router {
-        Router::Ingress => summary::ingress_spec(spec).ok().map(|spec| summary::ingress_routes(&spec)),
+        Router::Ingress => spec.ingress().ok().map(summary::ingress_routes),
         Router::HttpRoute => {
-            HttpRouteSpec::deserialize(spec).ok().map(|spec| summary::http_route_routes(&spec))
+            spec.decode::<HttpRouteSpec>().ok().map(|spec| summary::http_route_routes(&spec))
         }
     };
     routes.unwrap_or_default()
@@ -77,9 +75,9 @@ impl DuplicateHosts {
     /// Each route the request adds, with the other namespaces' objects already serving it.
     fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Conflicts {
         let namespace = request.namespace().unwrap_or_default();
-        let before = routes(router, request.old_object());
+        let before = routes(router, request.old_object_spec());
         let mut conflicts = Conflicts { named: Vec::new(), total: 0 };
-        for added in routes(router, request.object()).difference(&before) {
+        for added in routes(router, request.object_spec()).difference(&before) {
             let serving = context.view.serving(added, namespace, NAMED - conflicts.named.len());
             conflicts.total += serving.total;
             conflicts.named.extend(serving.first.into_iter().map(|route| (added.clone(), route)));

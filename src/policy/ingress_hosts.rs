@@ -16,14 +16,14 @@
 
 use k8s_openapi::api::networking::v1::IngressSpec;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::policy::host_annotations::annotation_problems;
 pub use crate::policy::hostname::{HostProblem, host_problem};
 use crate::policy::{Context, Rule, Spec, Verdict, Violation};
-use crate::request::{Operation, Request, annotation};
+use crate::request::{Operation, Request, Spec as RequestSpec, annotation};
 use crate::routing::{self, Hook, Need};
 use crate::view::http_route::RouteHostnames;
-use crate::view::summary;
 
 /// The Gateway API group, served in several versions (`v1`, `v1beta1`,
 /// `v1alpha2`, ...); a route is judged whatever the version it arrives in.
@@ -60,9 +60,9 @@ impl IngressHosts {
 
     /// Every offending hostname of a route, as `path: what is wrong`.
     fn route_problems(&self, request: &Request) -> Vec<String> {
-        let spec = request.object().and_then(|o| o.data.get("spec")).filter(|spec| !spec.is_null());
+        let spec = request.object_spec().filter(|spec| !spec.is_null());
         // As for an Ingress: a spec that does not read as one is refused.
-        let hostnames = match spec.map(RouteHostnames::of).transpose() {
+        let hostnames = match spec.map(RequestSpec::decode::<RouteHostnames>).transpose() {
             Ok(route) => route.and_then(|route| route.hostnames).unwrap_or_default(),
             Err(error) => return vec![format!("{error}, so the hosts it routes cannot be judged")],
         };
@@ -88,16 +88,17 @@ impl IngressHosts {
     /// Every offending field of an Ingress, as `path: what is wrong`.
     fn ingress_problems(&self, request: &Request) -> Vec<String> {
         let object = request.object();
-        let spec = object.and_then(|o| o.data.get("spec")).filter(|spec| !spec.is_null());
+        let spec = request.object_spec().filter(|spec| !spec.is_null());
         let allow = self.spec.allow_wildcard_subdomains;
         let mut problems = Vec::new();
         // A spec that does not read as one cannot be shown to route only its
         // own hosts: it is refused, whatever else it holds.
-        let typed = match spec.map(summary::ingress_spec).transpose() {
-            Ok(typed) => typed.unwrap_or_default(),
+        let none = IngressSpec::default();
+        let typed = match spec.map(RequestSpec::ingress).transpose() {
+            Ok(typed) => typed.unwrap_or(&none),
             Err(error) => {
                 problems.push(format!("{error}, so the hosts it routes cannot be judged"));
-                IngressSpec::default()
+                &none
             }
         };
         for (index, rule) in typed.rules.iter().flatten().enumerate() {
@@ -130,7 +131,8 @@ impl IngressHosts {
                 problems.push(catch_all("defaultBackend"));
             }
             // The v1beta1 versions' name for it, which the v1 type does not read.
-            if spec.and_then(|spec| spec.get("backend")).is_some_and(|backend| !backend.is_null()) {
+            let backend = spec.and_then(|spec| spec.field::<Option<IgnoredAny>>("backend"));
+            if backend.flatten().is_some() {
                 problems.push(catch_all("backend"));
             }
         }
