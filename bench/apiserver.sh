@@ -4,8 +4,10 @@
 # server's process), over no admission policy at all, measured in one run:
 #   - dry-run DELETE of an ordinary namespace (core-namespaces rule; Defender
 #     also applies namespace-deletion, whose budget a dry run only checks),
+#   - real DELETE of a namespace created for it just before (untimed): Defender
+#     spends from its namespace budget (raised to 100,000 so none is refused),
 #   - dry-run CREATE of bench/review.py's 2 KB Ingress (ingress-hosts rule),
-# both allowed in every configuration, so each request takes the same path.
+# all allowed in every configuration, so each request takes the same path.
 #
 # Four configurations, installed at once, each selecting only its own
 # namespaces (label bench.defender.io/admission), so requests alternate
@@ -13,14 +15,16 @@
 #   none            no admission policy
 #   defender        Defender, budgets in memory (--budgets local)
 #   defender-lease  Defender as deployed in a cluster (--own-namespace): the
-#                   namespace budget lives in a Lease, read on every namespace DELETE
+#                   namespace budget lives in a Lease, watched; a real DELETE
+#                   writes its spend to it (compare-and-swap)
 #   vap             bench/apiserver/vap.yaml
 # Before measuring, violating requests prove each one is in force; after, the
 # Defenders' decision counts prove every measured request reached them.
 #
 # The control plane is tests/e2e/cluster.sh's (binaries from
 # tests/e2e/build-control-plane.sh, cached). The Defenders are release
-# `defender serve` processes on loopback with the embedded policies,
+# `defender serve` processes on loopback with the embedded policies (the
+# namespace budget raised),
 # registered with deploy/base's ValidatingWebhookConfiguration
 # (clientConfig.url), mutual TLS and a namespace watch, as the end-to-end
 # suite runs them. The client is one keep-alive HTTPS connection
@@ -113,12 +117,18 @@ EOF
 done
 
 log "starting two Defenders and installing their webhooks and the policies"
+# The embedded policies, with a namespace budget large enough for every
+# measured real deletion: a spent budget would turn them into denials.
+mkdir "$WORK/policies"
+cp policies/*.yaml "$WORK/policies/"
+sed -i 's/deletions: 3 .*/deletions: 100000/' "$WORK/policies/namespace-deletion.yaml"
+grep -q 'deletions: 100000' "$WORK/policies/namespace-deletion.yaml" || { log "cannot raise the namespace budget"; exit 1; }
 # Budgets in memory: what a replica without --own-namespace does.
-start_defender defender --budgets local
+start_defender defender --budgets local --policies "$WORK/policies"
 register defender
 # As deployed (POD_NAMESPACE): the namespace budget lives in a Lease in
 # defender-system, and a dry-run namespace DELETE reads it.
-start_defender defender-lease --own-namespace defender-system
+start_defender defender-lease --own-namespace defender-system --policies "$WORK/policies"
 register defender-lease
 k apply -f bench/apiserver/vap.yaml >/dev/null
 
@@ -131,7 +141,7 @@ python3 bench/apiserver/measure.py run --server "$(cat "$CLUSTER/apiserver-url")
   --ca "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" --key "$CLUSTER/pki/admin.key" \
   --iterations "$ITERATIONS" --warmup "$WARMUP"
 # Ingress webhooks fail open (failurePolicy Ignore): make sure none did.
-expected=$((2 * (ITERATIONS + WARMUP)))
+expected=$((3 * (ITERATIONS + WARMUP)))
 for name in defender defender-lease; do
   decisions=$(grep -c '"verdict"' "$WORK/$name.log" || true)
   echo "$name judged $decisions requests (the measured ones: $expected)"

@@ -11,9 +11,10 @@
 
     measure.py run --server URL --ca CA --cert CERT --key KEY [--iterations N]
         Asserts each configuration is in force, then times dry-run namespace
-        DELETEs and Ingress CREATEs, one request per configuration in turn
-        (the order rotates every iteration), over one keep-alive connection
-        as the cluster admin. Prints a Markdown table.
+        DELETEs, real namespace DELETEs (of a namespace created for it just
+        before, untimed) and dry-run Ingress CREATEs, one request per
+        configuration in turn (the order rotates every iteration), over one
+        keep-alive connection as the cluster admin. Prints a Markdown table.
 
 Each configuration owns two namespaces, selected by the label
 bench.defender.io/admission=<configuration>: bench-<configuration> (an
@@ -109,8 +110,15 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def delete_namespace(name):
-    return "DELETE", f"/api/v1/namespaces/{name}?dryRun=All", None
+def delete_namespace(name, dry_run=True):
+    return "DELETE", f"/api/v1/namespaces/{name}" + ("?dryRun=All" if dry_run else ""), None
+
+
+def create_namespace(name, configuration):
+    """A namespace of `configuration`, deletable at once (no confirmation)."""
+    labels = {LABEL: configuration, "defender.io/skip-delete-confirmation": "true"}
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    return "POST", "/api/v1/namespaces", json.dumps(body)
 
 
 def create_ingress(namespace, body):
@@ -171,17 +179,26 @@ def run(args):
     await_in_force(client, good, bad)
     print("every configuration in force: violating requests denied by Defender and by the VAPs, "
           "allowed without policy", file=sys.stderr)
+    # Each operation: what to do first (untimed, or None), and the timed request.
     operations = {
-        "namespace DELETE": lambda c: delete_namespace(f"bench-{c}"),
-        "Ingress CREATE (2 KB)": lambda c: create_ingress(f"bench-{c}", good),
+        "namespace DELETE (dry run)": (None, lambda c, i: delete_namespace(f"bench-{c}")),
+        "namespace DELETE (real)": (
+            lambda c, i: create_namespace(f"bench-{c}-{i}", c),
+            lambda c, i: delete_namespace(f"bench-{c}-{i}", dry_run=False),
+        ),
+        "Ingress CREATE (2 KB)": (None, lambda c, i: create_ingress(f"bench-{c}", good)),
     }
     samples = {(op, c): [] for op in operations for c in CONFIGURATIONS}
     names = list(CONFIGURATIONS)
     for i in range(args.warmup + args.iterations):
         order = names[i % len(names):] + names[:i % len(names)]
-        for op, request in operations.items():
+        for op, (prepare, request) in operations.items():
             for configuration in order:
-                method, path, body = request(configuration)
+                if prepare:
+                    status, answer, _ = client.request(*prepare(configuration, i))
+                    if status >= 300:
+                        raise SystemExit(f"preparing {op} under {configuration}: {status} {answer.get('message')}")
+                method, path, body = request(configuration, i)
                 status, answer, seconds = client.request(method, path, body)
                 if status >= 300:
                     raise SystemExit(f"{op} under {configuration}: {status} {answer.get('message')}")
@@ -219,7 +236,8 @@ def inside(logs):
                     continue
                 fields = record.get("fields", record)
                 if "latency_ms" in fields:
-                    key = f"{fields.get('kind')} {fields.get('operation')}"
+                    dry_run = " (dry run)" if fields.get("dry_run") else ""
+                    key = f"{fields.get('kind')} {fields.get('operation')}{dry_run}"
                     by_kind.setdefault(key, []).append(fields["latency_ms"])
         summary = ", ".join(f"{kind} {statistics.median(values):.3f} ms (n={len(values)})"
                             for kind, values in sorted(by_kind.items()))

@@ -10,10 +10,9 @@
 //! by compare-and-swap on its Lease), and a charge that lost the race to
 //! another replica turns into the denial the fresh state gives.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::admission::{self, ReviewError, ReviewResponse};
@@ -42,7 +41,7 @@ pub enum Judgement {
     Shed(Shed),
 }
 
-/// Why a body yielded no request to judge.
+/// Why a body yielded no review to commit.
 enum Unparsed {
     Review(ReviewError),
     Shed(Shed),
@@ -50,6 +49,8 @@ enum Unparsed {
     /// shedding it would fail it open on every try. Its skeleton (no
     /// objects) is answered instead.
     NeverFits(Arc<Request>),
+    /// Parsed only once the deadline had passed: not judged.
+    Late(Arc<Request>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,36 +71,46 @@ pub struct Held {
 
 pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Instant) -> Judgement {
     let engine = state.engine.get();
-    let (parsed_tx, parsed_rx) = oneshot::channel();
+    // The parsed request, published without waking this task: one wake-up
+    // per review (the blocking task's end) instead of two. Should the
+    // deadline pass first, it says whether there is a uid to answer for.
+    let parsed = Arc::new(OnceLock::new());
     let task = {
-        let (state, engine) = (Arc::clone(state), Arc::clone(&engine));
-        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, parsed_tx))
+        let (state, engine, parsed) = (Arc::clone(state), Arc::clone(&engine), Arc::clone(&parsed));
+        tokio::task::spawn_blocking(move || parse_and_judge(&state, &engine, body, held, &parsed, deadline))
     };
-    let request = match tokio::time::timeout_at(deadline, parsed_rx).await {
-        Err(_) => return Judgement::ParseTimedOut,
-        // The parse panicked before it could answer.
-        Ok(Err(_)) => {
-            let error = "parsing the body failed (an internal error, logged)".to_owned();
-            return Judgement::Malformed(ReviewError::Json(error));
+    let finished = match tokio::time::timeout_at(deadline, task).await {
+        Ok(Ok(finished)) => finished,
+        Err(_) => {
+            return match parsed.get() {
+                Some(request) => unfinished(state, &engine, Arc::clone(request), Unfinished::Deadline),
+                None => Judgement::ParseTimedOut,
+            };
         }
-        Ok(Ok(Err(Unparsed::Shed(shed)))) => return Judgement::Shed(shed),
-        Ok(Ok(Err(Unparsed::NeverFits(request)))) => {
+        // A panic, while parsing or while judging.
+        Ok(Err(_)) => {
+            return match parsed.get() {
+                Some(request) => unfinished(state, &engine, Arc::clone(request), Unfinished::Failed),
+                None => {
+                    let error = "parsing the body failed (an internal error, logged)".to_owned();
+                    Judgement::Malformed(ReviewError::Json(error))
+                }
+            };
+        }
+    };
+    let (request, reviewed) = match finished {
+        Ok(judged) => judged,
+        Err(Unparsed::Shed(shed)) => return Judgement::Shed(shed),
+        Err(Unparsed::NeverFits(request)) => {
             return unfinished(state, &engine, request, Unfinished::TooLarge);
         }
-        Ok(Ok(Err(Unparsed::Review(error @ ReviewError::Json(_))))) => return Judgement::Malformed(error),
-        Ok(Ok(Err(Unparsed::Review(error)))) => {
+        Err(Unparsed::Review(error @ ReviewError::Json(_))) => return Judgement::Malformed(error),
+        Err(Unparsed::Review(error)) => {
             let review = admission::respond_invalid(&error);
             return Judgement::Unjudgeable { error, review };
         }
-        Ok(Ok(Ok(request))) => request,
-    };
-    // Judging spends nothing, so an answer without it is the whole truth.
-    let finished = match tokio::time::timeout_at(deadline, task).await {
-        Ok(finished) => finished,
-        Err(_) => return unfinished(state, &engine, request, Unfinished::Deadline),
-    };
-    let Ok(Some(reviewed)) = finished else {
-        return unfinished(state, &engine, request, Unfinished::Failed);
+        // Parsed just as the deadline passed, so not judged: cut off.
+        Err(Unparsed::Late(request)) => return unfinished(state, &engine, request, Unfinished::Deadline),
     };
     // Once spending starts, its outcome is the answer: the shared budget's
     // own deadline (below the request's) bounds the wait.
@@ -138,46 +149,35 @@ fn unfinished(state: &AppState, engine: &Engine, request: Arc<Request>, why: Unf
     Judgement::Unfinished { request, answer, why }
 }
 
-type Parsed = Result<Arc<Request>, Unparsed>;
-
-/// The blocking half: charges the cap for the parse, parses, tells the
-/// waiter, then judges. The reservation and the slot are given
-/// back only at the end, however long after the deadline: until then the
-/// parsed review holds the memory, and the evaluation a slot.
+/// The blocking half: charges the cap for the parse, parses, publishes the
+/// request for the waiter, then judges. The reservation and the slot are
+/// given back only at the end, however long after the deadline: until then
+/// the parsed review holds the memory, and the evaluation a slot.
 fn parse_and_judge(
     state: &AppState,
     engine: &Engine,
     body: Bytes,
     held: Held,
-    parsed: oneshot::Sender<Parsed>,
-) -> Option<Review> {
+    parsed: &OnceLock<Arc<Request>>,
+    deadline: Instant,
+) -> Result<(Arc<Request>, Review), Unparsed> {
     let Held { mut reservation, slot: _slot } = held;
     // The body stays held while its tree is built, so both are charged.
     let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
     if let Err(shed) = reservation.reserve_up_to(parsed_size) {
-        let unparsed = if parsed_size > state.holdings.largest_request() {
-            match admission::parse_review_skeleton(&body) {
-                Ok(request) => Unparsed::NeverFits(Arc::new(request)),
-                Err(_) => Unparsed::Shed(shed),
+        if parsed_size > state.holdings.largest_request() {
+            if let Ok(request) = admission::parse_review_skeleton(&body) {
+                return Err(Unparsed::NeverFits(Arc::new(request)));
             }
-        } else {
-            Unparsed::Shed(shed)
-        };
-        // The receiver is gone only if the deadline passed: nobody to tell.
-        let _ = parsed.send(Err(unparsed));
-        return None;
-    }
-    let request = match admission::parse_review(&body) {
-        Ok(request) => Arc::new(request),
-        Err(error) => {
-            let _ = parsed.send(Err(Unparsed::Review(error)));
-            return None;
         }
-    };
+        return Err(Unparsed::Shed(shed));
+    }
+    let request = Arc::new(admission::parse_review(&body).map_err(Unparsed::Review)?);
     drop(body);
-    if parsed.send(Ok(Arc::clone(&request))).is_err() {
-        // Nobody waits for it any more: the deadline passed while parsing.
-        return None;
+    let _ = parsed.set(Arc::clone(&request));
+    if Instant::now() >= deadline {
+        // The waiter has answered, or is about to: judging would be wasted.
+        return Err(Unparsed::Late(request));
     }
     // What the engine needs that the view does not keep, looked up now so
     // that judging does no I/O.
@@ -188,5 +188,6 @@ fn parse_and_judge(
         .with_own_namespace(state.own_namespace.as_deref())
         .with_counted(counted.as_ref())
         .with_protected(protected.as_ref());
-    Some(engine.review(&request, &context))
+    let reviewed = engine.review(&request, &context);
+    Ok((request, reviewed))
 }
