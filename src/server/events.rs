@@ -166,7 +166,9 @@ fn reference(request: &Request) -> Option<ObjectReference> {
         api_version: Some(api_version),
         kind: Some(kind.kind.clone()),
         name: Some(name.to_owned()),
-        namespace: request.namespace().map(str::to_owned),
+        // The API server names a Namespace as its own namespace; the object
+        // itself is cluster-scoped, and is read and referred to as such.
+        namespace: request.namespace().filter(|_| !request.is_kind("", "Namespace")).map(str::to_owned),
         uid: request.target().and_then(|object| object.metadata.uid.clone()),
         ..ObjectReference::default()
     })
@@ -191,6 +193,19 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_is_referred_to_without_a_namespace() {
+        let review = include_str!("../../tests/fixtures/review-delete-kube-system.json");
+        let request = crate::admission::parse_review(review.as_bytes()).unwrap();
+        assert_eq!(request.namespace(), Some("kube-system"), "as the API server sends it");
+        let reference = reference(&request).unwrap();
+        assert_eq!(
+            (reference.kind.as_deref(), reference.name.as_deref()),
+            (Some("Namespace"), Some("kube-system"))
+        );
+        assert_eq!(reference.namespace, None);
+    }
 
     #[test]
     fn truncate_respects_the_byte_cap_and_character_boundaries() {

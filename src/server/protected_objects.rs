@@ -7,7 +7,7 @@
 //! (discovery, kept for a minute), then one metadata-only list per type and
 //! protection label key, any value (the policy judges which objects labelled
 //! `Cascading` hold the namespace), run concurrently and bounded in size and
-//! in time. It runs on the review's
+//! in time, read from the API server's watch cache. It runs on the review's
 //! blocking thread, before the engine, so the engine stays free of I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, VersionMatch};
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 
@@ -84,7 +84,7 @@ impl ProtectedObjectFinder {
     /// One page of `resource`'s objects in `namespace` carrying the label `key`.
     async fn list(&self, resource: &ApiResource, namespace: &str, key: &str) -> Result<Listed, String> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, resource);
-        let params = ListParams::default().labels(key).limit(PAGE_SIZE);
+        let params = from_watch_cache(ListParams::default().labels(key).limit(PAGE_SIZE));
         let page = match api.list_metadata(&params).await {
             Ok(page) => page,
             // Its definition went away since discovery: nothing of it is left.
@@ -152,6 +152,18 @@ impl ProtectedObjectFinder {
         *discovered = Some(Discovered { at: Instant::now(), resources: Arc::clone(&resources) });
         Ok(resources)
     }
+}
+
+/// A list served from the API server's watch cache as it stands, still paged:
+/// any version not older than the first. A consistent list waits for that
+/// cache to catch up with etcd, which the API server checks every 100 ms, so
+/// every namespace deletion would wait about that long. The cache trails etcd
+/// by what a watch does, the freshness the rest of the view works at; a label
+/// added within those milliseconds of the deletion is a race nobody can aim
+/// at, and one removed then still protects. (kube leaves `resourceVersion=0`
+/// out of a list with a limit, making it consistent again: hence "1".)
+fn from_watch_cache(params: ListParams) -> ListParams {
+    params.matching(VersionMatch::NotOlderThan).at("1")
 }
 
 /// What one list found: objects by uid, and whether there were more.

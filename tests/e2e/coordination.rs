@@ -259,6 +259,30 @@ pub fn denial_events(world: &mut World) -> Check {
     if all.iter().any(|e| e["regarding"]["uid"] == settings_uid.as_str()) {
         return Err("a dry-run denial recorded an Event".to_owned());
     }
+    namespace_denial_event(world)
+}
+
+/// A Namespace is cluster-scoped, though the API server names it as its own
+/// namespace in the review: its denial is recorded in `default`, regarding
+/// the Namespace.
+fn namespace_denial_event(world: &mut World) -> Check {
+    let k = &world.cluster.kubectl;
+    let uid = k.ok(&["get", "namespace", "kube-node-lease", "-o", "jsonpath={.metadata.uid}"])?;
+    k.run(&["delete", "namespace", "kube-node-lease"]).rejected_with("defender/core-namespaces")?;
+    let recorded = || -> bool {
+        let listed = k.run(&["get", "events.events.k8s.io", "-n", "default", "-o", "json"]).stdout;
+        let listed: Value = serde_json::from_str(&listed).unwrap_or_default();
+        listed["items"].as_array().is_some_and(|events| {
+            events.iter().any(|e| {
+                e["regarding"]["uid"] == uid.as_str()
+                    && e["regarding"]["kind"] == "Namespace"
+                    && e["reason"] == "DeletionDenied"
+            })
+        })
+    };
+    if !wait_until(Duration::from_secs(20), recorded) {
+        return Err(format!("no DeletionDenied Event in default for namespace kube-node-lease (uid {uid})"));
+    }
     Ok(())
 }
 

@@ -49,7 +49,7 @@ pub const ALL: &[(&str, Scenario)] = &[
         protected_deletes,
     ),
     (
-        "a denied deletion leaves one DeletionDenied Event; repeats and dry runs add none",
+        "a denied deletion leaves one DeletionDenied Event (a Namespace's in default); repeats and dry runs add none",
         coordination::denial_events,
     ),
     ("the namespace exemption label is read from the live cluster", namespace_label_from_cluster),
