@@ -15,7 +15,7 @@ use defender::clock::{Clock, SystemClock};
 use defender::config::PolicySet;
 use defender::engine::Engine;
 use defender::policy::hostname::is_ip_address;
-use defender::policy::ingress_hosts::{HostProblem, IngressHosts, IngressHostsSpec, host_problem};
+use defender::policy::ingress_hosts::{HostProblem, IngressHostsSpec, host_problem};
 use defender::policy::{Action, Policy};
 use defender::request::Operation;
 use defender::settings::Settings;
@@ -80,8 +80,8 @@ static STRICT: LazyLock<Engine> = LazyLock::new(|| engine(false));
 static LENIENT: LazyLock<Engine> = LazyLock::new(|| engine(true));
 
 fn engine(allow_wildcard_subdomains: bool) -> Engine {
-    let spec = IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() };
-    let policies = vec![Policy::new("ingress-hosts", Action::Deny, IngressHosts::new(spec))];
+    let rule = IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() };
+    let policies = vec![Policy::new("ingress-hosts", Action::Deny, rule)];
     Engine::new(PolicySet { settings: Settings::default(), policies })
 }
 

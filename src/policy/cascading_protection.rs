@@ -15,6 +15,7 @@ use crate::routing::{self, Hook, Need};
 use crate::selector::{Label, Labels};
 use crate::view::Contents;
 
+/// A `CascadingProtection` document's `spec`, which is also its rule: judging needs nothing more.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CascadingProtectionSpec {
@@ -36,31 +37,23 @@ impl Default for CascadingProtectionSpec {
     }
 }
 
-pub struct CascadingProtection {
-    spec: CascadingProtectionSpec,
-}
-
-impl CascadingProtection {
-    pub fn new(spec: CascadingProtectionSpec) -> Self {
-        Self { spec }
-    }
-
+impl CascadingProtectionSpec {
     fn protection(&self) -> String {
-        if self.spec.all_namespaces {
+        if self.all_namespaces {
             "every namespace is protected against cascading deletion".to_owned()
         } else {
-            format!("it is protected against cascading deletion by label {}", self.spec.label)
+            format!("it is protected against cascading deletion by label {}", self.label)
         }
     }
 
     /// The way to lift the protection, after emptying the namespace.
     fn lift(&self, namespace: &str, context: &Context) -> String {
-        if self.spec.all_namespaces {
+        if self.all_namespaces {
             context.break_glass_hint()
         } else {
             format!(
                 "If everything in it may go, remove the protection: kubectl label namespace {namespace} {}-",
-                self.spec.label.key
+                self.label.key
             )
         }
     }
@@ -112,14 +105,14 @@ fn emptying(namespace: &str, contents: &Contents) -> String {
 }
 
 impl Spec for CascadingProtectionSpec {
-    type Rule = CascadingProtection;
+    type Rule = Self;
 
-    fn into_rule(self) -> Result<CascadingProtection, String> {
-        Ok(CascadingProtection::new(self))
+    fn into_rule(self) -> Result<Self, String> {
+        Ok(self)
     }
 }
 
-impl Rule for CascadingProtection {
+impl Rule for CascadingProtectionSpec {
     fn routes(&self) -> Vec<Need> {
         Need::deletions(Hook::Namespaces, &routing::kinds::resource("", "Namespace", None))
     }
@@ -134,7 +127,7 @@ impl Rule for CascadingProtection {
         if namespace.is_empty() {
             return Verdict::Pass;
         }
-        if !self.spec.all_namespaces && !self.spec.label.is_on(request.labels()) {
+        if !self.all_namespaces && !self.label.is_on(request.labels()) {
             return Verdict::Pass;
         }
         let contents = context.view.contents(namespace);
@@ -150,7 +143,7 @@ impl Rule for CascadingProtection {
     }
 
     fn guards_namespace_contents(&self, labels: &Labels) -> bool {
-        self.spec.all_namespaces || self.spec.label.is_on(labels)
+        self.all_namespaces || self.label.is_on(labels)
     }
 }
 
@@ -162,8 +155,8 @@ mod tests {
 
     const PROTECTED: &[(&str, &str)] = &[("defender.io/delete-protection", "Cascading")];
 
-    fn policy() -> CascadingProtection {
-        CascadingProtection::new(CascadingProtectionSpec::default())
+    fn policy() -> CascadingProtectionSpec {
+        CascadingProtectionSpec::default()
     }
 
     fn pod(name: &str, phase: &str) -> serde_json::Value {
@@ -248,8 +241,7 @@ mod tests {
     #[test]
     fn all_namespaces_protects_unlabelled_ones_and_names_break_glass_as_the_way_out() {
         let fixture = Fixture::new().with_objects(&[pod("web-1", "Running")]);
-        let spec = CascadingProtectionSpec { all_namespaces: true, ..CascadingProtectionSpec::default() };
-        let policy = CascadingProtection::new(spec);
+        let policy = CascadingProtectionSpec { all_namespaces: true, ..CascadingProtectionSpec::default() };
         let violation = fixture.violation(&policy, &fixture.delete(namespace("shop")));
         assert!(violation.reason.ends_with("every namespace is protected against cascading deletion"));
         assert!(violation.remedy.contains("delete the pods left"), "{}", violation.remedy);

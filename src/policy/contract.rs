@@ -16,7 +16,9 @@ use crate::selector::{Label, Labels};
 
 /// The `spec` of a policy document: what it deserializes into, and the
 /// rule it builds. Every document's `spec.action` is the registry's to
-/// read, not the kind's: a spec type has no `action` field.
+/// read, not the kind's: a spec type has no `action` field. A kind whose
+/// rule holds nothing but its settings is its own rule (`type Rule = Self`):
+/// `into_rule` checks the spec and returns it.
 pub trait Spec: DeserializeOwned {
     type Rule: Rule + 'static;
 

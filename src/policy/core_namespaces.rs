@@ -8,6 +8,7 @@ use crate::request::{Operation, Request, labels_of};
 use crate::routing::{self, Hook, Need};
 use crate::selector::{LabelSelector, Labels};
 
+/// A `CoreNamespaces` document's `spec`, which is also its rule: judging needs nothing more.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CoreNamespacesSpec {
@@ -36,17 +37,9 @@ impl Default for CoreNamespacesSpec {
     }
 }
 
-pub struct CoreNamespaces {
-    spec: CoreNamespacesSpec,
-}
-
-impl CoreNamespaces {
-    pub fn new(spec: CoreNamespacesSpec) -> Self {
-        Self { spec }
-    }
-
+impl CoreNamespacesSpec {
     fn is_listed(&self, namespace: &str) -> bool {
-        self.spec.namespaces.iter().any(|core| core == namespace)
+        self.namespaces.iter().any(|core| core == namespace)
     }
 
     fn check_delete(&self, request: &Request, context: &Context) -> Verdict {
@@ -61,8 +54,8 @@ impl CoreNamespaces {
             "is a core namespace".to_owned()
         } else if context.own_namespace == Some(name) {
             "is Defender's own namespace, a core namespace,".to_owned()
-        } else if self.spec.selector.matches(request.labels()) {
-            format!("is marked core (label {})", self.spec.selector)
+        } else if self.selector.matches(request.labels()) {
+            format!("is marked core (label {})", self.selector)
         } else {
             return Verdict::Pass;
         };
@@ -79,19 +72,19 @@ impl CoreNamespaces {
         let old = labels_of(request.old_object());
         let new = labels_of(request.object());
         let name = request.name();
-        if self.spec.selector.matches(old) && !self.spec.selector.matches(new) {
+        if self.selector.matches(old) && !self.selector.matches(new) {
             return Verdict::Violation(Violation::absolute(
                 format!(
                     "namespace {name:?} is a core namespace and must keep its label {}; \
                      removing it would let the namespace be deleted",
-                    self.spec.selector
+                    self.selector
                 ),
                 context.break_glass_hint(),
             ));
         }
         let by_name = self.is_listed(name) || context.own_namespace == Some(name);
-        let was_core = by_name || (request.old_object().is_some() && self.spec.selector.matches(old));
-        let is_core = by_name || self.spec.selector.matches(new);
+        let was_core = by_name || (request.old_object().is_some() && self.selector.matches(old));
+        let is_core = by_name || self.selector.matches(new);
         // Refused when added to a core namespace, or carried into core status.
         let added = context
             .namespace_exemptions
@@ -114,14 +107,14 @@ impl CoreNamespaces {
 }
 
 impl Spec for CoreNamespacesSpec {
-    type Rule = CoreNamespaces;
+    type Rule = Self;
 
-    fn into_rule(self) -> Result<CoreNamespaces, String> {
-        Ok(CoreNamespaces::new(self))
+    fn into_rule(self) -> Result<Self, String> {
+        Ok(self)
     }
 }
 
-impl Rule for CoreNamespaces {
+impl Rule for CoreNamespacesSpec {
     /// Every write of a namespace, its status and finalize subresources
     /// included: they keep label changes, and the core label is judged.
     fn routes(&self) -> Vec<Need> {
@@ -130,7 +123,7 @@ impl Rule for CoreNamespaces {
     }
 
     fn marks_core(&self, namespace: &str, labels: &Labels) -> bool {
-        self.is_listed(namespace) || self.spec.selector.matches(labels)
+        self.is_listed(namespace) || self.selector.matches(labels)
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -157,8 +150,8 @@ mod tests {
     use super::*;
     use crate::testing::{Fixture, namespace, namespace_with_labels};
 
-    fn policy() -> CoreNamespaces {
-        CoreNamespaces::new(CoreNamespacesSpec::default())
+    fn policy() -> CoreNamespacesSpec {
+        CoreNamespacesSpec::default()
     }
 
     #[test]
@@ -285,7 +278,7 @@ mod tests {
     fn defenders_own_namespace_is_core_even_when_unlisted() {
         let fixture = Fixture::new();
         let request = fixture.delete(namespace("guards"));
-        let policy = CoreNamespaces::new(CoreNamespacesSpec::default());
+        let policy = CoreNamespacesSpec::default();
         assert!(matches!(policy.evaluate(&request, &fixture.context()), Verdict::Pass | Verdict::Spend(_)));
         let context = fixture.context().with_own_namespace(Some("guards"));
         let Verdict::Violation(violation) = policy.evaluate(&request, &context) else { panic!("not denied") };

@@ -34,6 +34,7 @@ mod protected_contents;
 /// The label OpenKruise protects objects with, with the same two values.
 pub const OPEN_KRUISE_LABEL: &str = "policy.kruise.io/delete-protection";
 
+/// A `DeleteProtection` document's `spec`, which is also its rule: judging needs nothing more.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeleteProtectionSpec {
@@ -104,22 +105,11 @@ impl Protected<'_> {
     }
 }
 
-pub struct DeleteProtection {
-    spec: DeleteProtectionSpec,
-}
-
-impl DeleteProtection {
-    pub fn new(spec: DeleteProtectionSpec) -> Result<Self, String> {
-        if spec.label.is_empty() {
-            return Err("label: must name a label key".to_owned());
-        }
-        Ok(Self { spec })
-    }
-
+impl DeleteProtectionSpec {
     /// The protection label keys this policy reads, its own first.
     pub fn label_keys(&self) -> Vec<&str> {
-        let mut keys = vec![self.spec.label.as_str()];
-        if self.spec.open_kruise_label && self.spec.label != OPEN_KRUISE_LABEL {
+        let mut keys = vec![self.label.as_str()];
+        if self.open_kruise_label && self.label != OPEN_KRUISE_LABEL {
             keys.push(OPEN_KRUISE_LABEL);
         }
         keys
@@ -148,9 +138,9 @@ impl DeleteProtection {
         if let Some(labelled) = self.labelled(request.labels()) {
             return Some(labelled);
         }
-        let by_default = self.spec.custom_resource_definitions
+        let by_default = self.custom_resource_definitions
             && request.is_kind(custom_resources::GROUP, custom_resources::KIND)
-            && !self.spec.exempt_label.is_on(request.labels());
+            && !self.exempt_label.is_on(request.labels());
         by_default.then_some(Protected { protection: Protection::Cascading, label: None })
     }
 
@@ -175,7 +165,7 @@ impl DeleteProtection {
             }
             None => format!(
                 "If they may all go with it, label it: {}",
-                label_command(request, &self.spec.exempt_label.to_string())
+                label_command(request, &self.exempt_label.to_string())
             ),
         };
         if request.is_kind("", "Namespace") {
@@ -344,14 +334,17 @@ fn unlabel_command(request: &Request, key: &str) -> String {
 }
 
 impl Spec for DeleteProtectionSpec {
-    type Rule = DeleteProtection;
+    type Rule = Self;
 
-    fn into_rule(self) -> Result<DeleteProtection, String> {
-        DeleteProtection::new(self)
+    fn into_rule(self) -> Result<Self, String> {
+        if self.label.is_empty() {
+            return Err("label: must name a label key".to_owned());
+        }
+        Ok(self)
     }
 }
 
-impl Rule for DeleteProtection {
+impl Rule for DeleteProtectionSpec {
     /// Deletions of anything (the delete-protection webhook sends only
     /// CustomResourceDefinitions and objects carrying one of the labels), and
     /// namespace deletions and updates (the namespaces webhook sends them all).

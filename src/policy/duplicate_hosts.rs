@@ -23,12 +23,11 @@ use crate::view::{HostPath, Route, summary};
 /// How many conflicts a message names; the rest are counted.
 const NAMED: usize = 5;
 
-/// Nothing to set: a policy of this kind has only the action every policy has.
+/// Nothing to set: a policy of this kind has only the action every policy has,
+/// and the spec is also its rule.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuplicateHostsSpec {}
-
-pub struct DuplicateHosts;
 
 /// The kinds that route traffic by host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +70,7 @@ struct Conflicts {
     total: usize,
 }
 
-impl DuplicateHosts {
+impl DuplicateHostsSpec {
     /// Each route the request adds, with the other namespaces' objects already serving it.
     fn conflicts(&self, request: &Request, router: Router, context: &Context) -> Conflicts {
         let namespace = request.namespace().unwrap_or_default();
@@ -98,15 +97,15 @@ fn describe(route: &HostPath, other: &Route) -> String {
 }
 
 impl Spec for DuplicateHostsSpec {
-    type Rule = DuplicateHosts;
+    type Rule = Self;
     const DEFAULT_ACTION: Action = Action::Warn;
 
-    fn into_rule(self) -> Result<DuplicateHosts, String> {
-        Ok(DuplicateHosts)
+    fn into_rule(self) -> Result<Self, String> {
+        Ok(self)
     }
 }
 
-impl Rule for DuplicateHosts {
+impl Rule for DuplicateHostsSpec {
     fn routes(&self) -> Vec<Need> {
         let writes = [Operation::Create, Operation::Update];
         [("networking.k8s.io", "Ingress"), (http_route::GROUP, http_route::KIND)]
@@ -154,8 +153,8 @@ mod tests {
     use crate::testing::Fixture;
     use serde_json::{Value, json};
 
-    fn policy() -> DuplicateHosts {
-        DuplicateHosts
+    fn policy() -> DuplicateHostsSpec {
+        DuplicateHostsSpec {}
     }
 
     fn ingress(namespace: &str, name: &str, host: &str, paths: &[&str]) -> Value {

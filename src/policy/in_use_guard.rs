@@ -17,6 +17,7 @@ use crate::view::{Referent, Referrer, ReferrerKind, Via};
 /// How many users a message names; the rest are counted.
 const NAMED: usize = 5;
 
+/// An `InUseGuard` document's `spec`, which is also its rule: judging needs nothing more.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct InUseGuardSpec {
@@ -60,29 +61,14 @@ impl Default for InUseGuardSpec {
     }
 }
 
-pub struct InUseGuard {
-    spec: InUseGuardSpec,
-}
-
-impl InUseGuard {
-    pub fn new(spec: InUseGuardSpec) -> Result<Self, String> {
-        if spec.kinds.is_empty() {
-            return Err("kinds: list at least one of Secret, ConfigMap, Service".to_owned());
-        }
-        Ok(Self { spec })
-    }
-
+impl InUseGuardSpec {
     fn guarded(&self, request: &Request) -> Option<Referent> {
-        self.spec
-            .kinds
-            .iter()
-            .map(|kind| kind.referent())
-            .find(|referent| request.is_kind("", referent.kind()))
+        self.kinds.iter().map(|kind| kind.referent()).find(|referent| request.is_kind("", referent.kind()))
     }
 
     fn remedy(&self, request: &Request) -> String {
         let stop = "Stop using it first (update or delete those)";
-        match &self.spec.exempt_label {
+        match &self.exempt_label {
             Some(label) => {
                 let kind = request.kind().to_lowercase();
                 let namespace = request.namespace().unwrap_or("default");
@@ -130,22 +116,25 @@ fn consequences(users: &[Referrer]) -> String {
 }
 
 impl Spec for InUseGuardSpec {
-    type Rule = InUseGuard;
+    type Rule = Self;
     const DEFAULT_ACTION: Action = Action::Warn;
 
-    fn into_rule(self) -> Result<InUseGuard, String> {
-        InUseGuard::new(self)
+    fn into_rule(self) -> Result<Self, String> {
+        if self.kinds.is_empty() {
+            return Err("kinds: list at least one of Secret, ConfigMap, Service".to_owned());
+        }
+        Ok(self)
     }
 }
 
-impl Rule for InUseGuard {
+impl Rule for InUseGuardSpec {
     fn routes(&self) -> Vec<Need> {
         let resource = |kind: GuardedKind| match kind {
             GuardedKind::Secret => routing::kinds::resource("", "Secret", None),
             GuardedKind::ConfigMap => routing::kinds::resource("", "ConfigMap", None),
             GuardedKind::Service => routing::kinds::resource("", "Service", None),
         };
-        self.spec.kinds.iter().flat_map(|kind| Need::deletions(Hook::Deletions, &resource(*kind))).collect()
+        self.kinds.iter().flat_map(|kind| Need::deletions(Hook::Deletions, &resource(*kind))).collect()
     }
 
     fn applies(&self, request: &Request) -> bool {
@@ -159,7 +148,7 @@ impl Rule for InUseGuard {
             return Verdict::Pass;
         };
         if name.is_empty()
-            || self.spec.exempt_label.as_ref().is_some_and(|label| label.is_on(request.labels()))
+            || self.exempt_label.as_ref().is_some_and(|label| label.is_on(request.labels()))
         {
             return Verdict::Pass;
         }
@@ -185,8 +174,8 @@ mod tests {
     use crate::testing::{Fixture, object};
     use serde_json::{Value, json};
 
-    fn policy() -> InUseGuard {
-        InUseGuard::new(InUseGuardSpec::default()).unwrap()
+    fn policy() -> InUseGuardSpec {
+        InUseGuardSpec::default().into_rule().unwrap()
     }
 
     fn pod(name: &str, spec: Value) -> Value {
@@ -348,12 +337,12 @@ mod tests {
     #[test]
     fn guards_only_the_configured_kinds_and_deletes() {
         let spec: InUseGuardSpec = serde_yaml_ng::from_str("kinds: [Service]").unwrap();
-        let guard = InUseGuard::new(spec).unwrap();
+        let guard = spec.into_rule().unwrap();
         let fixture = Fixture::new();
         assert!(!guard.applies(&fixture.delete(object("v1", "Secret", "prod", "db", &[]))));
         assert!(guard.applies(&fixture.delete(object("v1", "Service", "prod", "web", &[]))));
         assert!(!policy().applies(&fixture.create(object("v1", "Secret", "prod", "db", &[]))));
-        assert!(InUseGuard::new(serde_yaml_ng::from_str("kinds: []").unwrap()).is_err());
+        assert!(serde_yaml_ng::from_str::<InUseGuardSpec>("kinds: []").unwrap().into_rule().is_err());
         assert!(serde_yaml_ng::from_str::<InUseGuardSpec>("kinds: [Pod]").is_err());
     }
 }

@@ -37,6 +37,7 @@ const ROUTE_KINDS: [&str; 3] = ["HTTPRoute", "GRPCRoute", "TLSRoute"];
 /// original `extensions/v1beta1`, still found in manifests.
 const INGRESS_GROUPS: [&str; 2] = ["networking.k8s.io", "extensions"];
 
+/// An `IngressHosts` document's `spec`, which is also its rule: judging needs nothing more.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IngressHostsSpec {
@@ -49,15 +50,7 @@ pub struct IngressHostsSpec {
     pub allow_default_backend: bool,
 }
 
-pub struct IngressHosts {
-    spec: IngressHostsSpec,
-}
-
-impl IngressHosts {
-    pub fn new(spec: IngressHostsSpec) -> Self {
-        Self { spec }
-    }
-
+impl IngressHostsSpec {
     /// Every offending hostname of a route, as `path: what is wrong`.
     fn route_problems(&self, request: &Request) -> Vec<String> {
         let spec = request.object_spec().filter(|spec| !spec.is_null());
@@ -71,7 +64,7 @@ impl IngressHosts {
                 "spec.hostnames is empty, so the route takes every host its Gateway listener accepts".into(),
             ];
         }
-        let allow = self.spec.allow_wildcard_subdomains;
+        let allow = self.allow_wildcard_subdomains;
         let mut problems = Vec::new();
         for (index, host) in hostnames.iter().enumerate() {
             match host_problem(Some(host), allow) {
@@ -89,7 +82,7 @@ impl IngressHosts {
     fn ingress_problems(&self, request: &Request) -> Vec<String> {
         let object = request.object();
         let spec = request.object_spec().filter(|spec| !spec.is_null());
-        let allow = self.spec.allow_wildcard_subdomains;
+        let allow = self.allow_wildcard_subdomains;
         let mut problems = Vec::new();
         // A spec that does not read as one cannot be shown to route only its
         // own hosts: it is refused, whatever else it holds.
@@ -126,7 +119,7 @@ impl IngressHosts {
         for found in annotation_problems(|key| annotation(object, key), allow) {
             problems.push(format!("annotation {} host {:?} {}", found.annotation, found.host, found.problem));
         }
-        if !self.spec.allow_default_backend {
+        if !self.allow_default_backend {
             if typed.default_backend.is_some() {
                 problems.push(catch_all("defaultBackend"));
             }
@@ -153,14 +146,14 @@ fn is_ingress(request: &Request) -> bool {
 }
 
 impl Spec for IngressHostsSpec {
-    type Rule = IngressHosts;
+    type Rule = Self;
 
-    fn into_rule(self) -> Result<IngressHosts, String> {
-        Ok(IngressHosts::new(self))
+    fn into_rule(self) -> Result<Self, String> {
+        Ok(self)
     }
 }
 
-impl Rule for IngressHosts {
+impl Rule for IngressHostsSpec {
     /// Creates and updates of Ingresses and of every route kind; not their
     /// status, which ingress controllers write and which holds no hosts.
     fn routes(&self) -> Vec<Need> {
@@ -186,7 +179,7 @@ impl Rule for IngressHosts {
         if problems.is_empty() {
             return Verdict::Pass;
         }
-        let wildcards = if self.spec.allow_wildcard_subdomains {
+        let wildcards = if self.allow_wildcard_subdomains {
             " (a wildcard such as *.example.com is allowed)"
         } else {
             ""
@@ -213,8 +206,8 @@ mod tests {
     use crate::testing::{Fixture, ingress};
     use serde_json::{Value, json};
 
-    fn policy(allow_wildcard_subdomains: bool) -> IngressHosts {
-        IngressHosts::new(IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() })
+    fn policy(allow_wildcard_subdomains: bool) -> IngressHostsSpec {
+        IngressHostsSpec { allow_wildcard_subdomains, ..Default::default() }
     }
 
     #[test]
@@ -265,16 +258,14 @@ mod tests {
         let spec = json!({"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}});
         let request = fixture.create(ingress("web", spec));
         assert!(fixture.violation(&policy(false), &request).reason.contains("spec.defaultBackend"));
-        let allowing =
-            IngressHosts::new(IngressHostsSpec { allow_default_backend: true, ..Default::default() });
+        let allowing = IngressHostsSpec { allow_default_backend: true, ..Default::default() };
         assert!(matches!(allowing.evaluate(&request, &fixture.context()), Verdict::Pass));
     }
 
     #[test]
     fn judges_the_legacy_catch_all_backend_in_both_v1beta1_groups() {
         let fixture = Fixture::new();
-        let allowing =
-            IngressHosts::new(IngressHostsSpec { allow_default_backend: true, ..Default::default() });
+        let allowing = IngressHostsSpec { allow_default_backend: true, ..Default::default() };
         for api_version in ["extensions/v1beta1", "networking.k8s.io/v1beta1"] {
             let mut legacy = ingress(
                 "web",
@@ -503,10 +494,7 @@ mod tests {
     #[test]
     fn a_spec_that_does_not_read_as_an_ingress_spec_is_refused() {
         let fixture = Fixture::new();
-        let allowing = IngressHosts::new(IngressHostsSpec {
-            allow_wildcard_subdomains: true,
-            allow_default_backend: true,
-        });
+        let allowing = IngressHostsSpec { allow_wildcard_subdomains: true, allow_default_backend: true };
         for (spec, field) in [
             (
                 json!({"rules": [{"host": 5}]}),

@@ -8,8 +8,8 @@ use crate::testing::{Fixture, namespace_with_labels, object};
 const ALWAYS: &[(&str, &str)] = &[("defender.io/delete-protection", "Always")];
 const CASCADING: &[(&str, &str)] = &[("defender.io/delete-protection", "Cascading")];
 
-fn policy() -> DeleteProtection {
-    DeleteProtection::new(DeleteProtectionSpec::default()).unwrap()
+fn policy() -> DeleteProtectionSpec {
+    DeleteProtectionSpec::default().into_rule().unwrap()
 }
 
 fn certificates_crd(labels: &[(&str, &str)]) -> Value {
@@ -77,7 +77,7 @@ fn the_open_kruise_label_is_honoured_unless_turned_off() {
         violation.reason
     );
     let spec = DeleteProtectionSpec { open_kruise_label: false, ..DeleteProtectionSpec::default() };
-    let own_only = DeleteProtection::new(spec).unwrap();
+    let own_only = spec.into_rule().unwrap();
     assert!(matches!(own_only.evaluate(&request, &fixture.context()), Verdict::Pass));
 }
 
@@ -154,7 +154,7 @@ fn a_definition_whose_objects_cannot_be_counted_is_not_deleted() {
 fn turning_off_default_definition_protection_leaves_labelled_ones_protected() {
     let fixture = Fixture::new().with_objects(&[certificate("shop", "web")]);
     let spec = DeleteProtectionSpec { custom_resource_definitions: false, ..DeleteProtectionSpec::default() };
-    let labels_only = DeleteProtection::new(spec).unwrap();
+    let labels_only = spec.into_rule().unwrap();
     let context = fixture.context();
     assert!(matches!(labels_only.evaluate(&fixture.delete(certificates_crd(&[])), &context), Verdict::Pass));
     let labelled = fixture.delete(certificates_crd(CASCADING));
@@ -266,7 +266,7 @@ fn the_label_comes_off_freely_except_from_a_core_namespace() {
 #[test]
 fn an_empty_label_key_is_refused() {
     let spec = DeleteProtectionSpec { label: String::new(), ..DeleteProtectionSpec::default() };
-    assert!(DeleteProtection::new(spec).is_err());
+    assert!(spec.into_rule().is_err());
 }
 
 fn secret(name: &str, labels: &[(&str, &str)]) -> Value {
@@ -305,7 +305,7 @@ fn only_cascading_objects_leave_the_namespace_to_the_other_rules() {
     let fixture = Fixture::new().with_objects(&[secret("cache", CASCADING)]);
     assert!(passes(&fixture, &fixture.delete(shop())));
     let spec = DeleteProtectionSpec { open_kruise_label: false, ..DeleteProtectionSpec::default() };
-    let own_only = DeleteProtection::new(spec).unwrap();
+    let own_only = spec.into_rule().unwrap();
     let kruise =
         Fixture::new().with_objects(&[secret("db", &[("policy.kruise.io/delete-protection", "Always")])]);
     assert!(matches!(own_only.evaluate(&kruise.delete(shop()), &kruise.context()), Verdict::Pass));
