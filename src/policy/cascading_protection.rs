@@ -106,6 +106,7 @@ fn emptying(namespace: &str, contents: &Contents) -> String {
 
 impl Spec for CascadingProtectionSpec {
     type Rule = Self;
+    const READS: &[&str] = &["metadata.name", "metadata.labels"];
 
     fn into_rule(self) -> Result<Self, String> {
         Ok(self)

@@ -25,6 +25,13 @@ pub trait Spec: DeserializeOwned {
     /// What the policy does on a violation when its document sets no `spec.action`.
     const DEFAULT_ACTION: Action = Action::Deny;
 
+    /// The fields of a request's objects the rule reads, as dotted paths
+    /// from the object's top (`metadata.labels`, `spec.replicas`). The
+    /// AdmissionReview parse keeps only part of each object, and the build
+    /// fails when a kind reads a field the parse skips. No default: every
+    /// kind states what it reads.
+    const READS: &[&str];
+
     /// Checks what deserializing cannot and builds the rule; an error names
     /// the field within the spec (`budget.deletions: must be ...`).
     fn into_rule(self) -> Result<Self::Rule, String>;

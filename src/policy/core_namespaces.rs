@@ -108,6 +108,7 @@ impl CoreNamespacesSpec {
 
 impl Spec for CoreNamespacesSpec {
     type Rule = Self;
+    const READS: &[&str] = &["metadata.name", "metadata.labels"];
 
     fn into_rule(self) -> Result<Self, String> {
         Ok(self)

@@ -335,6 +335,7 @@ fn unlabel_command(request: &Request, key: &str) -> String {
 
 impl Spec for DeleteProtectionSpec {
     type Rule = Self;
+    const READS: &[&str] = &["metadata.uid", "metadata.labels", "spec.replicas"];
 
     fn into_rule(self) -> Result<Self, String> {
         if self.label.is_empty() {

@@ -278,6 +278,7 @@ fn burst_key(request: &Request) -> String {
 
 impl Spec for DeletionGuardSpec {
     type Rule = DeletionGuard;
+    const READS: &[&str] = &["metadata.name", "metadata.uid", "metadata.labels"];
 
     fn into_rule(self) -> Result<DeletionGuard, String> {
         DeletionGuard::new(self)

@@ -99,6 +99,7 @@ fn describe(route: &HostPath, other: &Route) -> String {
 impl Spec for DuplicateHostsSpec {
     type Rule = Self;
     const DEFAULT_ACTION: Action = Action::Warn;
+    const READS: &[&str] = &["spec.rules", "spec.hostnames"];
 
     fn into_rule(self) -> Result<Self, String> {
         Ok(self)

@@ -118,6 +118,7 @@ fn consequences(users: &[Referrer]) -> String {
 impl Spec for InUseGuardSpec {
     type Rule = Self;
     const DEFAULT_ACTION: Action = Action::Warn;
+    const READS: &[&str] = &["metadata.name", "metadata.labels"];
 
     fn into_rule(self) -> Result<Self, String> {
         if self.kinds.is_empty() {

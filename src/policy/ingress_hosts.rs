@@ -147,6 +147,15 @@ fn is_ingress(request: &Request) -> bool {
 
 impl Spec for IngressHostsSpec {
     type Rule = Self;
+    /// An Ingress's rules, TLS hosts and catch-all backends; a route's hostnames.
+    const READS: &[&str] = &[
+        "metadata.annotations",
+        "spec.rules",
+        "spec.tls",
+        "spec.defaultBackend",
+        "spec.backend",
+        "spec.hostnames",
+    ];
 
     fn into_rule(self) -> Result<Self, String> {
         Ok(self)

@@ -277,6 +277,8 @@ impl NamespaceDeletion {
 
 impl Spec for NamespaceDeletionSpec {
     type Rule = NamespaceDeletion;
+    const READS: &[&str] =
+        &["metadata.name", "metadata.labels", "metadata.annotations", "metadata.deletionTimestamp"];
 
     fn into_rule(self) -> Result<NamespaceDeletion, String> {
         NamespaceDeletion::new(self)

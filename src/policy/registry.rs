@@ -1,47 +1,43 @@
 //! Which `kind` of policy document builds which rule.
 //!
 //! Adding a policy kind: write its file in `src/policy/` (a spec type that
-//! implements [`Spec`], its `DEFAULT_ACTION` if not deny, and the
-//! [`Rule`](crate::policy::Rule) it builds), declare it with `pub mod` in
-//! `policy/mod.rs`, and add one line to [`KINDS`]. Loading, `spec.action`
-//! and the "expected one of" list in error messages follow from the table;
-//! a test then asks for the kind in README.md's policy reference.
+//! implements [`Spec`], with the fields it `READS`, its `DEFAULT_ACTION` if
+//! not deny, and the [`Rule`](crate::policy::Rule) it builds), declare it
+//! with `pub mod` in `policy/mod.rs`, and add one line to [`KINDS`].
+//! Loading, `spec.action`, the "expected one of" list in error messages and
+//! the build's check that the AdmissionReview parse keeps what the kind
+//! reads follow from the table; a test then asks for the kind in README.md's
+//! policy reference.
 
 use serde_path_to_error::Segment;
 use serde_yaml_ng::Value;
 
 use crate::decode;
-use crate::policy::cascading_protection::CascadingProtectionSpec;
-use crate::policy::core_namespaces::CoreNamespacesSpec;
-use crate::policy::delete_protection::DeleteProtectionSpec;
-use crate::policy::deletion_guard::DeletionGuardSpec;
-use crate::policy::duplicate_hosts::DuplicateHostsSpec;
-use crate::policy::in_use_guard::InUseGuardSpec;
-use crate::policy::ingress_hosts::IngressHostsSpec;
-use crate::policy::namespace_deletion::NamespaceDeletionSpec;
 use crate::policy::{Action, Policy, Spec};
 
 /// Every policy kind, in the order error messages list them.
 pub const KINDS: &[Kind] = &[
-    Kind::of::<CoreNamespacesSpec>("CoreNamespaces"),
-    Kind::of::<NamespaceDeletionSpec>("NamespaceDeletion"),
-    Kind::of::<CascadingProtectionSpec>("CascadingProtection"),
-    Kind::of::<DeleteProtectionSpec>("DeleteProtection"),
-    Kind::of::<DeletionGuardSpec>("DeletionGuard"),
-    Kind::of::<InUseGuardSpec>("InUseGuard"),
-    Kind::of::<IngressHostsSpec>("IngressHosts"),
-    Kind::of::<DuplicateHostsSpec>("DuplicateHosts"),
+    Kind::of::<super::core_namespaces::CoreNamespacesSpec>("CoreNamespaces"),
+    Kind::of::<super::namespace_deletion::NamespaceDeletionSpec>("NamespaceDeletion"),
+    Kind::of::<super::cascading_protection::CascadingProtectionSpec>("CascadingProtection"),
+    Kind::of::<super::delete_protection::DeleteProtectionSpec>("DeleteProtection"),
+    Kind::of::<super::deletion_guard::DeletionGuardSpec>("DeletionGuard"),
+    Kind::of::<super::in_use_guard::InUseGuardSpec>("InUseGuard"),
+    Kind::of::<super::ingress_hosts::IngressHostsSpec>("IngressHosts"),
+    Kind::of::<super::duplicate_hosts::DuplicateHostsSpec>("DuplicateHosts"),
 ];
 
-/// One policy kind: the `kind` its documents name, and how they are built.
+/// One policy kind: the `kind` its documents name, the object fields its
+/// rule reads ([`Spec::READS`]), and how its documents are built.
 pub struct Kind {
     pub name: &'static str,
+    pub reads: &'static [&'static str],
     build: fn(String, Value) -> Result<Policy, String>,
 }
 
 impl Kind {
     const fn of<S: Spec>(name: &'static str) -> Self {
-        Self { name, build: build::<S> }
+        Self { name, reads: S::READS, build: build::<S> }
     }
 
     /// Builds the policy `name` from a document's `spec`; an error names
