@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, NamespaceResourceScope};
 use serde::Deserialize;
 
-use crate::decode;
 use crate::view::parts;
 
 pub const GROUP: &str = "gateway.networking.k8s.io";
@@ -40,13 +39,6 @@ pub struct Declared {
 pub struct RouteHostnames {
     #[serde(default)]
     pub hostnames: Option<Vec<String>>,
-}
-
-impl RouteHostnames {
-    /// Reads a route's `spec`; an error names the field (`spec.hostnames[0]: ...`).
-    pub fn of(spec: &serde_json::Value) -> Result<Self, String> {
-        decode::deserialize(spec, "spec")
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
