@@ -112,6 +112,12 @@ impl Fixture {
     }
 }
 
+/// Asserts `text` (a violation's reason or remedy) contains `part`, showing `text` when not.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} is not in: {text}");
+}
+
 fn pairs(entries: &[(&str, &str)]) -> Value {
     entries.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>().into()
 }

@@ -149,7 +149,7 @@ impl Rule for CoreNamespacesSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Fixture, namespace, namespace_with_labels};
+    use crate::testing::{Fixture, assert_contains, namespace, namespace_with_labels};
 
     fn policy() -> CoreNamespacesSpec {
         CoreNamespacesSpec::default()
@@ -162,7 +162,7 @@ mod tests {
             let request = fixture.delete(namespace(name));
             let violation = fixture.violation(&policy(), &request);
             assert!(violation.absolute);
-            assert!(violation.reason.contains(&format!("namespace {name:?} is a core namespace")));
+            assert_contains(&violation.reason, &format!("namespace {name:?} is a core namespace"));
         }
     }
 
@@ -171,7 +171,7 @@ mod tests {
         let fixture = Fixture::new();
         let request = fixture.delete(namespace_with_labels("payments", &[("defender.io/core", "true")]));
         let violation = fixture.violation(&policy(), &request);
-        assert!(violation.reason.contains("label defender.io/core=true"), "{violation:?}");
+        assert_contains(&violation.reason, "label defender.io/core=true");
     }
 
     #[test]
@@ -185,14 +185,14 @@ mod tests {
     fn rejects_a_collection_delete_item_of_a_core_namespace() {
         let fixture = Fixture::new();
         let request = fixture.delete_collection_item(namespace("kube-system"));
-        assert!(fixture.violation(&policy(), &request).reason.contains("kube-system"));
+        assert_contains(&fixture.violation(&policy(), &request).reason, "kube-system");
     }
 
     #[test]
     fn rejects_the_legacy_collection_review_without_an_object() {
         let fixture = Fixture::new();
         let request = fixture.legacy_collection_delete("", "v1", "Namespace", None);
-        assert!(fixture.violation(&policy(), &request).reason.contains("all namespaces"));
+        assert_contains(&fixture.violation(&policy(), &request).reason, "all namespaces");
     }
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
         let old = namespace_with_labels("payments", &[("defender.io/core", "true")]);
         let new = namespace_with_labels("payments", &[("team", "pay")]);
         let violation = fixture.violation(&policy(), &fixture.update(old, new));
-        assert!(violation.reason.contains("must keep its label"));
+        assert_contains(&violation.reason, "must keep its label");
     }
 
     #[test]
@@ -229,7 +229,7 @@ mod tests {
         ];
         for (old, new) in cases {
             let violation = fixture.violation(&policy(), &fixture.update(old, new.clone()));
-            assert!(violation.reason.contains("cannot carry label defender.io/deletion-allowed=true"));
+            assert_contains(&violation.reason, "cannot carry label defender.io/deletion-allowed=true");
             assert!(violation.absolute);
             let mut status = fixture.update(namespace("kube-system"), new.clone());
             status = status.with_sub_resource("status");
@@ -272,7 +272,7 @@ mod tests {
     fn names_the_break_glass_group_as_the_way_out() {
         let fixture = Fixture::new();
         let violation = fixture.violation(&policy(), &fixture.delete(namespace("default")));
-        assert!(violation.remedy.contains("defender:break-glass"));
+        assert_contains(&violation.remedy, "defender:break-glass");
     }
 
     #[test]
@@ -283,6 +283,6 @@ mod tests {
         assert!(matches!(policy.evaluate(&request, &fixture.context()), Verdict::Pass | Verdict::Spend(_)));
         let context = fixture.context().with_own_namespace(Some("guards"));
         let Verdict::Violation(violation) = policy.evaluate(&request, &context) else { panic!("not denied") };
-        assert!(violation.reason.contains("Defender's own namespace"), "{}", violation.reason);
+        assert_contains(&violation.reason, "Defender's own namespace");
     }
 }

@@ -366,7 +366,7 @@ impl Rule for DeletionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Fixture, object};
+    use crate::testing::{Fixture, assert_contains, object};
     use crate::view::NamespaceInfo;
 
     fn policy() -> DeletionGuard {
@@ -383,10 +383,9 @@ mod tests {
             let violation = fixture.violation(&policy(), &request);
             let lower = kind.to_lowercase();
             assert_eq!(violation.reason, format!("{lower} \"prod/web\" is protected against deletion"));
-            assert!(
-                violation.remedy.contains(&format!(
-                    "kubectl label {lower} web -n prod defender.io/deletion-allowed=true"
-                ))
+            assert_contains(
+                &violation.remedy,
+                &format!("kubectl label {lower} web -n prod defender.io/deletion-allowed=true"),
             );
         }
     }
@@ -425,10 +424,11 @@ mod tests {
     fn rejects_protected_items_of_a_collection_delete() {
         let fixture = Fixture::new();
         let request = fixture.delete_collection_item(object("v1", "Secret", "prod", "db", &[]));
-        assert!(fixture.violation(&policy(), &request).reason.contains("part of a collection delete"));
+        assert_contains(&fixture.violation(&policy(), &request).reason, "part of a collection delete");
         let legacy = fixture.legacy_collection_delete("", "v1", "Secret", Some("prod"));
-        assert!(
-            fixture.violation(&policy(), &legacy).reason.contains("all secret objects in namespace \"prod\"")
+        assert_contains(
+            &fixture.violation(&policy(), &legacy).reason,
+            "all secret objects in namespace \"prod\"",
         );
     }
 
@@ -448,8 +448,8 @@ mod tests {
         let fixture = Fixture::new();
         let request = fixture.delete_collection_item(object("v1", "Pod", "prod", "web-1", &[]));
         let violation = fixture.violation(&policy(), &request);
-        assert!(violation.reason.contains("deleting pods as a collection"), "{}", violation.reason);
-        assert!(violation.remedy.contains("kubectl label namespace prod defender.io/deletion-allowed=true"));
+        assert_contains(&violation.reason, "deleting pods as a collection");
+        assert_contains(&violation.remedy, "kubectl label namespace prod defender.io/deletion-allowed=true");
 
         let labelled = Fixture::new().with_namespace(
             "prod",

@@ -151,7 +151,7 @@ impl Rule for DuplicateHostsSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Fixture;
+    use crate::testing::{Fixture, assert_contains};
     use serde_json::{Value, json};
 
     fn policy() -> DuplicateHostsSpec {
@@ -194,7 +194,7 @@ mod tests {
             "ingress \"intruder/web\" would serve hosts and paths another namespace already serves: \
              shop.example.com/api (served by ingress \"shop/web\")"
         );
-        assert!(violation.remedy.contains("split its traffic unpredictably"));
+        assert_contains(&violation.remedy, "split its traffic unpredictably");
     }
 
     #[test]
@@ -221,8 +221,9 @@ mod tests {
         ));
         let moved = ingress("blog", "web", "shop.example.com", &["/"]);
         let before = ingress("blog", "web", "blog.example.com", &["/"]);
-        assert!(
-            fixture.violation(&policy(), &fixture.update(before, moved)).reason.contains("shop.example.com/")
+        assert_contains(
+            &fixture.violation(&policy(), &fixture.update(before, moved)).reason,
+            "shop.example.com/",
         );
     }
 
@@ -235,21 +236,15 @@ mod tests {
         let route =
             fixture.create(http_route("team-c", "both", &["shop.example.com", "api.example.com"], None));
         let violation = fixture.violation(&policy(), &route);
-        assert!(
-            violation.reason.contains("httproute \"team-c/both\" would serve")
-                && violation.reason.contains("shop.example.com/ (served by ingress \"shop/web\")"),
-            "{}",
-            violation.reason
-        );
+        assert_contains(&violation.reason, "httproute \"team-c/both\" would serve");
+        assert_contains(&violation.reason, "shop.example.com/ (served by ingress \"shop/web\")");
         let v1 = fixture.create(http_route("team-c", "v1", &["api.example.com"], Some("/v1")));
-        assert!(
-            fixture
-                .violation(&policy(), &v1)
-                .reason
-                .contains("api.example.com/v1 (served by httproute \"team-b/api\")")
+        assert_contains(
+            &fixture.violation(&policy(), &v1).reason,
+            "api.example.com/v1 (served by httproute \"team-b/api\")",
         );
         let ingress_on_route = fixture.create(ingress("team-d", "api", "api.example.com", &["/v1"]));
-        assert!(fixture.violation(&policy(), &ingress_on_route).reason.contains("httproute \"team-b/api\""));
+        assert_contains(&fixture.violation(&policy(), &ingress_on_route).reason, "httproute \"team-b/api\"");
     }
 
     #[test]
@@ -276,7 +271,7 @@ mod tests {
         let many = paths(MAX_ROUTES * 2);
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         let request = fixture.create(ingress("intruder", "web", "shop.example.com", &many));
-        assert!(fixture.violation(&policy(), &request).reason.contains("shop.example.com/p0150"));
+        assert_contains(&fixture.violation(&policy(), &request).reason, "shop.example.com/p0150");
     }
 
     #[test]

@@ -148,9 +148,7 @@ impl Rule for InUseGuardSpec {
         else {
             return Verdict::Pass;
         };
-        if name.is_empty()
-            || self.exempt_label.as_ref().is_some_and(|label| label.is_on(request.labels()))
-        {
+        if name.is_empty() || self.exempt_label.as_ref().is_some_and(|label| label.is_on(request.labels())) {
             return Verdict::Pass;
         }
         let users = context.view.users(referent, namespace, name);
@@ -172,7 +170,7 @@ impl Rule for InUseGuardSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Fixture, object};
+    use crate::testing::{Fixture, assert_contains, object};
     use serde_json::{Value, json};
 
     fn policy() -> InUseGuardSpec {
@@ -245,11 +243,7 @@ mod tests {
         for (kind, name, via) in cases {
             let request = fixture.delete(object("v1", kind, "prod", name, &[]));
             let violation = fixture.violation(&policy(), &request);
-            assert!(
-                violation.reason.contains(&format!("in use by pod prod/api ({via})")),
-                "{}",
-                violation.reason
-            );
+            assert_contains(&violation.reason, &format!("in use by pod prod/api ({via})"));
         }
     }
 
@@ -262,13 +256,10 @@ mod tests {
         ]);
         let violation =
             fixture.violation(&policy(), &fixture.delete(object("v1", "Service", "prod", "web", &[])));
-        assert!(
-            violation.reason.contains(
-                "in use by ingress prod/fallback (defaultBackend), ingress prod/web (backend); without it, \
-                 requests the ingresses route to it fail"
-            ),
-            "{}",
-            violation.reason
+        assert_contains(
+            &violation.reason,
+            "in use by ingress prod/fallback (defaultBackend), ingress prod/web (backend); without it, \
+             requests the ingresses route to it fail",
         );
     }
 
@@ -309,7 +300,7 @@ mod tests {
         let fixture = Fixture::new().with_objects(&pods);
         let violation =
             fixture.violation(&policy(), &fixture.delete(object("v1", "ConfigMap", "prod", "cfg", &[])));
-        assert!(violation.reason.contains("pod prod/api-5 (envFrom) and 3 more;"), "{}", violation.reason);
+        assert_contains(&violation.reason, "pod prod/api-5 (envFrom) and 3 more;");
         assert!(!violation.reason.contains("api-6"));
     }
 

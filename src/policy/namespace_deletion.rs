@@ -375,7 +375,9 @@ impl Rule for NamespaceDeletion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Fixture, namespace, namespace_with_annotations, namespace_with_labels};
+    use crate::testing::{
+        Fixture, assert_contains, namespace, namespace_with_annotations, namespace_with_labels,
+    };
 
     fn policy() -> NamespaceDeletion {
         NamespaceDeletion::new(NamespaceDeletionSpec::default()).unwrap()
@@ -389,14 +391,11 @@ mod tests {
     fn rejects_an_unconfirmed_deletion_with_the_annotate_command() {
         let fixture = Fixture::new();
         let violation = fixture.violation(&policy(), &fixture.delete(namespace("scratch")));
-        assert!(violation.reason.contains("has not been confirmed"));
+        assert_contains(&violation.reason, "has not been confirmed");
         // Fixture time is 2026-01-01T00:00:00Z: cooldown 5m + 1m, on the minute.
-        assert!(
-            violation
-                .remedy
-                .contains("kubectl annotate namespace scratch defender.io/delete-after=2026-01-01T00:06:00Z"),
-            "{}",
-            violation.remedy
+        assert_contains(
+            &violation.remedy,
+            "kubectl annotate namespace scratch defender.io/delete-after=2026-01-01T00:06:00Z",
         );
     }
 
@@ -404,12 +403,9 @@ mod tests {
     fn the_unconfirmed_denial_names_the_confirm_delete_command() {
         let fixture = Fixture::new();
         let violation = fixture.violation(&policy(), &fixture.delete(namespace("scratch")));
-        assert!(
-            violation
-                .remedy
-                .contains("kubectl defender confirm-delete scratch, or kubectl annotate namespace"),
-            "{}",
-            violation.remedy
+        assert_contains(
+            &violation.remedy,
+            "kubectl defender confirm-delete scratch, or kubectl annotate namespace",
         );
     }
 
@@ -429,11 +425,7 @@ mod tests {
         let ns =
             namespace_with_annotations("scratch", &[("defender.io/delete-after", "2026-01-01T00:03:00Z")]);
         let violation = fixture.violation(&policy(), &fixture.delete(ns));
-        assert!(
-            violation.reason.contains("only after 2026-01-01T00:03:00Z, 3m from now"),
-            "{}",
-            violation.reason
-        );
+        assert_contains(&violation.reason, "only after 2026-01-01T00:03:00Z, 3m from now");
     }
 
     #[test]
@@ -441,8 +433,8 @@ mod tests {
         let fixture = Fixture::new();
         let ns = namespace_with_annotations("scratch", &[("defender.io/delete-after", "tomorrow")]);
         let violation = fixture.violation(&policy(), &fixture.delete(ns));
-        assert!(violation.reason.contains("not an RFC 3339 time"));
-        assert!(violation.remedy.contains("--overwrite"));
+        assert_contains(&violation.reason, "not an RFC 3339 time");
+        assert_contains(&violation.remedy, "--overwrite");
     }
 
     #[test]
@@ -467,10 +459,10 @@ mod tests {
         let new =
             namespace_with_annotations("scratch", &[("defender.io/delete-after", "2026-01-01T00:04:59Z")]);
         let violation = fixture.violation(&policy(), &fixture.update(old, new));
-        assert!(violation.reason.contains("sooner than the 5m cooldown"), "{}", violation.reason);
+        assert_contains(&violation.reason, "sooner than the 5m cooldown");
         let created =
             namespace_with_annotations("fresh", &[("defender.io/delete-after", "2025-01-01T00:00:00Z")]);
-        assert!(fixture.violation(&policy(), &fixture.create(created)).reason.contains("sooner"));
+        assert_contains(&fixture.violation(&policy(), &fixture.create(created)).reason, "sooner");
     }
 
     #[test]
@@ -498,8 +490,8 @@ mod tests {
             refills_at: "2026-01-01T00:04:12Z".parse().unwrap(),
         };
         let violation = policy().over_budget(&request, &exhausted, &fixture.context()).unwrap();
-        assert!(violation.reason.contains("budget (3 per 10m) is used up"), "{}", violation.reason);
-        assert!(violation.remedy.contains("at 2026-01-01T00:04:12Z (in 4m 12s)"), "{}", violation.remedy);
+        assert_contains(&violation.reason, "budget (3 per 10m) is used up");
+        assert_contains(&violation.remedy, "at 2026-01-01T00:04:12Z (in 4m 12s)");
     }
 
     #[test]

@@ -284,6 +284,15 @@ mod tests {
         (Follower::new(Arc::clone(&view), Synced::new("pods")), view)
     }
 
+    /// Lists `objects` afresh: `Init`, each one as `InitApply`, then `InitDone`.
+    fn relist<'a>(follower: &mut Follower<Parts<Pod>>, objects: impl IntoIterator<Item = &'a Parts<Pod>>) {
+        follower.handle(Event::Init);
+        for object in objects {
+            follower.handle(Event::InitApply(object.clone()));
+        }
+        follower.handle(Event::InitDone);
+    }
+
     fn users(view: &RwLock<MemoryView>, secret: &str) -> Vec<String> {
         let view = view.read().unwrap();
         view.users(Referent::Secret, "prod", secret).iter().map(|user| user.name.clone()).collect()
@@ -305,8 +314,7 @@ mod tests {
     #[test]
     fn changes_and_deletions_apply_at_once() {
         let (mut follower, view) = follower();
-        follower.handle(Event::Init);
-        follower.handle(Event::InitDone);
+        relist(&mut follower, &[]);
         follower.handle(Event::Apply(pod("api-1", "Running", "db")));
         assert_eq!(users(&view, "db"), ["api-1"]);
         follower.handle(Event::Apply(pod("api-1", "Running", "db-v2")));
@@ -342,8 +350,7 @@ mod tests {
             const PHASES: [&str; 3] = ["Running", "Pending", "Succeeded"];
             const SECRETS: [&str; 3] = ["db", "tls", "token"];
             let (mut watched, watched_view) = follower();
-            watched.handle(Event::Init);
-            watched.handle(Event::InitDone);
+            relist(&mut watched, &[]);
             let mut cluster: std::collections::BTreeMap<&str, Parts<Pod>> = std::collections::BTreeMap::new();
             for (name, phase, secret, delete) in changes {
                 let object = pod(NAMES[name], PHASES[phase], SECRETS[secret]);
@@ -357,21 +364,13 @@ mod tests {
                 }
             }
             let (mut listed, listed_view) = follower();
-            listed.handle(Event::Init);
-            for object in cluster.values() {
-                listed.handle(Event::InitApply(object.clone()));
-            }
-            listed.handle(Event::InitDone);
+            relist(&mut listed, cluster.values());
             proptest::prop_assert_eq!(
                 observed(&watched_view, &NAMES, &SECRETS),
                 observed(&listed_view, &NAMES, &SECRETS)
             );
             // A relisting over the watched view lands on the same summaries too.
-            watched.handle(Event::Init);
-            for object in cluster.values() {
-                watched.handle(Event::InitApply(object.clone()));
-            }
-            watched.handle(Event::InitDone);
+            relist(&mut watched, cluster.values());
             proptest::prop_assert_eq!(
                 observed(&watched_view, &NAMES, &SECRETS),
                 observed(&listed_view, &NAMES, &SECRETS)
@@ -394,10 +393,7 @@ mod tests {
     #[test]
     fn a_relisting_forgets_objects_deleted_while_the_watch_was_down() {
         let (mut follower, view) = follower();
-        follower.handle(Event::Init);
-        follower.handle(Event::InitApply(pod("api-1", "Running", "db")));
-        follower.handle(Event::InitApply(pod("api-2", "Running", "db")));
-        follower.handle(Event::InitDone);
+        relist(&mut follower, &[pod("api-1", "Running", "db"), pod("api-2", "Running", "db")]);
         follower.handle(Event::Init);
         follower.handle(Event::InitApply(pod("api-2", "Running", "db")));
         assert_eq!(users(&view, "db"), ["api-1", "api-2"], "the old state serves until the listing ends");

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::custom_resources::{ObjectCount, Prefetched};
 use crate::protected_objects;
-use crate::testing::{Fixture, namespace_with_labels, object};
+use crate::testing::{Fixture, assert_contains, namespace_with_labels, object};
 
 const ALWAYS: &[(&str, &str)] = &[("defender.io/delete-protection", "Always")];
 const CASCADING: &[(&str, &str)] = &[("defender.io/delete-protection", "Cascading")];
@@ -54,14 +54,12 @@ fn always_refuses_deleting_any_kind_until_the_label_is_removed() {
          kubectl label secret db -n prod defender.io/delete-protection-"
     );
     let backup = fixture.delete(object("postgresql.cnpg.io/v1", "Backup", "prod", "nightly", ALWAYS));
-    assert!(
-        fixture
-            .violation(&policy(), &backup)
-            .remedy
-            .contains("kubectl label backups.postgresql.cnpg.io nightly -n prod"),
+    assert_contains(
+        &fixture.violation(&policy(), &backup).remedy,
+        "kubectl label backups.postgresql.cnpg.io nightly -n prod",
     );
     let namespace = fixture.delete(namespace_with_labels("shop", ALWAYS));
-    assert!(fixture.violation(&policy(), &namespace).remedy.contains("kubectl label namespace shop"));
+    assert_contains(&fixture.violation(&policy(), &namespace).remedy, "kubectl label namespace shop");
     assert!(passes(&fixture, &fixture.delete(object("v1", "Secret", "prod", "db", &[]))));
 }
 
@@ -71,11 +69,7 @@ fn the_open_kruise_label_is_honoured_unless_turned_off() {
     let kruise = &[("policy.kruise.io/delete-protection", "Always")];
     let request = fixture.delete(namespace_with_labels("shop", kruise));
     let violation = fixture.violation(&policy(), &request);
-    assert!(
-        violation.reason.contains("by label policy.kruise.io/delete-protection=Always"),
-        "{}",
-        violation.reason
-    );
+    assert_contains(&violation.reason, "by label policy.kruise.io/delete-protection=Always");
     let spec = DeleteProtectionSpec { open_kruise_label: false, ..DeleteProtectionSpec::default() };
     let own_only = spec.into_rule().unwrap();
     assert!(matches!(own_only.evaluate(&request, &fixture.context()), Verdict::Pass));
@@ -91,12 +85,13 @@ fn an_unknown_value_protects_like_always_and_always_wins_over_cascading() {
         "c",
         &[("defender.io/delete-protection", "always")],
     ));
-    assert!(fixture.violation(&policy(), &typo).reason.contains("taken as Always"));
+    assert_contains(&fixture.violation(&policy(), &typo).reason, "taken as Always");
     let both =
         &[("defender.io/delete-protection", "Cascading"), ("policy.kruise.io/delete-protection", "Always")];
     let request = fixture.delete(workload("Deployment", "web", 0, both));
-    assert!(
-        fixture.violation(&policy(), &request).reason.contains("policy.kruise.io/delete-protection=Always")
+    assert_contains(
+        &fixture.violation(&policy(), &request).reason,
+        "policy.kruise.io/delete-protection=Always",
     );
 }
 
@@ -126,7 +121,7 @@ fn a_definition_is_not_deleted_while_it_defines_objects() {
     assert!(passes(&fixture, &exempt));
     let labelled =
         fixture.delete(certificates_crd(&[("defender.io/deletion-allowed", "true"), CASCADING[0]]));
-    assert!(fixture.violation(&policy(), &labelled).remedy.contains("defender.io/delete-protection-"));
+    assert_contains(&fixture.violation(&policy(), &labelled).remedy, "defender.io/delete-protection-");
     assert!(passes(&Fixture::new(), &fixture.delete(certificates_crd(&[]))));
 }
 
@@ -140,14 +135,14 @@ fn a_definition_whose_objects_cannot_be_counted_is_not_deleted() {
         Verdict::Violation(violation) => violation,
         other => panic!("{other:?}"),
     };
-    assert!(violation.reason.contains("could not count them (the API server did not answer within 2s)"));
+    assert_contains(&violation.reason, "could not count them (the API server did not answer within 2s)");
     let counted = Prefetched { of, count: Ok(ObjectCount { objects: 312, namespaces: 41, at_least: false }) };
     let Verdict::Violation(violation) =
         policy().evaluate(&request, &fixture.context().with_counted(Some(&counted)))
     else {
         panic!("expected a violation");
     };
-    assert!(violation.reason.contains("312 Certificates in 41 namespaces"), "{}", violation.reason);
+    assert_contains(&violation.reason, "312 Certificates in 41 namespaces");
 }
 
 #[test]
@@ -188,11 +183,9 @@ fn a_cascading_daemonset_is_deleted_only_when_the_view_knows_it_has_no_pods() {
     let mut scheduled = workload("DaemonSet", "agent", 0, CASCADING);
     scheduled["status"] = json!({"currentNumberScheduled": 3, "desiredNumberScheduled": 3});
     let fixture = Fixture::new().with_objects(&[scheduled.clone()]);
-    assert!(
-        fixture
-            .violation(&policy(), &fixture.delete(scheduled.clone()))
-            .reason
-            .contains("may have pods scheduled")
+    assert_contains(
+        &fixture.violation(&policy(), &fixture.delete(scheduled.clone())).reason,
+        "may have pods scheduled",
     );
     // Not declared, it may have pods all the same.
     assert!(!passes(&Fixture::new(), &Fixture::new().delete(scheduled.clone())));
@@ -310,10 +303,9 @@ fn only_cascading_objects_leave_the_namespace_to_the_other_rules() {
         Fixture::new().with_objects(&[secret("db", &[("policy.kruise.io/delete-protection", "Always")])]);
     assert!(matches!(own_only.evaluate(&kruise.delete(shop()), &kruise.context()), Verdict::Pass));
     let violation = kruise.violation(&policy(), &kruise.delete(shop()));
-    assert!(
-        violation.reason.contains("by label policy.kruise.io/delete-protection=Always (secret \"shop/db\")"),
-        "{}",
-        violation.reason
+    assert_contains(
+        &violation.reason,
+        "by label policy.kruise.io/delete-protection=Always (secret \"shop/db\")",
     );
 }
 
@@ -338,8 +330,9 @@ fn a_namespace_whose_objects_cannot_be_looked_up_is_not_deleted() {
         "{}",
         violation.reason
     );
-    assert!(
-        violation.reason.contains("could not look for them (the API server did not list them within 2s)")
+    assert_contains(
+        &violation.reason,
+        "could not look for them (the API server did not list them within 2s)",
     );
     // A lookup for another namespace is not this one's answer: the view's is.
     let elsewhere = protected_objects::Prefetched { namespace: "blog".into(), ..failed };
@@ -384,17 +377,15 @@ fn objects_under_different_labels_are_named_with_theirs() {
         ),
     ]);
     let violation = fixture.violation(&policy(), &fixture.delete(shop()));
-    assert!(
-        violation.reason.contains(
-            "protected against deletion by label (secret \"shop/a\" (defender.io/delete-protection=Always), \
-             secret \"shop/b\" (defender.io/delete-protection=keep, policy.kruise.io/delete-protection=Always))"
-        ),
-        "{}",
-        violation.reason
+    assert_contains(
+        &violation.reason,
+        "protected against deletion by label (secret \"shop/a\" (defender.io/delete-protection=Always), \
+         secret \"shop/b\" (defender.io/delete-protection=keep, policy.kruise.io/delete-protection=Always))",
     );
-    assert!(violation.remedy.contains(
-        "kubectl label secret b -n shop defender.io/delete-protection- policy.kruise.io/delete-protection-"
-    ));
+    assert_contains(
+        &violation.remedy,
+        "kubectl label secret b -n shop defender.io/delete-protection- policy.kruise.io/delete-protection-",
+    );
 }
 
 #[test]
@@ -409,10 +400,9 @@ fn a_protected_namespace_holding_protected_objects_says_both() {
         "{}",
         violation.reason
     );
-    assert!(
-        violation.remedy.contains("kubectl label namespace shop defender.io/delete-protection-. If they"),
-        "{}",
-        violation.remedy
+    assert_contains(
+        &violation.remedy,
+        "kubectl label namespace shop defender.io/delete-protection-. If they",
     );
 }
 
@@ -425,7 +415,7 @@ fn an_owner_reference_on_a_namespace_is_judged_as_its_deletion() {
     let update = fixture.update(shop(), owned);
     let proxy = update.deletion_by_proxy().expect("an owner-reference change");
     assert_eq!(protected_objects::deleted_namespace(&update), Some("shop"));
-    assert!(fixture.violation(&policy(), &proxy).reason.contains("holds 1 object protected"));
+    assert_contains(&fixture.violation(&policy(), &proxy).reason, "holds 1 object protected");
 }
 
 fn in_shop(kind: &str, name: &str, replicas: i64, labels: &[(&str, &str)]) -> Value {
@@ -459,9 +449,10 @@ fn a_namespace_holding_a_running_cascading_workload_is_not_deleted() {
     assert!(passes(&idle, &idle.delete(shop())));
     let kruise = &[("policy.kruise.io/delete-protection", "Cascading")];
     let replica_set = Fixture::new().with_objects(&[in_shop("ReplicaSet", "web-1", 1, kruise)]);
-    assert!(replica_set.violation(&policy(), &replica_set.delete(shop())).reason.contains(
-        "policy.kruise.io/delete-protection=Cascading (replicaset \"shop/web-1\" (Cascading: asks"
-    ));
+    assert_contains(
+        &replica_set.violation(&policy(), &replica_set.delete(shop())).reason,
+        "policy.kruise.io/delete-protection=Cascading (replicaset \"shop/web-1\" (Cascading: asks",
+    );
 }
 
 #[test]
@@ -496,13 +487,10 @@ fn a_cascading_workload_the_view_cannot_judge_holds_the_namespace() {
     else {
         panic!("a workload the view cannot judge must hold the namespace");
     };
-    assert!(
-        violation.reason.contains(
-            "holds 1 object protected against deletion by label defender.io/delete-protection=Cascading \
-             (deployment \"shop/web\" (Cascading: may ask for pods, Defender cannot tell yet))"
-        ),
-        "{}",
-        violation.reason
+    assert_contains(
+        &violation.reason,
+        "holds 1 object protected against deletion by label defender.io/delete-protection=Cascading \
+         (deployment \"shop/web\" (Cascading: may ask for pods, Defender cannot tell yet))",
     );
     // Nothing names the ConfigMap as its owner: it goes with the namespace.
     let alone = found(vec![config_map]);
@@ -522,16 +510,13 @@ fn a_cascading_object_with_running_dependents_holds_the_namespace() {
     pod["status"] = json!({"phase": "Running"});
     let fixture = Fixture::new().with_objects(&[job.clone(), pod.clone(), secret("db", ALWAYS)]);
     let violation = fixture.violation(&policy(), &fixture.delete(shop()));
-    assert!(
-        violation.reason.contains(
-            "holds 2 objects protected against deletion by label (job \"shop/migrate\" \
-             (defender.io/delete-protection=Cascading: 1 running object names it as its owner), secret \"shop/db\" \
-             (defender.io/delete-protection=Always)), and deleting it would delete them: a label other than \
-             Cascading protects an object until it is removed, Cascading while deleting it would delete its pods \
-             or running dependents"
-        ),
-        "{}",
-        violation.reason
+    assert_contains(
+        &violation.reason,
+        "holds 2 objects protected against deletion by label (job \"shop/migrate\" \
+         (defender.io/delete-protection=Cascading: 1 running object names it as its owner), secret \"shop/db\" \
+         (defender.io/delete-protection=Always)), and deleting it would delete them: a label other than \
+         Cascading protects an object until it is removed, Cascading while deleting it would delete its pods \
+         or running dependents",
     );
     assert!(
         violation.remedy.ends_with("scale them to zero or stop what they own first"),
@@ -556,12 +541,9 @@ fn a_lookup_cut_short_before_anything_holding_the_namespace_refuses() {
     else {
         panic!("objects not looked at may hold the namespace");
     };
-    assert!(
-        violation
-            .reason
-            .contains("more than 100 labelled objects of one type, and Defender judged only the first"),
-        "{}",
-        violation.reason
+    assert_contains(
+        &violation.reason,
+        "more than 100 labelled objects of one type, and Defender judged only the first",
     );
     let whole = protected_objects::Prefetched {
         lookup: Ok(protected_objects::Found { objects: Vec::new(), at_least: false }),
