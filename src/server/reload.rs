@@ -44,7 +44,7 @@ impl CertWatch {
         current: Arc<CurrentCert>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { cert, key, current, metrics, seen: Seen::new(loaded), unmatched: None }
+        Self { cert, key, current, metrics, seen: Seen::new(loaded, CERT_READS), unmatched: None }
     }
 
     pub fn poll(&mut self) {
@@ -54,16 +54,7 @@ impl CertWatch {
             Ok(None) => return,
             Err(error) => Err(error),
         };
-        let metrics = &self.metrics;
-        let changed = self.seen.observe(
-            read,
-            |error| {
-                tracing::error!("cannot read the serving certificate, keeping the one in use: {error}");
-                metrics.cert_reload_failed();
-            },
-            || metrics.cert_in_sync(),
-        );
-        let Some(pair) = changed else { return };
+        let Some(pair) = self.seen.observe(read, &self.metrics) else { return };
         let loaded = match tls::serving_key(&pair.0, &pair.1) {
             // The two files are replaced one after the other: a key that does
             // not match may be half of a rotation. Refuse it only if the next
@@ -120,21 +111,12 @@ impl PolicyWatch {
         engine: Arc<CurrentEngine>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { path, engine, metrics, seen: Seen::new(loaded) }
+        Self { path, engine, metrics, seen: Seen::new(loaded, POLICY_READS) }
     }
 
     pub fn poll(&mut self) {
         let read = config::read_path(&self.path).map_err(|error| error.to_string());
-        let metrics = &self.metrics;
-        let changed = self.seen.observe(
-            read,
-            |error| {
-                tracing::error!("cannot read the policies, keeping the ones in force: {error}");
-                metrics.policy_reload_failed();
-            },
-            || metrics.policies_in_sync(),
-        );
-        let Some(files) = changed else { return };
+        let Some(files) = self.seen.observe(read, &self.metrics) else { return };
         let loaded = match config::from_files(&files, &self.path.display().to_string()) {
             Ok(mut set) => {
                 let previous = self.engine.get();
@@ -166,29 +148,46 @@ struct Seen<T> {
     loaded: bool,
     /// The last read error, so a missing file is reported once, not every poll.
     read_error: Option<String>,
+    reports: ReadReports,
 }
+
+/// What a watch reports of its reads: the error logged when one fails, and
+/// the metrics a failed read and a disk back in sync with what is in force move.
+struct ReadReports {
+    unreadable: &'static str,
+    failed: fn(&Metrics),
+    in_sync: fn(&Metrics),
+}
+
+const CERT_READS: ReadReports = ReadReports {
+    unreadable: "cannot read the serving certificate, keeping the one in use",
+    failed: Metrics::cert_reload_failed,
+    in_sync: Metrics::cert_in_sync,
+};
+
+const POLICY_READS: ReadReports = ReadReports {
+    unreadable: "cannot read the policies, keeping the ones in force",
+    failed: Metrics::policy_reload_failed,
+    in_sync: Metrics::policies_in_sync,
+};
 
 impl<T: PartialEq> Seen<T> {
     /// Watching from `loaded`, the contents in force.
-    fn new(loaded: T) -> Self {
-        Self { contents: loaded, loaded: true, read_error: None }
+    fn new(loaded: T, reports: ReadReports) -> Self {
+        Self { contents: loaded, loaded: true, read_error: None, reports }
     }
 
     /// What a poll `read`, if it differs from the contents last acted on.
-    /// A read error is reported once (`report`) until a read succeeds; a read
-    /// that succeeds again and finds the contents in force unchanged calls
-    /// `in_sync`: the disk matches what is in force again.
-    fn observe(
-        &mut self,
-        read: Result<T, String>,
-        report: impl FnOnce(&str),
-        in_sync: impl FnOnce(),
-    ) -> Option<T> {
+    /// A read error is reported once until a read succeeds; a read that
+    /// succeeds again and finds the contents in force unchanged reports the
+    /// disk in sync with them again.
+    fn observe(&mut self, read: Result<T, String>, metrics: &Metrics) -> Option<T> {
         let contents = match read {
             Ok(contents) => contents,
             Err(error) => {
                 if self.read_error.as_ref() != Some(&error) {
-                    report(&error);
+                    tracing::error!("{}: {error}", self.reports.unreadable);
+                    (self.reports.failed)(metrics);
                     self.read_error = Some(error);
                 }
                 return None;
@@ -199,7 +198,7 @@ impl<T: PartialEq> Seen<T> {
             return Some(contents);
         }
         if recovered && self.loaded {
-            in_sync();
+            (self.reports.in_sync)(metrics);
         }
         None
     }
