@@ -194,14 +194,21 @@ fn a_cascading_daemonset_is_deleted_only_when_the_view_knows_it_has_no_pods() {
     assert!(passes(&idle, &idle.delete(scheduled)));
 }
 
-#[test]
-fn a_cascading_object_is_not_deleted_while_running_objects_block_on_it() {
-    let mut job = object("batch/v1", "Job", "prod", "migrate", CASCADING);
+/// A Job labelled `Cascading` in `namespace`, and a running Pod that names
+/// it as its owner with `blockOwnerDeletion`.
+fn job_with_running_pod(namespace: &str) -> (Value, Value) {
+    let mut job = object("batch/v1", "Job", namespace, "migrate", CASCADING);
     job["metadata"]["uid"] = json!("job-uid");
-    let mut pod = object("v1", "Pod", "prod", "migrate-x7", &[]);
+    let mut pod = object("v1", "Pod", namespace, "migrate-x7", &[]);
     pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate",
         "uid": "job-uid", "controller": true, "blockOwnerDeletion": true}]);
     pod["status"] = json!({"phase": "Running"});
+    (job, pod)
+}
+
+#[test]
+fn a_cascading_object_is_not_deleted_while_running_objects_block_on_it() {
+    let (job, mut pod) = job_with_running_pod("prod");
     let fixture = Fixture::new().with_objects(&[pod.clone()]);
     let violation = fixture.violation(&policy(), &fixture.delete(job.clone()));
     assert!(
@@ -502,12 +509,7 @@ fn a_cascading_workload_the_view_cannot_judge_holds_the_namespace() {
 
 #[test]
 fn a_cascading_object_with_running_dependents_holds_the_namespace() {
-    let mut job = object("batch/v1", "Job", "shop", "migrate", CASCADING);
-    job["metadata"]["uid"] = json!("job-uid");
-    let mut pod = object("v1", "Pod", "shop", "migrate-x7", &[]);
-    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate",
-        "uid": "job-uid", "controller": true, "blockOwnerDeletion": true}]);
-    pod["status"] = json!({"phase": "Running"});
+    let (job, mut pod) = job_with_running_pod("shop");
     let fixture = Fixture::new().with_objects(&[job.clone(), pod.clone(), secret("db", ALWAYS)]);
     let violation = fixture.violation(&policy(), &fixture.delete(shop()));
     assert_contains(
