@@ -188,11 +188,18 @@ pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Threads that parse and judge reviews (and poll the files hot reload
+/// watches). That work only computes, so a few threads a core keep every
+/// core busy; more only add memory (about 1 MB a thread, in the allocator's
+/// per-thread pages). Waiting on the API server holds no thread.
+const BLOCKING_THREADS: usize = 8;
+
 impl ServeArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         logging::init(self.log_format.into())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
         runtime.block_on(self.serve())

@@ -4,7 +4,7 @@
 //! The live view cannot hold every custom resource of every definition, and
 //! needs to only when a definition is about to go: then one metadata-only,
 //! paged list (bounded in pages and in time) counts them. It runs on the
-//! review's blocking thread, before the engine, so the engine stays free of I/O.
+//! async runtime, before the engine, so the engine stays free of I/O.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,9 +30,9 @@ impl CustomResourceCounter {
         Self { client, timeout }
     }
 
-    /// Counts `of`'s objects, blocking this (non-runtime) thread.
-    fn count_blocking(&self, of: &CustomResourceType) -> Counted {
-        lookups::block_on_within(self.timeout, self.count(of))
+    /// Counts `of`'s objects, within the lookup's time bound.
+    async fn count_within(&self, of: &CustomResourceType) -> Counted {
+        lookups::within(self.timeout, self.count(of)).await
     }
 
     async fn count(&self, of: &CustomResourceType) -> Counted {
@@ -58,10 +58,10 @@ impl CustomResourceCounter {
 /// The count a request needs before it is judged: the objects of the
 /// definition it deletes, if it deletes one. Without a cluster connection
 /// nothing can be counted, and the deletion is refused.
-pub fn prefetch(counter: Option<&CustomResourceCounter>, request: &Request) -> Option<Prefetched> {
+pub async fn prefetch(counter: Option<&CustomResourceCounter>, request: &Request) -> Option<Prefetched> {
     let of = CustomResourceType::deleted_by(request)?;
     let count = match counter {
-        Some(counter) => counter.count_blocking(&of),
+        Some(counter) => counter.count_within(&of).await,
         None => Err("Defender runs without a connection to the cluster, so it cannot count them".to_owned()),
     };
     if let Err(reason) = &count {

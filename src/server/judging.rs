@@ -2,7 +2,10 @@
 //! then committing its budget charges on the runtime.
 //!
 //! The body is parsed and judged on a blocking thread, so a slow evaluation
-//! never stalls the runtime and the deadline can always fire. Once the review
+//! never stalls the runtime and the deadline can always fire. A review that
+//! needs the API server first (a namespace or a definition deleted) is handed
+//! back after parsing: its lookups run on the runtime, holding no thread,
+//! and it is judged on a blocking thread again. Once the review
 //! is parsed its uid is known, so a review cut off by the deadline is answered
 //! with a verdict ([`overtime`]) instead of an error the API server would read
 //! as "allowed" for an `Ignore` webhook. Judging spends nothing: a review that
@@ -39,6 +42,14 @@ pub enum Judgement {
     ParseTimedOut,
     /// Parsing it would pass a memory cap.
     Shed(Shed),
+}
+
+/// What the blocking half hands back.
+enum Parsed {
+    /// Judged at once: it needed nothing from the API server.
+    Judged(Arc<Request>, Review),
+    /// To judge once the lookups it needs are made.
+    NeedsLookups(Arc<Request>, Held),
 }
 
 /// Why a body yielded no review to commit.
@@ -99,7 +110,15 @@ pub async fn judge(state: &Arc<AppState>, body: Bytes, held: Held, deadline: Ins
         }
     };
     let (request, reviewed) = match finished {
-        Ok(judged) => judged,
+        Ok(Parsed::Judged(request, reviewed)) => (request, reviewed),
+        Ok(Parsed::NeedsLookups(request, held)) => {
+            let judging = look_up_and_judge(state, &engine, Arc::clone(&request), held);
+            match tokio::time::timeout_at(deadline, judging).await {
+                Ok(Some(reviewed)) => (request, reviewed),
+                Ok(None) => return unfinished(state, &engine, request, Unfinished::Failed),
+                Err(_) => return unfinished(state, &engine, request, Unfinished::Deadline),
+            }
+        }
         Err(Unparsed::Shed(shed)) => return Judgement::Shed(shed),
         Err(Unparsed::NeverFits(request)) => {
             return unfinished(state, &engine, request, Unfinished::TooLarge);
@@ -150,9 +169,10 @@ fn unfinished(state: &AppState, engine: &Engine, request: Arc<Request>, why: Unf
 }
 
 /// The blocking half: charges the cap for the parse, parses, publishes the
-/// request for the waiter, then judges. The reservation and the slot are
-/// given back only at the end, however long after the deadline: until then
-/// the parsed review holds the memory, and the evaluation a slot.
+/// request for the waiter, then judges it unless it needs lookups first. The
+/// reservation and the slot are given back only once it is judged, however
+/// long after the deadline: until then the parsed review holds the memory,
+/// and the evaluation a slot.
 fn parse_and_judge(
     state: &AppState,
     engine: &Engine,
@@ -160,8 +180,8 @@ fn parse_and_judge(
     held: Held,
     parsed: &OnceLock<Arc<Request>>,
     deadline: Instant,
-) -> Result<(Arc<Request>, Review), Unparsed> {
-    let Held { mut reservation, slot: _slot } = held;
+) -> Result<Parsed, Unparsed> {
+    let Held { mut reservation, slot } = held;
     // The body stays held while its tree is built, so both are charged.
     let parsed_size = reservation.bytes() + parse_cost::estimate(&body);
     if let Err(shed) = reservation.reserve_up_to(parsed_size) {
@@ -179,15 +199,54 @@ fn parse_and_judge(
         // The waiter has answered, or is about to: judging would be wasted.
         return Err(Unparsed::Late(request));
     }
-    // What the engine needs that the view does not keep, looked up now so
-    // that judging does no I/O.
-    let counted = custom_resources::prefetch(state.custom_resources.as_ref(), &request);
-    let protected = protected_objects::prefetch(state.protected_objects.as_ref(), engine, &request);
+    if needs_lookups(&request) {
+        return Ok(Parsed::NeedsLookups(request, Held { reservation, slot }));
+    }
+    let reviewed = review(state, engine, &request, None, None);
+    drop((reservation, slot));
+    Ok(Parsed::Judged(request, reviewed))
+}
+
+/// Whether judging `request` needs the API server first: what the engine
+/// needs and the view does not keep (a definition's objects, a namespace's
+/// protected objects).
+fn needs_lookups(request: &Request) -> bool {
+    crate::custom_resources::CustomResourceType::deleted_by(request).is_some()
+        || crate::protected_objects::deleted_namespace(request).is_some()
+}
+
+/// Makes the lookups `request` needs on the runtime, so a slow API server
+/// holds no thread, then judges it on a blocking thread. `None` if judging
+/// panicked.
+async fn look_up_and_judge(
+    state: &Arc<AppState>,
+    engine: &Arc<Engine>,
+    request: Arc<Request>,
+    held: Held,
+) -> Option<Review> {
+    let counted = custom_resources::prefetch(state.custom_resources.as_ref(), &request).await;
+    let protected = protected_objects::prefetch(state.protected_objects.as_ref(), engine, &request).await;
+    let (state, engine) = (Arc::clone(state), Arc::clone(engine));
+    let judging = move || {
+        let reviewed = review(&state, &engine, &request, counted.as_ref(), protected.as_ref());
+        drop(held);
+        reviewed
+    };
+    tokio::task::spawn_blocking(judging).await.ok()
+}
+
+/// Judges `request` with what was looked up for it, changing nothing.
+fn review(
+    state: &AppState,
+    engine: &Engine,
+    request: &Request,
+    counted: Option<&crate::custom_resources::Prefetched>,
+    protected: Option<&crate::protected_objects::Prefetched>,
+) -> Review {
     let context = engine
         .context(state.clock.now(), state.view.as_ref())
         .with_own_namespace(state.own_namespace.as_deref())
-        .with_counted(counted.as_ref())
-        .with_protected(protected.as_ref());
-    let reviewed = engine.review(&request, &context);
-    Ok((request, reviewed))
+        .with_counted(counted)
+        .with_protected(protected);
+    engine.review(request, &context)
 }

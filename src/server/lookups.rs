@@ -1,25 +1,21 @@
 //! What the lookups made before judging share (a definition's objects
-//! counted, a namespace's protected objects found): they run on the review's
-//! blocking thread within a bound of their own, and a list that fails says
-//! what to do when the cause is Defender's permissions.
+//! counted, a namespace's protected objects found): they run on the async
+//! runtime within a bound of their own, before the review is judged, and a
+//! list that fails says what to do when the cause is Defender's permissions.
 
 use std::future::Future;
 use std::time::Duration;
 
-/// Runs `lookup` to completion on this (non-runtime) thread, or gives up
-/// after `timeout`: a slower API server means a refusal, not a late answer.
-pub fn block_on_within<T>(
+/// Runs `lookup` to completion, or gives up after `timeout`: a slower API
+/// server means a refusal, not a late answer.
+pub async fn within<T>(
     timeout: Duration,
     lookup: impl Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| "no runtime to reach the API server from".to_owned())?;
-    handle.block_on(async {
-        match tokio::time::timeout(timeout, lookup).await {
-            Ok(found) => found,
-            Err(_) => Err(format!("the API server did not list them within {timeout:?}")),
-        }
-    })
+    match tokio::time::timeout(timeout, lookup).await {
+        Ok(found) => found,
+        Err(_) => Err(format!("the API server did not list them within {timeout:?}")),
+    }
 }
 
 /// Why listing `what` (`certificates.cert-manager.io`) failed.

@@ -7,8 +7,8 @@
 //! (discovery, kept for a minute), then one metadata-only list per type and
 //! protection label key, any value (the policy judges which objects labelled
 //! `Cascading` hold the namespace), run concurrently and bounded in size and
-//! in time, read from the API server's watch cache. It runs on the review's
-//! blocking thread, before the engine, so the engine stays free of I/O.
+//! in time, read from the API server's watch cache. It runs on the async
+//! runtime, before the engine, so the engine stays free of I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -52,19 +52,23 @@ impl ProtectedObjectFinder {
         Self { client, timeout, discovered: Arc::new(Mutex::new(None)) }
     }
 
-    /// Looks in `namespace`, blocking this (non-runtime) thread.
-    fn find_blocking(&self, namespace: &str, keys: &[&str]) -> Lookup {
-        lookups::block_on_within(self.timeout, self.find(namespace, keys))
+    /// Looks in `namespace`, within the lookup's time bound.
+    async fn find_within(&self, namespace: &str, keys: &[&str]) -> Lookup {
+        lookups::within(self.timeout, self.find(namespace, keys)).await
     }
 
     async fn find(&self, namespace: &str, keys: &[&str]) -> Lookup {
         let resources = self.listable_resources().await?;
-        let lists = resources.iter().flat_map(|resource| keys.iter().map(move |key| (resource, *key)));
-        let listed: Vec<Result<Listed, String>> = futures::stream::iter(lists)
-            .map(|(resource, key)| self.list(resource, namespace, key))
-            .buffer_unordered(CONCURRENT_LISTS)
-            .collect()
-            .await;
+        // Built in a loop, not by closures over the iterators: a stream of
+        // closures' futures is not provably Send across the review's await.
+        let mut lists = Vec::with_capacity(resources.len() * keys.len());
+        for resource in resources.iter() {
+            for key in keys {
+                lists.push(self.list(resource, namespace, key));
+            }
+        }
+        let listed: Vec<Result<Listed, String>> =
+            futures::stream::iter(lists).buffer_unordered(CONCURRENT_LISTS).collect().await;
         let (mut seen, mut objects, mut at_least) = (BTreeSet::new(), Vec::new(), false);
         for listed in listed {
             let listed = listed?;
@@ -187,7 +191,7 @@ fn resource_name(resource: &ApiResource) -> String {
 /// protects objects by label. Without a cluster connection the cluster view
 /// answers alone, as it does for everything else. Every other review returns
 /// at the first check.
-pub fn prefetch(
+pub async fn prefetch(
     finder: Option<&ProtectedObjectFinder>,
     engine: &Engine,
     request: &Request,
@@ -198,7 +202,7 @@ pub fn prefetch(
     if keys.is_empty() {
         return None;
     }
-    let lookup = finder.find_blocking(namespace, &keys);
+    let lookup = finder.find_within(namespace, &keys).await;
     if let Err(reason) = &lookup {
         tracing::warn!(namespace, reason, "protected objects not looked up");
     }
