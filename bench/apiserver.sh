@@ -18,8 +18,9 @@
 #                   namespace budget lives in a Lease, watched; a real DELETE
 #                   writes its spend to it (compare-and-swap)
 #   vap             bench/apiserver/vap.yaml
-# Before measuring, violating requests prove each one is in force; after, the
-# Defenders' decision counts prove every measured request reached them.
+# Before measuring, violating requests prove each one is in force, and each
+# Defender's protected-object index is current; after, the Defenders'
+# decision counts prove every measured request reached them.
 #
 # The control plane is tests/e2e/cluster.sh's (binaries from
 # tests/e2e/build-control-plane.sh, cached). The Defenders are release
@@ -49,6 +50,7 @@ KUBECTL=$BIN/kubectl
 WORK=$(mktemp -d -t defender-apiserver-XXXX)
 CLUSTER=$WORK/cluster
 DEFENDER_PIDS=()
+declare -A PORTS
 cleanup() {
   local pid
   for pid in "${DEFENDER_PIDS[@]}"; do
@@ -76,6 +78,7 @@ start_defender() {
     --kubeconfig "$CLUSTER/kubeconfig" --client-ca "$CLUSTER/ca.crt" --log-format json "$@" \
     >"$WORK/$name.log" 2>&1 &
   DEFENDER_PIDS+=($!)
+  PORTS[$name]=$PORT
   for _ in $(seq 100); do
     curl -fsS -o /dev/null --cacert "$WORK/certs/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
       --key "$CLUSTER/pki/admin.key" "https://127.0.0.1:$PORT/readyz" 2>/dev/null && return 0
@@ -84,6 +87,29 @@ start_defender() {
   done
   cat "$WORK/$name.log" >&2
   log "$name did not become ready"
+  exit 1
+}
+
+# metrics NAME: one Defender's /metrics.
+metrics() {
+  curl -fsS --cacert "$WORK/certs/ca.crt" --cert "$CLUSTER/pki/admin.crt" --key "$CLUSTER/pki/admin.key" \
+    "https://127.0.0.1:${PORTS[$1]}/metrics"
+}
+# index_current NAME: waits until every watch of NAME's protected-object
+# index is current, so its namespace DELETEs read memory, as they do in a
+# running cluster.
+index_current() {
+  local text
+  for _ in $(seq 150); do
+    text=$(metrics "$1")
+    if grep -q '^defender_protected_index_watches{state="not_current"} 0$' <<<"$text" &&
+      ! grep -q '^defender_protected_index_watches{state="current"} 0$' <<<"$text"; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  grep '^defender_protected_index' <<<"$text" >&2
+  log "$1's protected-object index did not become current"
   exit 1
 }
 
@@ -131,6 +157,8 @@ register defender
 start_defender defender-lease --own-namespace defender-system --policies "$WORK/policies"
 register defender-lease
 k apply -f bench/apiserver/vap.yaml >/dev/null
+index_current defender
+index_current defender-lease
 
 log "measuring: $ITERATIONS requests per kind and configuration, alternating"
 server_version=$(curl -fsS --cacert "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
@@ -146,6 +174,11 @@ for name in defender defender-lease; do
   decisions=$(grep -c '"verdict"' "$WORK/$name.log" || true)
   echo "$name judged $decisions requests (the measured ones: $expected)"
   ((decisions >= expected)) || { tail -n 20 "$WORK/$name.log" >&2; log "$name missed requests"; exit 1; }
+done
+# Where the namespace DELETEs' protected-object lookups were answered:
+# resource types read from the index's memory, or listed live.
+for name in defender defender-lease; do
+  echo "$name: $(metrics "$name" | grep '^defender_protected_index' | tr '\n' ' ')"
 done
 # How much of what a webhook adds is Defender's own work.
 python3 bench/apiserver/measure.py inside "$WORK/defender.log" "$WORK/defender-lease.log"

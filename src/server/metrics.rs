@@ -25,6 +25,7 @@ use crate::request::Request;
 use crate::routing::operation_name;
 use crate::server::current_engine::CurrentEngine;
 use crate::server::memory::Shed;
+use crate::server::protected_index::ProtectedIndex;
 use crate::view::ClusterView;
 
 /// The ways handling a request or a connection can go wrong, as `errors_total` labels them.
@@ -156,9 +157,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; budgets are read from `engine`, and what the
-    /// cluster view has not listed yet from `view`, at each scrape.
-    pub fn new(engine: Arc<CurrentEngine>, clock: Arc<dyn Clock>, view: Arc<dyn ClusterView>) -> Self {
+    /// Registers every metric; budgets are read from `engine`, what the
+    /// cluster view has not listed yet from `view`, and the protected-object
+    /// index's watches from `index` (none without a cluster), at each scrape.
+    pub fn new(
+        engine: Arc<CurrentEngine>,
+        clock: Arc<dyn Clock>,
+        view: Arc<dyn ClusterView>,
+        index: Option<Arc<ProtectedIndex>>,
+    ) -> Self {
         let mut metrics = Self {
             registry: Registry::default(),
             reviews: Family::default(),
@@ -310,6 +317,7 @@ impl Metrics {
             let _ = metrics.unfinished.get_or_create(&VerdictLabels { verdict: verdict.as_str() });
         }
         registry.register_collector(Box::new(ViewCollector { view }));
+        registry.register_collector(Box::new(IndexCollector { index }));
         metrics.policies_loaded();
         metrics
     }
@@ -534,6 +542,60 @@ impl Collector for ViewCollector {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchStateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    answer: &'static str,
+}
+
+/// Reads at scrape time the protected-object index's watches and how its
+/// lookups were answered: while a watch is not current, each namespace
+/// deletion lists that type from the API server instead of reading memory.
+struct IndexCollector {
+    index: Option<Arc<ProtectedIndex>>,
+}
+
+impl fmt::Debug for IndexCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for IndexCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let stats = self.index.as_ref().map(|index| index.stats()).unwrap_or_default();
+        let watches: Family<WatchStateLabels, Gauge> = Family::default();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        watches.get_or_create(&WatchStateLabels { state: "current" }).set(count(stats.current));
+        watches
+            .get_or_create(&WatchStateLabels { state: "not_current" })
+            .set(count(stats.watches - stats.current));
+        let metric = encoder.encode_descriptor(
+            "defender_protected_index_watches",
+            "Watches of the objects carrying a protection label, one per namespaced resource type and label \
+             key; a namespace deletion lists the types whose watch is not current",
+            None,
+            watches.metric_type(),
+        )?;
+        watches.encode(metric)?;
+        let lookups: Family<AnswerLabels, Counter> = Family::default();
+        lookups.get_or_create(&AnswerLabels { answer: "memory" }).inc_by(stats.answered);
+        lookups.get_or_create(&AnswerLabels { answer: "listed" }).inc_by(stats.listed);
+        let metric = encoder.encode_descriptor(
+            "defender_protected_index_lookups",
+            "Resource types looked in for protected objects before a namespace deletion was judged, by \
+             whether the index answered from memory or the type was listed from the API server",
+            None,
+            lookups.metric_type(),
+        )?;
+        lookups.encode(metric)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,7 +626,7 @@ mod tests {
 
     fn metrics(view: Arc<dyn ClusterView>) -> Metrics {
         let engine = Engine::new(crate::config::load_embedded().unwrap());
-        Metrics::new(Arc::new(CurrentEngine::new(engine, None)), Arc::new(SystemClock), view)
+        Metrics::new(Arc::new(CurrentEngine::new(engine, None)), Arc::new(SystemClock), view, None)
     }
 
     /// The value of `series` (name and labels, as exposed), if it is there.

@@ -21,8 +21,10 @@ mod overtime;
 mod parse_cost;
 mod periodic_audit;
 mod pieces;
+pub mod protected_index;
 pub mod protected_objects;
 mod reload;
+mod resource_types;
 mod routes;
 mod routing_check;
 mod state;
@@ -222,8 +224,9 @@ impl Server {
         let policy_count = set.policies.len();
         let engine = Arc::new(CurrentEngine::new(Engine::new(set), config.shared_budgets));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let index = config.protected_objects.as_ref().map(ProtectedObjectFinder::index);
         let metrics =
-            Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock), Arc::clone(&config.view)));
+            Arc::new(Metrics::new(Arc::clone(&engine), Arc::clone(&clock), Arc::clone(&config.view), index));
         metrics.serving_cert_loaded(cert_expiry);
         if let Some(expiry) = client_ca_expiry {
             metrics.certificate_expires(CertRole::ClientCa, expiry);
@@ -264,6 +267,11 @@ impl Server {
             .zip(policy_files)
             .map(|(path, files)| PolicyWatch::new(path, files, Arc::clone(&engine), Arc::clone(&metrics)));
         let reload = reload::spawn(cert_watch, policy_watch, config.reload_interval, shutdown_rx.clone());
+        // Ends with the server: it only reads, so it is not waited for.
+        let _index = state
+            .protected_objects
+            .clone()
+            .map(|finder| tokio::spawn(finder.keep_index(Arc::clone(&state.engine), shutdown_rx.clone())));
         // Ends with the server: it only reads, so it is not waited for.
         let _audit =
             config.audit.map(|audit| periodic_audit::spawn(Arc::clone(&state), audit, shutdown_rx.clone()));

@@ -4,32 +4,38 @@
 //! Deleting a namespace deletes every object in it, of every kind, and the
 //! live view keeps only a few kinds. So when a namespace is about to go, the
 //! API server is asked: the namespaced resource types that can be listed
-//! (discovery, kept for a minute), then one metadata-only list per type and
-//! protection label key, any value (the policy judges which objects labelled
-//! `Cascading` hold the namespace), run concurrently and bounded in size and
-//! in time, read from the API server's watch cache. It runs on the async
-//! runtime, before the engine, so the engine stays free of I/O.
+//! (discovered every few seconds), then, per type and protection label key
+//! (any value: the policy judges which objects labelled `Cascading` hold the
+//! namespace), the objects carrying it. A pair the index watches
+//! ([`ProtectedIndex`]) answers from memory; any other is listed, metadata
+//! only, concurrently and bounded in size and in time, from the API
+//! server's watch cache. It runs on the async runtime, before the engine, so
+//! the engine stays free of I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{ListParams, VersionMatch};
 use kube::core::{ApiResource, DynamicObject};
-use kube::discovery::{Discovery, Scope, verbs};
+use tokio::sync::watch;
 
 use crate::engine::Engine;
-use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched, ProtectedObject};
+use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched};
 use crate::request::Request;
+use crate::server::current_engine::CurrentEngine;
 use crate::server::lookups;
+use crate::server::protected_index::{Listed, ProtectedIndex, protected_object};
+use crate::server::resource_types::{ResourceTypes, resource_name};
 
-/// How long discovered resource types are trusted: a type added since is
-/// looked at once this has passed.
-const DISCOVERY_TTL: Duration = Duration::from_secs(60);
 /// Lists in flight at once for one lookup.
 const CONCURRENT_LISTS: usize = 16;
+/// How often the resource types are discovered again and the index matched
+/// to them and to the policies' keys: a type (a CRD) installed since is
+/// looked in from then on.
+const INDEX_CHECK: Duration = Duration::from_secs(5);
 
 /// Finds protected objects through the API server.
 #[derive(Clone)]
@@ -38,18 +44,46 @@ pub struct ProtectedObjectFinder {
     /// The most one lookup may take, discovery included; a slower API
     /// server means a refusal.
     timeout: Duration,
-    discovered: Arc<Mutex<Option<Discovered>>>,
-}
-
-/// The namespaced resource types that can be listed, and when they were found.
-struct Discovered {
-    at: Instant,
-    resources: Arc<Vec<ApiResource>>,
+    types: Arc<ResourceTypes>,
+    index: Arc<ProtectedIndex>,
 }
 
 impl ProtectedObjectFinder {
     pub fn new(client: kube::Client, timeout: Duration) -> Self {
-        Self { client, timeout, discovered: Arc::new(Mutex::new(None)) }
+        let types = Arc::new(ResourceTypes::new(client.clone()));
+        let index = ProtectedIndex::new(client.clone());
+        Self { client, timeout, types, index }
+    }
+
+    /// The index of objects carrying a protection label, this finder reads first.
+    pub fn index(&self) -> Arc<ProtectedIndex> {
+        Arc::clone(&self.index)
+    }
+
+    /// Keeps the index watching every discovered type under the keys of the
+    /// policies in force (a reload may change them), until `shutdown`.
+    pub async fn keep_index(self, engine: Arc<CurrentEngine>, mut shutdown: watch::Receiver<bool>) {
+        let mut check = tokio::time::interval(INDEX_CHECK);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = check.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            match self.types.refresh().await {
+                Ok(types) => {
+                    failing = false;
+                    self.index.follow(&types, &engine.get().protection_label_keys());
+                }
+                // Said once per outage: a lookup meanwhile uses the types
+                // last discovered, for up to a minute, then refuses.
+                Err(reason) if !std::mem::replace(&mut failing, true) => {
+                    tracing::warn!(%reason, "the protected-object index keeps the types it had")
+                }
+                Err(_) => {}
+            }
+        }
+        self.index.follow(&[], &[]);
     }
 
     /// Looks in `namespace`, within the lookup's time bound.
@@ -57,21 +91,29 @@ impl ProtectedObjectFinder {
         lookups::within(self.timeout, self.find(namespace, keys)).await
     }
 
+    /// Reads the index for every type and key it holds current, and lists
+    /// the others live.
     async fn find(&self, namespace: &str, keys: &[&str]) -> Lookup {
-        let resources = self.listable_resources().await?;
+        let types = self.types.listable().await?;
+        let mut found = Vec::new();
         // Built in a loop, not by closures over the iterators: a stream of
         // closures' futures is not provably Send across the review's await.
-        let mut lists = Vec::with_capacity(resources.len() * keys.len());
-        for resource in resources.iter() {
+        let mut lists = Vec::new();
+        for resource_type in types.iter() {
             for key in keys {
-                lists.push(self.list(resource, namespace, key));
+                match self.index.in_namespace(&resource_type.resource, key, namespace) {
+                    Some(indexed) => found.push(indexed),
+                    None => lists.push(self.list(&resource_type.resource, namespace, key)),
+                }
             }
         }
         let listed: Vec<Result<Listed, String>> =
             futures::stream::iter(lists).buffer_unordered(CONCURRENT_LISTS).collect().await;
-        let (mut seen, mut objects, mut at_least) = (BTreeSet::new(), Vec::new(), false);
         for listed in listed {
-            let listed = listed?;
+            found.push(listed?);
+        }
+        let (mut seen, mut objects, mut at_least) = (BTreeSet::new(), Vec::new(), false);
+        for listed in found {
             at_least |= listed.more;
             // The same object can be served by two groups (core and
             // events.k8s.io Events) and found under two keys.
@@ -96,65 +138,8 @@ impl ProtectedObjectFinder {
             Err(error) => return Err(lookups::listing_failed(&resource_name(resource), &error)),
         };
         let more = page.metadata.continue_.is_some_and(|token| !token.is_empty());
-        let objects = page
-            .items
-            .into_iter()
-            .map(|item| {
-                let metadata = item.metadata;
-                let name = metadata.name.unwrap_or_default();
-                let uid = metadata.uid;
-                let identity =
-                    uid.clone().unwrap_or_else(|| format!("{}/{}/{name}", resource.group, resource.kind));
-                let labels: BTreeMap<String, String> = metadata
-                    .labels
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(label, _)| label.ends_with(protected_objects::LABEL_SUFFIX))
-                    .collect();
-                let object = ProtectedObject {
-                    kind: resource.kind.clone(),
-                    group: resource.group.clone(),
-                    plural: Some(resource.plural.clone()),
-                    namespace: namespace.to_owned(),
-                    name,
-                    labels,
-                    uid,
-                };
-                (identity, object)
-            })
-            .collect();
+        let objects = page.items.into_iter().map(|item| protected_object(resource, item.metadata)).collect();
         Ok(Listed { objects, more })
-    }
-
-    /// The namespaced resource types that can be listed, discovered at most
-    /// [`DISCOVERY_TTL`] ago.
-    async fn listable_resources(&self) -> Result<Arc<Vec<ApiResource>>, String> {
-        {
-            let discovered = self.discovered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(discovered) = discovered.as_ref().filter(|d| d.at.elapsed() < DISCOVERY_TTL) {
-                return Ok(Arc::clone(&discovered.resources));
-            }
-        }
-        // Aggregated discovery takes two requests; older API servers need one per group.
-        let discovery = match Discovery::new(self.client.clone()).run_aggregated().await {
-            Ok(discovery) => discovery,
-            Err(_) => Discovery::new(self.client.clone())
-                .run()
-                .await
-                .map_err(|error| format!("discovering the API server's resource types failed: {error}"))?,
-        };
-        let resources: Vec<ApiResource> = discovery
-            .groups()
-            .flat_map(|group| group.recommended_resources())
-            .filter(|(_, capabilities)| {
-                capabilities.scope == Scope::Namespaced && capabilities.supports_operation(verbs::LIST)
-            })
-            .map(|(resource, _)| resource)
-            .collect();
-        let resources = Arc::new(resources);
-        let mut discovered = self.discovered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *discovered = Some(Discovered { at: Instant::now(), resources: Arc::clone(&resources) });
-        Ok(resources)
     }
 }
 
@@ -168,22 +153,6 @@ impl ProtectedObjectFinder {
 /// out of a list with a limit, making it consistent again: hence "1".)
 fn from_watch_cache(params: ListParams) -> ListParams {
     params.matching(VersionMatch::NotOlderThan).at("1")
-}
-
-/// What one list found: objects by uid, and whether there were more.
-#[derive(Default)]
-struct Listed {
-    objects: Vec<(String, ProtectedObject)>,
-    more: bool,
-}
-
-/// How a failed list names `resource`: `secrets`, `certificates.cert-manager.io`.
-fn resource_name(resource: &ApiResource) -> String {
-    if resource.group.is_empty() {
-        resource.plural.clone()
-    } else {
-        format!("{}.{}", resource.plural, resource.group)
-    }
 }
 
 /// The lookup a request needs before it is judged: the protected objects in

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::World;
-use crate::env::{Check, Kubectl, wait_until};
+use crate::env::{Check, Defender, Kubectl, wait_until};
 use crate::scenarios::create_namespace;
 
 const DEFINITION: &str = "widgets.e2e.example.com";
@@ -36,7 +36,7 @@ pub fn custom_resource_definition(world: &mut World) -> Check {
     let k = &world.cluster.kubectl;
     let (a, b) = ("e2e-widgets-a", "e2e-widgets-b");
     create_namespace(k, a, &[])?;
-    create_namespace(k, b, &[])?;
+    create_namespace(k, b, &["defender.io/skip-delete-confirmation=true"])?;
     k.apply(&widget_definition()).accepted()?;
     let established = wait_until(Duration::from_secs(30), || {
         k.run(&["wait", "--for=condition=Established", "--timeout=5s", &format!("crd/{DEFINITION}")]).code
@@ -52,6 +52,20 @@ pub fn custom_resource_definition(world: &mut World) -> Check {
     }
     k.apply(&widget(a, "two", "")).accepted()?;
     k.apply(&widget(b, "three", "defender.io/delete-protection: Always")).accepted()?;
+    // A type installed moments ago is looked in too, once discovered (every
+    // few seconds): its labelled object holds its namespace.
+    let held = format!(
+        "namespace \"{b}\" holds 1 object protected against deletion by label \
+         defender.io/delete-protection=Always (widget \"{b}/three\")"
+    );
+    let mut last = String::new();
+    let namespace_held = wait_until(Duration::from_secs(20), || {
+        last = k.run(&["delete", "namespace", b, "--dry-run=server"]).stderr;
+        last.contains(&held)
+    });
+    if !namespace_held {
+        return Err(format!("namespace {b} was not held by its Widget labelled Always: {}", last.trim()));
+    }
 
     k.run(&["delete", "crd", DEFINITION, "--dry-run=server"]).rejected_with(&format!(
         "customresourcedefinition \"{DEFINITION}\" still defines 3 Widgets in 2 namespaces"
@@ -126,9 +140,13 @@ pub fn open_kruise_namespace(world: &mut World) -> Check {
 /// a running Deployment labelled Cascading, until it is scaled to zero.
 /// Only dry runs and refusals, so the namespace-deletion budget is not spent.
 pub fn namespace_holding_always_secret(world: &mut World) -> Check {
-    let k = &world.cluster.kubectl;
+    let (k, defender) = (&world.cluster.kubectl, &world.defender);
     let ns = "e2e-holds-protected";
     create_namespace(k, ns, &["defender.io/skip-delete-confirmation=true"])?;
+    // Once the index's watches are current, the label added just below and
+    // removed further down reach it before the deletions that follow.
+    index_is_current(defender)?;
+    let answered = defender.metric(ANSWERED_FROM_MEMORY).unwrap_or_default();
     k.apply(&format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {ns}\n  \
          labels: {{defender.io/delete-protection: Always}}\nstringData: {{password: hunter2}}\n"
@@ -139,6 +157,9 @@ pub fn namespace_holding_always_secret(world: &mut World) -> Check {
          defender.io/delete-protection=Always (secret \"{ns}/db\")"
     );
     k.run(&["delete", "namespace", ns, "--dry-run=server"]).rejected_with(&held)?;
+    if defender.metric(ANSWERED_FROM_MEMORY).unwrap_or_default() <= answered {
+        return Err("the protected-object index did not answer the namespace deletion's lookup".to_owned());
+    }
     let refused = k.run(&["delete", "namespace", ns]);
     refused.rejected_with(&format!("kubectl label secret db -n {ns} defender.io/delete-protection-"))?;
     println!("      $ kubectl delete namespace {ns}\n      {}", refused.stderr.trim());
@@ -158,6 +179,27 @@ pub fn namespace_holding_always_secret(world: &mut World) -> Check {
         ));
     }
     namespace_holding_running_cascading_deployment(k)
+}
+
+const ANSWERED_FROM_MEMORY: &str = r#"defender_protected_index_lookups_total{answer="memory"}"#;
+
+/// Waits until every watch of the protected-object index has listed its
+/// type and is watching it.
+fn index_is_current(defender: &Defender) -> Check {
+    let state =
+        |state: &str| defender.metric(&format!(r#"defender_protected_index_watches{{state="{state}"}}"#));
+    let current = wait_until(Duration::from_secs(30), || {
+        state("current").is_some_and(|n| n > 0.0) && state("not_current") == Some(0.0)
+    });
+    if current {
+        Ok(())
+    } else {
+        Err(format!(
+            "the protected-object index's watches are not current: {:?} current, {:?} not",
+            state("current"),
+            state("not_current")
+        ))
+    }
 }
 
 /// A Deployment labelled Cascading with replicas holds its namespace as it

@@ -344,6 +344,15 @@ impl Defender {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The value of one sample on /metrics (`name{label="value"}` as served),
+    /// if it is served.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.get("/metrics").ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
 }
 
 impl Drop for Defender {
