@@ -50,7 +50,7 @@ KUBECTL=$BIN/kubectl
 WORK=$(mktemp -d -t defender-apiserver-XXXX)
 CLUSTER=$WORK/cluster
 DEFENDER_PIDS=()
-declare -A PORTS
+declare -A PORTS PIDS
 cleanup() {
   local pid
   for pid in "${DEFENDER_PIDS[@]}"; do
@@ -78,7 +78,7 @@ start_defender() {
     --kubeconfig "$CLUSTER/kubeconfig" --client-ca "$CLUSTER/ca.crt" --log-format json "$@" \
     >"$WORK/$name.log" 2>&1 &
   DEFENDER_PIDS+=($!)
-  PORTS[$name]=$PORT
+  PORTS[$name]=$PORT PIDS[$name]=$!
   for _ in $(seq 100); do
     curl -fsS -o /dev/null --cacert "$WORK/certs/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
       --key "$CLUSTER/pki/admin.key" "https://127.0.0.1:$PORT/readyz" 2>/dev/null && return 0
@@ -179,6 +179,10 @@ done
 # resource types read from the index's memory, or listed live.
 for name in defender defender-lease; do
   echo "$name: $(metrics "$name" | grep '^defender_protected_index' | tr '\n' ' ')"
+done
+# Resident memory after the run (the index's watches included).
+for name in defender defender-lease; do
+  echo "$name: $(($(ps -o rss= -p "${PIDS[$name]}") / 1024)) MiB RSS"
 done
 # How much of what a webhook adds is Defender's own work.
 python3 bench/apiserver/measure.py inside "$WORK/defender.log" "$WORK/defender-lease.log"

@@ -82,6 +82,21 @@ impl ProtectedObject {
             .collect()
     }
 
+    /// Adds what another copy of this object (found under another key or
+    /// group, or read at another moment) says of its labels: for a key both
+    /// carry, the value that protects more wins, so a stale copy never
+    /// weakens a fresh one.
+    pub fn merge_labels(&mut self, labels: BTreeMap<String, String>) {
+        for (key, value) in labels {
+            match self.labels.get(&key) {
+                Some(kept) if kept != CASCADING || value == CASCADING => {}
+                _ => {
+                    self.labels.insert(key, value);
+                }
+            }
+        }
+    }
+
     /// A Deployment, StatefulSet, ReplicaSet or DaemonSet: deleting it
     /// deletes its pods.
     pub fn is_workload(&self) -> bool {
@@ -165,6 +180,17 @@ mod tests {
         assert_eq!(deleted_namespace(&fixture.delete(secret)), None);
         let relabelled = crate::testing::namespace_with_labels("shop", &[("team", "web")]);
         assert_eq!(deleted_namespace(&fixture.update(namespace("shop"), relabelled)), None);
+    }
+
+    #[test]
+    fn copies_of_one_object_merge_to_the_labels_that_protect_most() {
+        let (defender, kruise) = ("defender.io/delete-protection", "policy.kruise.io/delete-protection");
+        let mut object = object("", "Secret", &[(defender, "Cascading")]);
+        object.merge_labels([(kruise.to_owned(), "Always".to_owned())].into());
+        object.merge_labels([(defender.to_owned(), "Always".to_owned())].into());
+        assert_eq!(object.protecting_labels(&[defender, kruise]), [(defender, "Always"), (kruise, "Always")]);
+        object.merge_labels([(defender.to_owned(), "Cascading".to_owned())].into());
+        assert_eq!(object.labels[defender], "Always");
     }
 
     #[test]

@@ -570,14 +570,19 @@ impl Collector for IndexCollector {
         let stats = self.index.as_ref().map(|index| index.stats()).unwrap_or_default();
         let watches: Family<WatchStateLabels, Gauge> = Family::default();
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        watches.get_or_create(&WatchStateLabels { state: "current" }).set(count(stats.current));
-        watches
-            .get_or_create(&WatchStateLabels { state: "not_current" })
-            .set(count(stats.watches - stats.current));
+        for (state, pairs) in [
+            ("current", stats.current),
+            ("not_current", stats.not_current),
+            ("too_many", stats.too_many),
+            ("forbidden", stats.forbidden),
+        ] {
+            watches.get_or_create(&WatchStateLabels { state }).set(count(pairs));
+        }
         let metric = encoder.encode_descriptor(
             "defender_protected_index_watches",
             "Watches of the objects carrying a protection label, one per namespaced resource type and label \
-             key; a namespace deletion lists the types whose watch is not current",
+             key, by state: a namespace deletion lists the types whose watch is not current (not listed yet, \
+             lost or silent), has too many labelled objects to keep, or is forbidden",
             None,
             watches.metric_type(),
         )?;

@@ -12,7 +12,8 @@
 //! server's watch cache. It runs on the async runtime, before the engine, so
 //! the engine stays free of I/O.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use kube::core::{ApiResource, DynamicObject};
 use tokio::sync::watch;
 
 use crate::engine::Engine;
-use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched};
+use crate::protected_objects::{self, Found, Lookup, PAGE_SIZE, Prefetched, ProtectedObject};
 use crate::request::Request;
 use crate::server::current_engine::CurrentEngine;
 use crate::server::lookups;
@@ -36,6 +37,9 @@ const CONCURRENT_LISTS: usize = 16;
 /// to them and to the policies' keys: a type (a CRD) installed since is
 /// looked in from then on.
 const INDEX_CHECK: Duration = Duration::from_secs(5);
+
+/// The most one discovery of the resource types may take.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Finds protected objects through the API server.
 #[derive(Clone)]
@@ -70,7 +74,10 @@ impl ProtectedObjectFinder {
                 _ = check.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            match self.types.refresh().await {
+            let refreshed = tokio::time::timeout(DISCOVERY_TIMEOUT, self.types.refresh()).await;
+            match refreshed
+                .unwrap_or_else(|_| Err(format!("discovery took longer than {DISCOVERY_TIMEOUT:?}")))
+            {
                 Ok(types) => {
                     failing = false;
                     self.index.follow(&types, &engine.get().protection_label_keys());
@@ -112,17 +119,22 @@ impl ProtectedObjectFinder {
         for listed in listed {
             found.push(listed?);
         }
-        let (mut seen, mut objects, mut at_least) = (BTreeSet::new(), Vec::new(), false);
+        let (mut by_identity, mut at_least) = (BTreeMap::<String, ProtectedObject>::new(), false);
         for listed in found {
             at_least |= listed.more;
             // The same object can be served by two groups (core and
-            // events.k8s.io Events) and found under two keys.
-            for (uid, object) in listed.objects {
-                if seen.insert(uid) {
-                    objects.push(object);
+            // events.k8s.io Events) and found under two keys, each copy
+            // read at its own moment.
+            for (identity, object) in listed.objects {
+                match by_identity.entry(identity) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(object);
+                    }
+                    Entry::Occupied(mut copy) => copy.get_mut().merge_labels(object.labels),
                 }
             }
         }
+        let mut objects: Vec<ProtectedObject> = by_identity.into_values().collect();
         objects.sort();
         Ok(Found { objects, at_least })
     }
