@@ -33,6 +33,7 @@
 # part of the test suite.
 #
 #   bash bench/apiserver.sh           # ITERATIONS=500 WARMUP=20 per request kind and configuration
+#   DEFENDER=/path/to/defender bash bench/apiserver.sh   # another build (e.g. an older commit's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,7 @@ log() { printf '[apiserver-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # Every benchmark builds the same set: examples pull in dev-dependency features,
 # so building the binary alone would compile its dependencies a second time.
 cargo build --release --quiet --bin defender --examples
+DEFENDER=${DEFENDER:-target/release/defender}
 BIN=$(tests/e2e/build-control-plane.sh | tail -n1)
 KUBECTL=$BIN/kubectl
 
@@ -67,13 +69,13 @@ log "starting the control plane"
 DEFENDER_E2E_BIN_DIR=$BIN bash tests/e2e/cluster.sh up "$CLUSTER" >/dev/null
 k() { "$KUBECTL" --kubeconfig="$CLUSTER/kubeconfig" "$@"; }
 
-target/release/defender certs --service defender --namespace defender-system --out "$WORK/certs" >/dev/null
+"$DEFENDER" certs --service defender --namespace defender-system --out "$WORK/certs" >/dev/null
 # start_defender NAME FLAGS...: a release `defender serve` on a free loopback
 # port, as the end-to-end suite runs it; sets PORT.
 start_defender() {
   local name=$1; shift
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  target/release/defender serve --listen "127.0.0.1:$PORT" \
+  "$DEFENDER" serve --listen "127.0.0.1:$PORT" \
     --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key" \
     --kubeconfig "$CLUSTER/kubeconfig" --client-ca "$CLUSTER/ca.crt" --log-format json "$@" \
     >"$WORK/$name.log" 2>&1 &
@@ -102,6 +104,8 @@ index_current() {
   local text
   for _ in $(seq 150); do
     text=$(metrics "$1")
+    # A build without the index has nothing to wait for.
+    grep -q '^defender_protected_index_watches' <<<"$text" || return 0
     if grep -q '^defender_protected_index_watches{state="not_current"} 0$' <<<"$text" &&
       ! grep -q '^defender_protected_index_watches{state="current"} 0$' <<<"$text"; then
       return 0
