@@ -5,7 +5,8 @@
 //! never stalls the runtime and the deadline can always fire. A review that
 //! needs the API server first (a namespace or a definition deleted) is handed
 //! back after parsing: its lookups run on the runtime, holding no thread,
-//! and it is judged on a blocking thread again. Once the review
+//! and it is judged on a blocking thread again. A namespace whose protected
+//! objects the index holds whole is judged at once instead. Once the review
 //! is parsed its uid is known, so a review cut off by the deadline is answered
 //! with a verdict ([`overtime`]) instead of an error the API server would read
 //! as "allowed" for an `Ignore` webhook. Judging spends nothing: a review that
@@ -199,10 +200,14 @@ fn parse_and_judge(
         // The waiter has answered, or is about to: judging would be wasted.
         return Err(Unparsed::Late(request));
     }
-    if needs_lookups(&request) {
+    // A namespace's protected objects come from memory when the index has
+    // every type current: no hand-off to the runtime and back.
+    let protected =
+        protected_objects::prefetch_from_index(state.protected_objects.as_ref(), engine, &request);
+    if protected.is_none() && needs_lookups(&request) {
         return Ok(Parsed::NeedsLookups(request, Held { reservation, slot }));
     }
-    let reviewed = review(state, engine, &request, None, None);
+    let reviewed = review(state, engine, &request, None, protected.as_ref());
     drop((reservation, slot));
     Ok(Parsed::Judged(request, reviewed))
 }

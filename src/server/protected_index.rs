@@ -145,13 +145,16 @@ impl ProtectedIndex {
     pub fn in_namespace(&self, resource: &ApiResource, key: &str, namespace: &str) -> Option<Listed> {
         let held =
             self.lock_pairs().get(&Pair::new(resource, key)).map(|follower| Arc::clone(&follower.held));
-        let listed = held.and_then(|held| {
+        held.and_then(|held| {
             let held = lock(&held);
             held.answers().then(|| held.in_namespace(namespace))
-        });
-        let counter = if listed.is_some() { &self.answered } else { &self.listed };
-        counter.fetch_add(1, Ordering::Relaxed);
-        listed
+        })
+    }
+
+    /// Counts how one lookup's pairs were answered: from memory, or listed.
+    pub fn count_lookup(&self, answered: usize, listed: usize) {
+        self.answered.fetch_add(answered as u64, Ordering::Relaxed);
+        self.listed.fetch_add(listed as u64, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> IndexStats {

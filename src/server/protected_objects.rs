@@ -114,29 +114,27 @@ impl ProtectedObjectFinder {
                 }
             }
         }
+        self.index.count_lookup(found.len(), lists.len());
         let listed: Vec<Result<Listed, String>> =
             futures::stream::iter(lists).buffer_unordered(CONCURRENT_LISTS).collect().await;
         for listed in listed {
             found.push(listed?);
         }
-        let (mut by_identity, mut at_least) = (BTreeMap::<String, ProtectedObject>::new(), false);
-        for listed in found {
-            at_least |= listed.more;
-            // The same object can be served by two groups (core and
-            // events.k8s.io Events) and found under two keys, each copy
-            // read at its own moment.
-            for (identity, object) in listed.objects {
-                match by_identity.entry(identity) {
-                    Entry::Vacant(vacant) => {
-                        vacant.insert(object);
-                    }
-                    Entry::Occupied(mut copy) => copy.get_mut().merge_labels(object.labels),
-                }
+        Ok(merged(found))
+    }
+
+    /// The lookup answered from the index alone, without waiting: `None`
+    /// when a type would have to be listed, or discovery is due.
+    fn find_in_memory(&self, namespace: &str, keys: &[&str]) -> Option<Found> {
+        let types = self.types.cached()?;
+        let mut found = Vec::with_capacity(types.len() * keys.len());
+        for resource_type in types.iter() {
+            for key in keys {
+                found.push(self.index.in_namespace(&resource_type.resource, key, namespace)?);
             }
         }
-        let mut objects: Vec<ProtectedObject> = by_identity.into_values().collect();
-        objects.sort();
-        Ok(Found { objects, at_least })
+        self.index.count_lookup(found.len(), 0);
+        Some(merged(found))
     }
 
     /// One page of `resource`'s objects in `namespace` carrying the label `key`.
@@ -153,6 +151,27 @@ impl ProtectedObjectFinder {
         let objects = page.items.into_iter().map(|item| protected_object(resource, item.metadata)).collect();
         Ok(Listed { objects, more })
     }
+}
+
+/// What every type and key found, one entry per object: the same object
+/// can be served by two groups (core and events.k8s.io Events) and found
+/// under two keys, each copy read at its own moment.
+fn merged(found: Vec<Listed>) -> Found {
+    let (mut by_identity, mut at_least) = (BTreeMap::<String, ProtectedObject>::new(), false);
+    for listed in found {
+        at_least |= listed.more;
+        for (identity, object) in listed.objects {
+            match by_identity.entry(identity) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(object);
+                }
+                Entry::Occupied(mut copy) => copy.get_mut().merge_labels(object.labels),
+            }
+        }
+    }
+    let mut objects: Vec<ProtectedObject> = by_identity.into_values().collect();
+    objects.sort();
+    Found { objects, at_least }
 }
 
 /// A list served from the API server's watch cache as it stands, still paged:
@@ -172,6 +191,23 @@ fn from_watch_cache(params: ListParams) -> ListParams {
 /// protects objects by label. Without a cluster connection the cluster view
 /// answers alone, as it does for everything else. Every other review returns
 /// at the first check.
+/// The lookup a namespace deletion needs, when the index answers it whole
+/// without waiting: the review is then judged at once. `None` when it must
+/// be made on the runtime ([`prefetch`]), or none is needed.
+pub fn prefetch_from_index(
+    finder: Option<&ProtectedObjectFinder>,
+    engine: &Engine,
+    request: &Request,
+) -> Option<Prefetched> {
+    let namespace = protected_objects::deleted_namespace(request)?;
+    let keys = engine.protection_label_keys();
+    if keys.is_empty() {
+        return None;
+    }
+    let found = finder?.find_in_memory(namespace, &keys)?;
+    Some(Prefetched { namespace: namespace.to_owned(), lookup: Ok(found) })
+}
+
 pub async fn prefetch(
     finder: Option<&ProtectedObjectFinder>,
     engine: &Engine,

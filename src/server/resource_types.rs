@@ -42,13 +42,17 @@ impl ResourceTypes {
     /// The types as discovered at most [`DISCOVERY_TTL`] ago, asking the
     /// API server again when that has passed.
     pub async fn listable(&self) -> Result<Arc<Vec<ResourceType>>, String> {
-        {
-            let discovered = self.discovered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(discovered) = discovered.as_ref().filter(|d| d.at.elapsed() < DISCOVERY_TTL) {
-                return Ok(Arc::clone(&discovered.types));
-            }
+        match self.cached() {
+            Some(types) => Ok(types),
+            None => self.refresh().await,
         }
-        self.refresh().await
+    }
+
+    /// The types discovered at most [`DISCOVERY_TTL`] ago, without asking:
+    /// `None` when discovery is due.
+    pub fn cached(&self) -> Option<Arc<Vec<ResourceType>>> {
+        let discovered = self.discovered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        discovered.as_ref().filter(|d| d.at.elapsed() < DISCOVERY_TTL).map(|d| Arc::clone(&d.types))
     }
 
     /// Asks the API server for the types now.
