@@ -36,6 +36,8 @@
 #   DEFENDER=/path/to/defender bash bench/apiserver.sh   # another build (e.g. an older commit's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Other work on the machine skews every figure: reported with the results.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 ITERATIONS=${ITERATIONS:-500}
 WARMUP=${WARMUP:-20}
@@ -168,7 +170,7 @@ log "measuring: $ITERATIONS requests per kind and configuration, alternating"
 server_version=$(curl -fsS --cacert "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
   --key "$CLUSTER/pki/admin.key" "$(cat "$CLUSTER/apiserver-url")/version" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])')
-echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP; kube-apiserver $server_version"
+echo "$(nproc) cores, load average before $LOAD_BEFORE; ITERATIONS=$ITERATIONS WARMUP=$WARMUP; kube-apiserver $server_version"
 python3 bench/apiserver/measure.py run --server "$(cat "$CLUSTER/apiserver-url")" \
   --ca "$CLUSTER/ca.crt" --cert "$CLUSTER/pki/admin.crt" --key "$CLUSTER/pki/admin.key" \
   --iterations "$ITERATIONS" --warmup "$WARMUP"

@@ -15,6 +15,8 @@
 #   bash bench/cluster-view-memory.sh      # NAMESPACES=1000 PODS=10000 INGRESSES=2000 DEPLOYMENTS=500
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Other work on the machine skews every figure: reported with the results.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 NAMESPACES=${NAMESPACES:-1000}
 PODS=${PODS:-10000}
@@ -101,6 +103,7 @@ FULL=("$READY_S" "$RSS_KB" "$HWM_KB")
 
 server_version=$(curl -fsS "${ADMIN[@]}" "$APISERVER/version" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])')
+echo "$(nproc) cores, load average before $LOAD_BEFORE"
 python3 - "$created" "${EMPTY[@]}" "${FULL[@]}" "$server_version" "$WORK/full.log" <<'PY'
 import json, sys
 created = json.loads(sys.argv[1])

@@ -14,6 +14,8 @@
 #   bash bench/gator.sh               # ITERATIONS=10000 WARMUP=100 ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Other work on the machine skews every figure: reported with the results.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 ITERATIONS=${ITERATIONS:-10000}
 WARMUP=${WARMUP:-100}
@@ -59,6 +61,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-echo "$(nproc) cores; ITERATIONS=$ITERATIONS WARMUP=$WARMUP ROUNDS=$ROUNDS; gator $GATOR_VERSION," \
+echo "$(nproc) cores, load average before $LOAD_BEFORE; ITERATIONS=$ITERATIONS WARMUP=$WARMUP ROUNDS=$ROUNDS; gator $GATOR_VERSION," \
   "$(go version | awk '{print $3}'), $(rustc --version | awk '{print $1, $2}')"
 python3 bench/gator_summary.py "$WORK" "${OBJECTS[@]}"

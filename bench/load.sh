@@ -10,6 +10,8 @@
 #   bash bench/load.sh            # DURATION=10s RATE=5000 CONNECTIONS=32 RUNS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Other work on the machine skews every figure: reported with the results.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 DURATION=${DURATION:-10s}
 RATE=${RATE:-5000}
@@ -93,5 +95,5 @@ for target in $TARGETS; do
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
 
-echo "$(nproc) cores; DURATION=$DURATION RATE=$RATE CONNECTIONS=$CONNECTIONS RUNS=$RUNS; oha $("$OHA" --version | awk '{print $2}'), OPA $OPA_VERSION"
+echo "$(nproc) cores, load average before $LOAD_BEFORE; DURATION=$DURATION RATE=$RATE CONNECTIONS=$CONNECTIONS RUNS=$RUNS; oha $("$OHA" --version | awk '{print $2}'), OPA $OPA_VERSION"
 python3 bench/summarize.py "$WORK" "$TARGETS"

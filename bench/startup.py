@@ -57,11 +57,14 @@ def one_start(certs, context):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    # Other work on the machine skews the figure: reported with it.
+    load_before = " ".join(f"{load:.2f}" for load in os.getloadavg())
     with tempfile.TemporaryDirectory() as work:
         certs = os.path.join(work, "certs")
         subprocess.run([DEFENDER, "certs", "--out", certs], check=True, capture_output=True)
         context = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
         times = [one_start(certs, context) for _ in range(runs)]
+    print(f"load average before {load_before}")
     print(f"start to ready over {runs} starts: median {statistics.median(times):.1f} ms, "
           f"slowest {max(times):.1f} ms")
 

@@ -1,8 +1,8 @@
 //! The second half of a review: spending the budget slots its decision
 //! depends on.
 //!
-//! [`super::Engine::review`] decides from snapshots and returns the charges it
-//! wants made; the adapter commits them here, after judging, so judging never
+//! [`super::Engine::review`] decides from what the view and the budgets hold
+//! when it reads them, changing neither, and returns the charges it wants made; the adapter commits them here, after judging, so judging never
 //! waits. A budget in memory spends at once; a shared one spends in its record
 //! (the Lease), where another replica may have taken the last slot meanwhile:
 //! that charge is then [`Lost`], and [`super::Engine::settle`] says why.
@@ -16,8 +16,8 @@ use crate::policy::{Action, Charge};
 
 use super::Decision;
 
-/// A review judged from snapshots: the decision it stands at, and the budget
-/// slots still to spend for that decision to hold.
+/// A judged review: the decision it stands at, and the budget slots still to
+/// spend for that decision to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
     /// The answer if every charge commits.

@@ -84,8 +84,8 @@ impl LeaseLedgers {
 
     /// Moves every cluster-wide budget of `engine` not yet shared into its Lease.
     /// Per-user budgets stay in memory: they bound one client's burst, which
-    /// one replica sees whole as long as its connection lasts (docs/budgets.md
-    /// weighs sharing them).
+    /// one replica sees whole as long as its connection lasts (README.md,
+    /// "Per-user Pod bursts stay per replica", weighs sharing them).
     pub fn share(&self, engine: &Engine) {
         for policy in engine.policies() {
             for gauge in policy.budgets() {
