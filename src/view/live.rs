@@ -268,7 +268,10 @@ impl ClusterView for LiveView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::{Strategy, any};
+    use serde_json::{Value, json};
 
     fn pod(name: &str, phase: &str, secret: &str) -> Parts<Pod> {
         serde_json::from_value(json!({
@@ -285,7 +288,10 @@ mod tests {
     }
 
     /// Lists `objects` afresh: `Init`, each one as `InitApply`, then `InitDone`.
-    fn relist<'a>(follower: &mut Follower<Parts<Pod>>, objects: impl IntoIterator<Item = &'a Parts<Pod>>) {
+    fn relist<'a, K>(follower: &mut Follower<K>, objects: impl IntoIterator<Item = &'a K>)
+    where
+        K: Watched + Clone + Debug + Send + 'static,
+    {
         follower.handle(Event::Init);
         for object in objects {
             follower.handle(Event::InitApply(object.clone()));
@@ -328,53 +334,321 @@ mod tests {
         assert!(users(&view, "db").is_empty());
     }
 
-    /// What a review can ask of the view about `names`, for comparing views.
-    fn observed(view: &RwLock<MemoryView>, names: &[&str], secrets: &[&str]) -> Vec<String> {
-        let read = view.read().unwrap();
-        let live = names.iter().map(|name| format!("{name}:{}", read.has_live_pod("prod", name)));
-        let used = secrets.iter().map(|secret| format!("{secret}:{:?}", users(view, secret)));
-        let mut observed: Vec<String> = live.collect();
-        drop(read);
-        observed.extend(used);
-        observed
+    // A model of the cluster for comparing views: every kind the live view
+    // follows, each object in one of a few states. The states share Secret,
+    // ConfigMap and Service names, hosts and owner uids, so the answers the
+    // view joins across kinds (users, routes, dependents) have something to join.
+
+    /// Where namespaced objects live; Namespaces are named by the first part.
+    const KEYS: [(&str, &str); 3] = [("prod", "a"), ("prod", "b"), ("dev", "a")];
+    const NAMESPACES: [&str; 3] = ["prod", "dev", "staging"];
+    const REFERENTS: [(Referent, &str); 5] = [
+        (Referent::Secret, "db"),
+        (Referent::Secret, "tls"),
+        (Referent::ConfigMap, "settings"),
+        (Referent::Service, "web"),
+        (Referent::Service, "api"),
+    ];
+    const HOSTS: [&str; 2] = ["shop.example.com", "api.example.com"];
+    const OWNERS: [&str; 2] = ["owner-1", "owner-2"];
+    const DELETING: &str = "2026-12-01T00:00:00Z";
+
+    /// An object of kind `K` in `state`, named `namespace`/`name` (no namespace: cluster-scoped).
+    fn object<K: serde::de::DeserializeOwned>(namespace: &str, name: &str, mut state: Value) -> K {
+        state["metadata"]["name"] = name.into();
+        if !namespace.is_empty() {
+            state["metadata"]["namespace"] = namespace.into();
+        }
+        serde_json::from_value(state).unwrap()
+    }
+
+    /// An owner reference that keeps the owner from being deleted while the object runs.
+    fn owned_by(kind: &str, uid: &str) -> Value {
+        json!([{"apiVersion": "apps/v1", "kind": kind, "name": "owner", "uid": uid,
+            "controller": true, "blockOwnerDeletion": true}])
+    }
+
+    fn ingress_rule(host: &str, path: &str, service: &str) -> Value {
+        json!({"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix",
+            "backend": {"service": {"name": service, "port": {"number": 80}}}}]}})
+    }
+
+    /// A kind the live view follows, and the states the model puts its objects in.
+    trait Modelled: Watched<Summary: Debug> + Clone + Debug + Send + 'static {
+        /// Named after [`NAMESPACES`] rather than [`KEYS`].
+        const CLUSTER_SCOPED: bool = false;
+
+        fn states() -> Vec<Value>;
+    }
+
+    impl Modelled for PartialObjectMeta<Namespace> {
+        const CLUSTER_SCOPED: bool = true;
+
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"metadata": {"uid": "ns-1", "labels": {"team": "a"}}}),
+                json!({"metadata": {"uid": "ns-2", "labels": {"team": "b"},
+                    "annotations": {"defender.io/confirm-deletion": "yes", "note": "not kept"}}}),
+                json!({"metadata": {"uid": "ns-1", "deletionTimestamp": DELETING}}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<Pod> {
+        fn states() -> Vec<Value> {
+            let env_from = |secret: &str| {
+                let container = json!({"name": "app", "envFrom": [{"secretRef": {"name": secret}}]});
+                json!({"containers": [container]})
+            };
+            vec![
+                json!({"metadata": {"ownerReferences": owned_by("ReplicaSet", "owner-1")},
+                    "spec": env_from("db"), "status": {"phase": "Running"}}),
+                json!({"spec": {"containers": [{"name": "app"}], "imagePullSecrets": [{"name": "tls"}],
+                    "volumes": [{"name": "settings", "configMap": {"name": "settings"}}]},
+                    "status": {"phase": "Pending"}}),
+                json!({"metadata": {"ownerReferences": owned_by("ReplicaSet", "owner-1")},
+                    "spec": env_from("db"), "status": {"phase": "Succeeded"}}),
+                json!({"metadata": {"ownerReferences": owned_by("ReplicaSet", "owner-2"),
+                    "deletionTimestamp": DELETING}, "spec": env_from("tls"), "status": {"phase": "Running"}}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<Deployment> {
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"metadata": {"ownerReferences": owned_by("Application", "owner-2")},
+                    "spec": {"replicas": 2}}),
+                json!({"spec": {"replicas": 0}}),
+                // Replicas left out default to 1.
+                json!({}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<StatefulSet> {
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"spec": {"replicas": 1}}),
+                json!({"spec": {"replicas": 0}}),
+                json!({"metadata": {"deletionTimestamp": DELETING}, "spec": {"replicas": 1}}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<ReplicaSet> {
+        fn states() -> Vec<Value> {
+            vec![
+                // A Deployment's: counted as the Deployment.
+                json!({"metadata": {"ownerReferences": owned_by("Deployment", "owner-1")},
+                    "spec": {"replicas": 1}}),
+                json!({"metadata": {"ownerReferences": owned_by("Application", "owner-1")},
+                    "spec": {"replicas": 3}}),
+                json!({"spec": {"replicas": 0}}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<DaemonSet> {
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"status": {"desiredNumberScheduled": 2, "currentNumberScheduled": 1}}),
+                json!({"status": {"desiredNumberScheduled": 0}}),
+            ]
+        }
+    }
+
+    impl Modelled for Parts<PersistentVolumeClaim> {
+        fn states() -> Vec<Value> {
+            vec![json!({"status": {"phase": "Bound"}}), json!({"status": {"phase": "Pending"}})]
+        }
+    }
+
+    impl Modelled for Parts<Ingress> {
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"spec": {"tls": [{"secretName": "tls"}],
+                    "rules": [ingress_rule("shop.example.com", "/", "web")]}}),
+                json!({"spec": {"rules": [ingress_rule("Shop.example.com.", "/v1", "api"),
+                    ingress_rule("api.example.com", "/", "api")]}}),
+                json!({"spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}),
+            ]
+        }
+    }
+
+    impl Modelled for HttpRoute {
+        fn states() -> Vec<Value> {
+            vec![
+                json!({"spec": {"hostnames": ["shop.example.com"]}}),
+                json!({"spec": {"hostnames": ["api.example.com"],
+                    "rules": [{"matches": [{"path": {"value": "/v1"}}]}]}}),
+                json!({"spec": {}}),
+            ]
+        }
+    }
+
+    /// One change to the cluster: the kind (its place in [`Model::watches`]),
+    /// the object (its key), its new state (modulo its kind's states), or its deletion.
+    type Change = (usize, usize, usize, bool);
+
+    /// The kinds the live view follows.
+    const KINDS: usize = 9;
+
+    fn changes(most: usize) -> impl Strategy<Value = Vec<Change>> {
+        proptest::collection::vec((0..KINDS, 0..KEYS.len(), 0..4usize, any::<bool>()), 0..most)
+    }
+
+    /// One kind's objects in the cluster, and the watch that follows them.
+    struct ModelWatch<K: Modelled> {
+        follower: Follower<K>,
+        cluster: BTreeMap<(&'static str, &'static str), K>,
+    }
+
+    /// A [`ModelWatch`] of any kind.
+    trait AnyWatch {
+        /// The cluster changes an object; if the watch is up, it hears of it.
+        fn change(&mut self, key: usize, state: usize, delete: bool, watching: bool);
+
+        /// The watch lists its kind afresh.
+        fn relist(&mut self);
+
+        /// A new watch of the same kind, recording in `view`, that has listed this one's cluster.
+        fn listed_afresh(&self, view: &Arc<RwLock<MemoryView>>) -> Box<dyn AnyWatch>;
+
+        /// The summaries `view` holds of the kind, one line each.
+        fn held(&self, view: &MemoryView) -> Vec<String>;
+    }
+
+    impl<K: Modelled> ModelWatch<K> {
+        /// A watch recording in `view` that has listed `cluster`.
+        fn new(
+            view: &Arc<RwLock<MemoryView>>,
+            cluster: BTreeMap<(&'static str, &'static str), K>,
+        ) -> Box<Self> {
+            let follower = Follower::new(Arc::clone(view), Synced::new(K::PLURAL));
+            let mut watch = Box::new(Self { follower, cluster });
+            watch.relist();
+            watch
+        }
+    }
+
+    impl<K: Modelled> AnyWatch for ModelWatch<K> {
+        fn change(&mut self, key: usize, state: usize, delete: bool, watching: bool) {
+            let key = if K::CLUSTER_SCOPED { ("", NAMESPACES[key]) } else { KEYS[key] };
+            let event = if delete {
+                // The API server reports the deletion of what it holds, and of nothing else.
+                let Some(gone) = self.cluster.remove(&key) else { return };
+                Event::Delete(gone)
+            } else {
+                let states = K::states();
+                let object: K = object(key.0, key.1, states[state % states.len()].clone());
+                self.cluster.insert(key, object.clone());
+                Event::Apply(object)
+            };
+            if watching {
+                self.follower.handle(event);
+            }
+        }
+
+        fn relist(&mut self) {
+            relist(&mut self.follower, self.cluster.values());
+        }
+
+        fn listed_afresh(&self, view: &Arc<RwLock<MemoryView>>) -> Box<dyn AnyWatch> {
+            ModelWatch::new(view, self.cluster.clone())
+        }
+
+        fn held(&self, view: &MemoryView) -> Vec<String> {
+            let summaries = K::store(view).iter();
+            summaries
+                .map(|(namespace, name, summary)| format!("{} {namespace}/{name}: {summary:?}", K::PLURAL))
+                .collect()
+        }
+    }
+
+    /// The cluster and a view following every kind the live view follows.
+    struct Model {
+        view: Arc<RwLock<MemoryView>>,
+        watches: [Box<dyn AnyWatch>; KINDS],
+    }
+
+    impl Model {
+        /// An empty cluster, every kind listed once.
+        fn new() -> Self {
+            let view = Arc::default();
+            let watches: [Box<dyn AnyWatch>; KINDS] = [
+                ModelWatch::<PartialObjectMeta<Namespace>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<Pod>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<Deployment>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<StatefulSet>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<ReplicaSet>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<DaemonSet>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<PersistentVolumeClaim>>::new(&view, BTreeMap::new()),
+                ModelWatch::<Parts<Ingress>>::new(&view, BTreeMap::new()),
+                ModelWatch::<HttpRoute>::new(&view, BTreeMap::new()),
+            ];
+            Self { view, watches }
+        }
+
+        fn change(&mut self, (kind, key, state, delete): Change, watching: bool) {
+            self.watches[kind].change(key, state, delete, watching);
+        }
+
+        fn relist(&mut self) {
+            self.watches.iter_mut().for_each(|watch| watch.relist());
+        }
+
+        /// A new view that has listed the cluster as it is.
+        fn listed_afresh(&self) -> Model {
+            let view = Arc::default();
+            let watches = self.watches.each_ref().map(|watch| watch.listed_afresh(&view));
+            Model { view, watches }
+        }
+
+        /// What the view holds: every summary, and the answers it joins across
+        /// kinds and keeps indexes for.
+        fn held(&self) -> Vec<String> {
+            let view = self.view.read().unwrap();
+            let mut held: Vec<String> = self.watches.iter().flat_map(|watch| watch.held(&view)).collect();
+            held.sort();
+            for namespace in NAMESPACES {
+                held.push(format!("contents of {namespace}: {:?}", view.contents(namespace)));
+                for (referent, name) in REFERENTS {
+                    let users = view.users(referent, namespace, name);
+                    held.push(format!("users of {referent:?} {namespace}/{name}: {users:?}"));
+                }
+            }
+            for host in HOSTS {
+                held.push(format!("routes to {host}: {:?}", view.routes_to(host)));
+                let serving = view.serving(&HostPath::new(host, None), "prod", 1);
+                held.push(format!("serving {host}/ outside prod: {serving:?}"));
+            }
+            for owner in OWNERS {
+                held.push(format!("dependents of {owner}: {}", view.dependents(owner)));
+            }
+            held
+        }
     }
 
     proptest::proptest! {
-        /// The view a stream of watch events builds is the view a fresh
-        /// listing of the resulting objects builds.
+        /// The view a stream of watch events builds holds what a fresh
+        /// listing of the resulting cluster holds, and so does a relisting
+        /// after changes the watches missed while they were down.
         #[test]
         fn watched_events_and_a_relisting_give_the_same_summaries(
-            changes in proptest::collection::vec((0..4usize, 0..3usize, 0..3usize, proptest::bool::ANY), 0..40)
+            heard in changes(60),
+            missed in changes(20),
         ) {
-            const NAMES: [&str; 4] = ["api-1", "api-2", "web-1", "job-1"];
-            const PHASES: [&str; 3] = ["Running", "Pending", "Succeeded"];
-            const SECRETS: [&str; 3] = ["db", "tls", "token"];
-            let (mut watched, watched_view) = follower();
-            relist(&mut watched, &[]);
-            let mut cluster: std::collections::BTreeMap<&str, Parts<Pod>> = std::collections::BTreeMap::new();
-            for (name, phase, secret, delete) in changes {
-                let object = pod(NAMES[name], PHASES[phase], SECRETS[secret]);
-                if delete {
-                    if let Some(gone) = cluster.remove(NAMES[name]) {
-                        watched.handle(Event::Delete(gone));
-                    }
-                } else {
-                    cluster.insert(NAMES[name], object.clone());
-                    watched.handle(Event::Apply(object));
-                }
+            let mut watched = Model::new();
+            for change in heard {
+                watched.change(change, true);
             }
-            let (mut listed, listed_view) = follower();
-            relist(&mut listed, cluster.values());
-            proptest::prop_assert_eq!(
-                observed(&watched_view, &NAMES, &SECRETS),
-                observed(&listed_view, &NAMES, &SECRETS)
-            );
-            // A relisting over the watched view lands on the same summaries too.
-            relist(&mut watched, cluster.values());
-            proptest::prop_assert_eq!(
-                observed(&watched_view, &NAMES, &SECRETS),
-                observed(&listed_view, &NAMES, &SECRETS)
-            );
+            proptest::prop_assert_eq!(watched.held(), watched.listed_afresh().held());
+            for change in missed {
+                watched.change(change, false);
+            }
+            watched.relist();
+            proptest::prop_assert_eq!(watched.held(), watched.listed_afresh().held());
         }
     }
 
