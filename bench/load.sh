@@ -2,6 +2,8 @@
 # Load benchmark: the same AdmissionReview (a 2 KB Ingress CREATE) posted over
 # keep-alive TLS to three servers, one after another with the same settings:
 #   limit     examples/allow_all.rs: the same TLS/HTTP stack, answers without reading
+#   echo      the same, reading the body and answering with its uid: the least a
+#             correct webhook does (with --echo-uid)
 #   defender  defender serve, default policies (one log line per decision, as deployed)
 #   opa       OPA serving the equivalent Rego (bench/opa/policy.rego) over TLS
 # Per server: throughput at saturation and latency at a fixed offered rate,
@@ -17,7 +19,7 @@ DURATION=${DURATION:-10s}
 RATE=${RATE:-5000}
 CONNECTIONS=${CONNECTIONS:-32}
 RUNS=${RUNS:-3}
-TARGETS=${TARGETS:-limit defender opa}
+TARGETS=${TARGETS:-limit echo defender opa}
 OPA_VERSION=v1.8.0
 
 # log, free_port, wait_for_answers, $CACHE, and $OHA (installed once).
@@ -44,6 +46,9 @@ start() {
   case $1 in
     limit)
       target/release/examples/allow_all "127.0.0.1:$port" "$CERT" "$KEY" &
+      URL=https://127.0.0.1:$port/validate ;;
+    echo)
+      target/release/examples/allow_all "127.0.0.1:$port" "$CERT" "$KEY" --echo-uid &
       URL=https://127.0.0.1:$port/validate ;;
     defender)
       target/release/defender serve --listen "127.0.0.1:$port" --tls-cert "$CERT" --tls-key "$KEY" \
