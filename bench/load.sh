@@ -10,6 +10,7 @@
 # RUNS times each; the table shows medians. Not part of the test suite.
 #
 #   bash bench/load.sh            # DURATION=10s RATE=5000 CONNECTIONS=32 RUNS=3
+#   DEFENDER=/path/to/defender TARGETS=defender bash bench/load.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Other work on the machine skews every figure: reported with the results.
@@ -31,12 +32,13 @@ fi
 # Every benchmark builds the same set: examples pull in dev-dependency features,
 # so building the binary alone would compile its dependencies a second time.
 cargo build --release --quiet --bin defender --examples
+DEFENDER=${DEFENDER:-target/release/defender}
 
 WORK=$(mktemp -d -t defender-bench-XXXX)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
-target/release/defender certs --out "$WORK/certs" >/dev/null 2>&1
+"$DEFENDER" certs --out "$WORK/certs" >/dev/null 2>&1
 python3 bench/review.py >"$WORK/review.json"
 CERT=$WORK/certs/tls.crt KEY=$WORK/certs/tls.key CA=$WORK/certs/ca.crt
 
@@ -51,7 +53,7 @@ start() {
       target/release/examples/allow_all "127.0.0.1:$port" "$CERT" "$KEY" --echo-uid &
       URL=https://127.0.0.1:$port/validate ;;
     defender)
-      target/release/defender serve --listen "127.0.0.1:$port" --tls-cert "$CERT" --tls-key "$KEY" \
+      "$DEFENDER" serve --listen "127.0.0.1:$port" --tls-cert "$CERT" --tls-key "$KEY" \
         2>"$WORK/defender.log" &
       URL=https://127.0.0.1:$port/validate ;;
     opa)

@@ -196,7 +196,7 @@ const BLOCKING_THREADS: usize = 8;
 
 impl ServeArgs {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        logging::init(self.log_format.into())?;
+        let _flush = logging::init(self.log_format.into())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .max_blocking_threads(BLOCKING_THREADS)
