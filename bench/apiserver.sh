@@ -53,11 +53,11 @@ KUBECTL=$BIN/kubectl
 
 WORK=$(mktemp -d -t defender-apiserver-XXXX)
 CLUSTER=$WORK/cluster
-DEFENDER_PIDS=()
+# Each Defender's port and process, by name.
 declare -A PORTS PIDS
 cleanup() {
   local pid
-  for pid in "${DEFENDER_PIDS[@]}"; do
+  for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -81,12 +81,11 @@ start_defender() {
     --tls-cert "$WORK/certs/tls.crt" --tls-key "$WORK/certs/tls.key" \
     --kubeconfig "$CLUSTER/kubeconfig" --client-ca "$CLUSTER/ca.crt" --log-format json "$@" \
     >"$WORK/$name.log" 2>&1 &
-  DEFENDER_PIDS+=($!)
   PORTS[$name]=$PORT PIDS[$name]=$!
   for _ in $(seq 100); do
     curl -fsS -o /dev/null --cacert "$WORK/certs/ca.crt" --cert "$CLUSTER/pki/admin.crt" \
       --key "$CLUSTER/pki/admin.key" "https://127.0.0.1:$PORT/readyz" 2>/dev/null && return 0
-    kill -0 "${DEFENDER_PIDS[-1]}" 2>/dev/null || break
+    kill -0 "${PIDS[$name]}" 2>/dev/null || break
     sleep 0.2
   done
   cat "$WORK/$name.log" >&2

@@ -2,7 +2,8 @@
 //! depends on.
 //!
 //! [`super::Engine::review`] decides from what the view and the budgets hold
-//! when it reads them, changing neither, and returns the charges it wants made; the adapter commits them here, after judging, so judging never
+//! when it reads them, changing neither, and returns the charges it wants
+//! made; the adapter commits them here, after judging, so judging never
 //! waits. A budget in memory spends at once; a shared one spends in its record
 //! (the Lease), where another replica may have taken the last slot meanwhile:
 //! that charge is then [`Lost`], and [`super::Engine::settle`] says why.

@@ -186,11 +186,6 @@ fn from_watch_cache(params: ListParams) -> ListParams {
     params.matching(VersionMatch::NotOlderThan).at("1")
 }
 
-/// The lookup a request needs before it is judged: the protected objects in
-/// the namespace it deletes, if it deletes one and a policy of `engine`
-/// protects objects by label. Without a cluster connection the cluster view
-/// answers alone, as it does for everything else. Every other review returns
-/// at the first check.
 /// The lookup a namespace deletion needs, when the index answers it whole
 /// without waiting: the review is then judged at once. `None` when it must
 /// be made on the runtime ([`prefetch`]), or none is needed.
@@ -208,6 +203,11 @@ pub fn prefetch_from_index(
     Some(Prefetched { namespace: namespace.to_owned(), lookup: Ok(found) })
 }
 
+/// The lookup a request needs before it is judged: the protected objects in
+/// the namespace it deletes, if it deletes one and a policy of `engine`
+/// protects objects by label. Without a cluster connection the cluster view
+/// answers alone, as it does for everything else. Every other review returns
+/// at the first check.
 pub async fn prefetch(
     finder: Option<&ProtectedObjectFinder>,
     engine: &Engine,

@@ -194,10 +194,8 @@ async fn list(api: &Api<DynamicObject>, key: &str, held: &Weak<Mutex<Held>>) -> 
             let (key, entry) = held::entry(&resource, item.metadata);
             objects.insert(key, entry);
         }
-        if objects.len() > held::MAX_HELD_PER_PAIR {
-            let reason = format!("more than {} objects carry the label", held::MAX_HELD_PER_PAIR);
-            return Err(Stopped::too_many(reason, None));
-        }
+        // Checked page by page: a flood is not listed to its end.
+        held::within_pair_bound(&objects).map_err(|reason| Stopped::too_many(reason, None))?;
         match page.metadata.continue_.filter(|token| !token.is_empty()) {
             Some(token) => {
                 params = ListParams::default().labels(key).limit(LIST_PAGE).continue_token(&token);

@@ -123,9 +123,7 @@ impl Held {
     }
 
     fn within_bounds(&self) -> Result<(), String> {
-        if self.objects.len() > MAX_HELD_PER_PAIR {
-            return Err(format!("more than {MAX_HELD_PER_PAIR} objects carry the label"));
-        }
+        within_pair_bound(&self.objects)?;
         if self.total.load(Ordering::Relaxed) > MAX_HELD {
             return Err(format!("the index holds more than {MAX_HELD} objects of every type"));
         }
@@ -156,6 +154,14 @@ impl Held {
             .collect();
         Listed { objects, more: found.next().is_some() }
     }
+}
+
+/// Fails when one pair's objects are more than it keeps.
+pub fn within_pair_bound(objects: &Objects) -> Result<(), String> {
+    if objects.len() > MAX_HELD_PER_PAIR {
+        return Err(format!("more than {MAX_HELD_PER_PAIR} objects carry the label"));
+    }
+    Ok(())
 }
 
 /// The object described by `metadata`, keyed as the index keeps it.
